@@ -1,0 +1,265 @@
+//! Build-time code generation for Courier: a user's payload `.proto` files,
+//! compiled beside the Courier envelope, become Rust types that follow the
+//! Courier encoding policy in JSON, MessagePack and Protobuf.
+//!
+//! The shape follows `prost_build::Config`: `&mut self` setters, one final
+//! [`Config::compile`], and [`compile_payloads`] for the common case.
+//!
+//! # Examples
+//!
+//! In `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     courier_codegen::compile_payloads(&["proto/chat.proto"], &["proto"]).unwrap();
+//! }
+//! ```
+//!
+//! and in the crate:
+//!
+//! ```ignore
+//! pub mod chat {
+//!     include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
+//! }
+//! ```
+
+mod embedded;
+mod naming;
+mod policy;
+
+use std::path::{Path, PathBuf};
+
+pub use embedded::{EmbeddedCourierResolver, COURIER_PROTOS};
+pub use policy::PAYLOAD_FIELDS;
+pub use prost_types::FileDescriptorSet;
+
+/// Errors from code generation. All of them stop the build: fix the input
+/// the message names and build again.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `.proto` file failed to parse or resolve (the message points at the line).
+    #[error("proto compilation failed: {0}")]
+    Proto(#[from] Box<protox::Error>),
+    /// Reading or writing generated files failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The requested Courier version does not exist.
+    #[error("unknown Courier protocol version {0}; supported: 1, 2")]
+    UnknownVersion(u32),
+}
+
+/// Builder for a `build.rs` that compiles payload definitions beside the
+/// Courier envelope.
+///
+/// # Examples
+///
+/// ```no_run
+/// let mut config = courier_codegen::Config::new();
+/// config.courier_version(2);
+/// config.compile(&["proto/chat.proto"], &["proto"]).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    version: u32,
+    out_dir: Option<PathBuf>,
+    runtime: String,
+    courier_itself: bool,
+    rerun_if_changed: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// A configuration for the newest Courier version, writing to `OUT_DIR`.
+    pub fn new() -> Self {
+        Config {
+            version: 2,
+            out_dir: None,
+            runtime: "::courier_protocol::wire".into(),
+            courier_itself: false,
+            rerun_if_changed: true,
+        }
+    }
+
+    /// The Courier version whose envelope the payloads are used with (1 or 2;
+    /// default 2). Imports of `courier/vN/...` resolve to `courier_protocol::vN`.
+    pub fn courier_version(&mut self, version: u32) -> &mut Self {
+        self.version = version;
+        self
+    }
+
+    /// Where generated files go (default: `$OUT_DIR`).
+    pub fn out_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` for every input (default
+    /// true; prost-build prints none, so without this edits go unnoticed).
+    pub fn rerun_if_changed(&mut self, yes: bool) -> &mut Self {
+        self.rerun_if_changed = yes;
+        self
+    }
+
+    /// Used by `courier-protocol` itself: generate the Courier packages with
+    /// runtime path `crate::wire` and the envelope impls.
+    #[doc(hidden)]
+    pub fn courier_protocol_crate(&mut self) -> &mut Self {
+        self.courier_itself = true;
+        self.runtime = "crate::wire".into();
+        self
+    }
+
+    /// Compiles `protos` (searched for in `includes`, then in the embedded
+    /// Courier definitions) into one Rust file per proto package.
+    pub fn compile(&mut self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+        if !(1..=2).contains(&self.version) {
+            return Err(Error::UnknownVersion(self.version));
+        }
+        let (fds, inputs) = load(protos, includes)?;
+        if self.rerun_if_changed {
+            for path in &inputs {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        let out_dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| {
+                std::io::Error::other("OUT_DIR is not set: call from build.rs or set out_dir")
+            })?),
+        };
+        let requested: Vec<String> = requested_packages(&fds, protos);
+        let all: Vec<String> = fds.file.iter().map(|f| f.package().to_string()).collect();
+        let externs: Vec<(String, String)> = if self.courier_itself {
+            vec![]
+        } else {
+            all.iter()
+                .filter(|p| p.starts_with("courier.v") && !requested.contains(p))
+                .map(|p| (format!(".{p}"), format!("::courier_protocol::{}", &p["courier.".len()..])))
+                .collect()
+        };
+        let ctx = policy::Context {
+            rt: &self.runtime,
+            packages: &requested,
+            all_packages: &all,
+            externs: &externs,
+            envelope_impls: self.courier_itself,
+        };
+        let attrs = policy::attributes(&fds, &ctx);
+        let mut prost = prost_build::Config::new();
+        prost.out_dir(&out_dir).bytes(["."]);
+        if !self.courier_itself {
+            prost.prost_path(format!("{}::prost", self.runtime));
+        }
+        for (proto, rust) in &externs {
+            prost.extern_path(proto, rust);
+        }
+        for (path, a) in &attrs.messages {
+            prost.message_attribute(path, a);
+        }
+        for (path, a) in &attrs.oneofs {
+            prost.enum_attribute(path, a);
+        }
+        for (path, a) in &attrs.fields {
+            prost.field_attribute(path, a);
+        }
+        let mut gen_fds = fds.clone();
+        // Extern packages (Courier's own, for users) are not generated again.
+        gen_fds.file.retain(|f| externs.iter().all(|(e, _)| e[1..] != *f.package()));
+        prost.compile_fds(gen_fds)?;
+        for package in &requested {
+            let file = out_dir.join(format!("{package}.rs"));
+            let code = std::fs::read_to_string(&file)?;
+            let mut code = postprocess(&code, self.courier_itself, &self.runtime);
+            code.push_str(&policy::extra_code(&fds, package, &ctx));
+            std::fs::write(&file, code)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiles payload definitions for the newest Courier version into `OUT_DIR`.
+///
+/// # Examples
+///
+/// ```no_run
+/// courier_codegen::compile_payloads(&["proto/chat.proto"], &["proto"]).unwrap();
+/// ```
+pub fn compile_payloads(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+    Config::new().compile(protos, includes)
+}
+
+/// Parses `protos` (and their imports, including the embedded Courier
+/// definitions) into a descriptor set with source info (comments), and
+/// returns the file-system paths read.
+pub fn load(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(FileDescriptorSet, Vec<PathBuf>), Error> {
+    let mut resolver = protox::file::ChainFileResolver::new();
+    for inc in includes {
+        resolver.add(protox::file::IncludeFileResolver::new(inc.as_ref().to_path_buf()));
+    }
+    resolver.add(EmbeddedCourierResolver);
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_source_info(true).include_imports(true);
+    for p in protos {
+        let p = p.as_ref();
+        // Accept paths given relative to the crate (`proto/chat.proto`) by
+        // making them relative to the include that contains them.
+        let name = includes
+            .iter()
+            .find_map(|inc| p.strip_prefix(inc.as_ref()).ok())
+            .unwrap_or(p);
+        compiler.open_file(name).map_err(Box::new)?;
+    }
+    let inputs = compiler.files().filter_map(|f| f.path().map(Path::to_path_buf)).collect();
+    Ok((compiler.file_descriptor_set(), inputs))
+}
+
+/// The descriptor set of Courier's own definitions for `version`.
+pub fn courier_descriptors(version: u32) -> Result<FileDescriptorSet, Error> {
+    if !(1..=2).contains(&version) {
+        return Err(Error::UnknownVersion(version));
+    }
+    let no_includes: &[&Path] = &[];
+    Ok(load(&[format!("courier/v{version}/envelope.proto")], no_includes)?.0)
+}
+
+fn requested_packages(fds: &FileDescriptorSet, protos: &[impl AsRef<Path>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in &fds.file {
+        let requested = protos.iter().any(|p| {
+            let p = p.as_ref().to_string_lossy().replace('\\', "/");
+            p.ends_with(f.name())
+        });
+        if requested && !out.iter().any(|p| p == f.package()) {
+            out.push(f.package().to_string());
+        }
+    }
+    // Files of a requested package that were only imported belong to it too.
+    out
+}
+
+/// prost matches attribute paths by prefix, so a oneof field cannot carry
+/// attributes without its members inheriting them; add them here instead.
+fn postprocess(code: &str, courier_itself: bool, rt: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 1024);
+    for line in code.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let t = line.trim_start();
+        if t.starts_with("#[prost(oneof = ") {
+            if courier_itself && t.contains("\"envelope::Body\"") {
+                continue;
+            }
+            let indent = &line[..line.len() - t.len()];
+            let _ = rt;
+            out.push_str(indent);
+            out.push_str("#[serde(skip_serializing_if = \"::core::option::Option::is_none\")]\n");
+        }
+    }
+    out
+}

@@ -1,0 +1,199 @@
+//! One codec API for the three wire encodings, selected by the negotiated
+//! subprotocol. Decoding untrusted bytes never panics and never allocates
+//! beyond a constant factor of the (size-limited) frame.
+
+use bytes::Bytes;
+
+use crate::compat::VersionCompat;
+use crate::wire::envelope::{Tagged, WireEnvelope, UNKNOWN_TYPE_PREFIX};
+use crate::wire::ValidateError;
+use crate::{close, Encoding, Subprotocol};
+
+/// Default largest frame, in bytes (64 KiB), matching the reference
+/// server's `max_message_bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Deepest nesting a MessagePack frame may have (JSON: serde_json's 128).
+const MAX_MSGPACK_DEPTH: usize = 128;
+
+/// Why a frame could not be decoded. Each variant maps to the close code
+/// the spec requires ([`DecodeError::close_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame is larger than the limit (CLOSE-OVERSIZE): close with 1009.
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the frame.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A text frame for a binary encoding or the reverse: close with 4000.
+    #[error("{encoding} expects {} frames", if encoding.is_text() { "text" } else { "binary" })]
+    WrongFrameKind {
+        /// The negotiated encoding.
+        encoding: Encoding,
+    },
+    /// The bytes are not a valid envelope in the encoding (CLOSE-MALFORMED):
+    /// close with 4000. `detail` says what the parser found.
+    #[error("malformed {encoding} frame: {detail}")]
+    Malformed {
+        /// The negotiated encoding.
+        encoding: Encoding,
+        /// The parser's description.
+        detail: String,
+    },
+    /// A well-formed envelope breaks an encoding rule (53-bit integers,
+    /// payload shape): close with 4000.
+    #[error("invalid envelope: {0}")]
+    Invalid(#[from] ValidateError),
+    /// The `type` names no message of this version (CLOSE-UNKNOWN-TYPE):
+    /// close with 4001. Empty when the envelope had no type at all.
+    #[error("unknown message type `{0}`")]
+    UnknownType(String),
+}
+
+impl DecodeError {
+    /// The WebSocket close code the spec assigns to this error.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            DecodeError::TooLarge { .. } => close::MESSAGE_TOO_BIG,
+            DecodeError::UnknownType(_) => close::UNKNOWN_TYPE,
+            _ => close::BAD_FRAME,
+        }
+    }
+}
+
+/// Why an envelope could not be encoded. These are caller bugs: fix the
+/// envelope rather than retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The envelope has no body.
+    #[error("envelope has no body")]
+    NoBody,
+    /// The body does not exist in the session's version (v2-only on v1).
+    #[error("message type `{0}` does not exist in protocol {1}")]
+    NotInVersion(&'static str, crate::Version),
+    /// serde refused the value (a payload that is not a JSON-model value).
+    #[error("cannot encode: {0}")]
+    Serialize(String),
+}
+
+/// Encodes and decodes envelopes for one negotiated subprotocol.
+///
+/// # Examples
+///
+/// ```
+/// use courier_protocol::{v2, Codec, Subprotocol};
+///
+/// let codec = Codec::new("courier.v2.json".parse::<Subprotocol>().unwrap());
+/// let ping = v2::Envelope { body: Some(v2::envelope::Body::Ping(v2::Ping { ts: 7 })) };
+/// let frame = codec.encode(&ping).unwrap();
+/// assert_eq!(&frame[..], br#"{"type":"ping","ts":7}"#);
+/// assert_eq!(codec.decode::<v2::Envelope>(&frame).unwrap(), ping);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
+    subprotocol: Subprotocol,
+    max_message_bytes: usize,
+}
+
+impl Codec {
+    /// A codec for `subprotocol` with the default frame limit.
+    pub fn new(subprotocol: Subprotocol) -> Self {
+        Codec { subprotocol, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES }
+    }
+
+    /// Sets the largest frame `decode` accepts (default 64 KiB).
+    pub fn with_max_message_bytes(mut self, limit: usize) -> Self {
+        self.max_message_bytes = limit;
+        self
+    }
+
+    /// The subprotocol this codec speaks.
+    pub fn subprotocol(&self) -> Subprotocol {
+        self.subprotocol
+    }
+
+    /// The largest frame `decode` accepts.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Encodes an envelope into one frame's bytes (text for JSON).
+    pub fn encode<E: WireEnvelope + VersionCompat>(&self, envelope: &E) -> Result<Bytes, EncodeError> {
+        let envelope = envelope.for_version(self.subprotocol.version)?;
+        let envelope: &E = &envelope;
+        if envelope.type_name().is_none() {
+            return Err(EncodeError::NoBody);
+        }
+        let ser = |e: String| EncodeError::Serialize(e);
+        Ok(match self.subprotocol.encoding {
+            Encoding::Json => Bytes::from(serde_json::to_vec(envelope).map_err(|e| ser(e.to_string()))?),
+            Encoding::MsgPack => {
+                Bytes::from(rmp_serde::to_vec_named(envelope).map_err(|e| ser(e.to_string()))?)
+            }
+            Encoding::Protobuf => Bytes::from(envelope.encode_to_vec()),
+        })
+    }
+
+    /// Decodes one frame. `text` says whether it arrived as a text frame
+    /// (pass `None` when the transport has no frame kinds).
+    pub fn decode_frame<E: WireEnvelope + VersionCompat>(&self, frame: &[u8], text: Option<bool>) -> Result<E, DecodeError> {
+        if let Some(text) = text {
+            if text != self.subprotocol.encoding.is_text() {
+                return Err(DecodeError::WrongFrameKind { encoding: self.subprotocol.encoding });
+            }
+        }
+        self.decode(frame)
+    }
+
+    /// Decodes one frame's bytes.
+    pub fn decode<E: WireEnvelope + VersionCompat>(&self, frame: &[u8]) -> Result<E, DecodeError> {
+        if frame.len() > self.max_message_bytes {
+            return Err(DecodeError::TooLarge { size: frame.len(), limit: self.max_message_bytes });
+        }
+        let encoding = self.subprotocol.encoding;
+        let malformed = |detail: String| {
+            if let Some(t) = detail.strip_prefix(UNKNOWN_TYPE_PREFIX) {
+                let t = t.split('`').nth(1).unwrap_or_default();
+                return DecodeError::UnknownType(t.to_string());
+            }
+            DecodeError::Malformed { encoding, detail }
+        };
+        let tagged = match encoding {
+            Encoding::Json => {
+                let mut de = serde_json::Deserializer::from_slice(frame);
+                let t = E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?;
+                de.end().map_err(|e| malformed(e.to_string()))?;
+                t
+            }
+            Encoding::MsgPack => {
+                let mut rest = frame;
+                crate::wire::msgpack::skip(&mut rest).map_err(|e| malformed(e.to_string()))?;
+                if !rest.is_empty() {
+                    return Err(malformed("trailing bytes after the envelope".into()));
+                }
+                let mut de = rmp_serde::Deserializer::from_read_ref(frame);
+                de.set_max_depth(MAX_MSGPACK_DEPTH);
+                E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?
+            }
+            Encoding::Protobuf => {
+                let env = E::decode(frame).map_err(|e| malformed(e.to_string()))?;
+                crate::wire::Validate::validate(&env)?;
+                if env.type_name().is_none() {
+                    // ENC-UNKNOWN-TYPE: prost skips unknown fields, so an
+                    // unknown body arrives as no body at all.
+                    return Err(DecodeError::UnknownType(String::new()));
+                }
+                Tagged::Known(env)
+            }
+        };
+        let env = match tagged {
+            Tagged::Known(e) => e,
+            Tagged::Unknown(t) => return Err(DecodeError::UnknownType(t)),
+            Tagged::Missing => return Err(DecodeError::UnknownType(String::new())),
+        };
+        env.check_version(self.subprotocol.version)
+    }
+}

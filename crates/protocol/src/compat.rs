@@ -1,0 +1,84 @@
+//! v1 ↔ v2: v2 is a wire superset of v1, so one set of types (v2) serves
+//! both versions. On a v1 session, v2-only message types are refused and
+//! v2-only fields are dropped, exactly as a v1 peer would see them.
+
+use std::borrow::Cow;
+
+use crate::codec::{DecodeError, EncodeError};
+use crate::wire::envelope::WireEnvelope;
+use crate::{v1, v2, Version};
+
+/// Message types that exist only in v2.
+pub const V2_ONLY_TYPES: &[&str] = &["reauth_request", "batch"];
+
+/// Adapts an envelope type to a session's negotiated version.
+pub trait VersionCompat: Sized + Clone {
+    /// The envelope as a peer of `version` may receive it.
+    fn for_version(&self, version: Version) -> Result<Cow<'_, Self>, EncodeError>;
+    /// Checks a decoded envelope against `version`, dropping fields that
+    /// version does not define (ENC-UNKNOWN-FIELD).
+    fn check_version(self, version: Version) -> Result<Self, DecodeError>;
+}
+
+impl VersionCompat for v1::Envelope {
+    fn for_version(&self, _: Version) -> Result<Cow<'_, Self>, EncodeError> {
+        Ok(Cow::Borrowed(self))
+    }
+    fn check_version(self, _: Version) -> Result<Self, DecodeError> {
+        Ok(self)
+    }
+}
+
+impl VersionCompat for v2::Envelope {
+    fn for_version(&self, version: Version) -> Result<Cow<'_, Self>, EncodeError> {
+        if version == Version::V2 {
+            return Ok(Cow::Borrowed(self));
+        }
+        if let Some(t) = self.type_name().filter(|t| V2_ONLY_TYPES.contains(t)) {
+            return Err(EncodeError::NotInVersion(t, version));
+        }
+        if has_v2_fields(self) {
+            let mut e = self.clone();
+            strip_v2_fields(&mut e);
+            Ok(Cow::Owned(e))
+        } else {
+            Ok(Cow::Borrowed(self))
+        }
+    }
+
+    fn check_version(mut self, version: Version) -> Result<Self, DecodeError> {
+        if version == Version::V1 {
+            if let Some(t) = self.type_name().filter(|t| V2_ONLY_TYPES.contains(t)) {
+                return Err(DecodeError::UnknownType(t.to_string()));
+            }
+            strip_v2_fields(&mut self);
+        }
+        Ok(self)
+    }
+}
+
+fn has_v2_fields(e: &v2::Envelope) -> bool {
+    use v2::envelope::Body;
+    match &e.body {
+        Some(Body::Error(m)) => m.retry_after_ms.is_some(),
+        Some(Body::Disconnect(m)) => m.retry_after_ms.is_some(),
+        Some(Body::Welcome(m)) => m.limits.as_ref().is_some_and(|l| l.max_batch != 0),
+        _ => false,
+    }
+}
+
+/// Clears every field v1 does not define. The test `v1_is_a_subset` checks
+/// this list against the proto definitions.
+fn strip_v2_fields(e: &mut v2::Envelope) {
+    use v2::envelope::Body;
+    match &mut e.body {
+        Some(Body::Error(m)) => m.retry_after_ms = None,
+        Some(Body::Disconnect(m)) => m.retry_after_ms = None,
+        Some(Body::Welcome(m)) => {
+            if let Some(l) = m.limits.as_mut() {
+                l.max_batch = 0;
+            }
+        }
+        _ => {}
+    }
+}

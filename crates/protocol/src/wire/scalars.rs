@@ -1,0 +1,262 @@
+//! serde helpers for scalar fields: defaults omitted, enums by name, 64-bit
+//! integers limited to 2^53−1, bytes as base64 (JSON) or `bin` (MessagePack).
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use ::base64::Engine as _;
+use bytes::Bytes;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serializer};
+
+use super::msgpack::MAX_SAFE_INTEGER;
+use super::ProtoEnum;
+
+/// `skip_serializing_if` for scalars: proto3 defaults are omitted.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// `skip_serializing_if` for repeated and map fields.
+pub fn is_empty_collection<C>(c: &C) -> bool
+where
+    for<'a> &'a C: IntoIterator,
+{
+    c.into_iter().next().is_none()
+}
+
+fn too_big<E: de::Error>() -> E {
+    E::custom("integer exceeds 2^53-1 (ENC-INT53)")
+}
+
+/// Deserializes a `uint64` that must stay within 2^53−1.
+pub fn u53<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v > MAX_SAFE_INTEGER {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// `u53` for `optional uint64`.
+pub fn opt_u53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u53(d).map(Some)
+}
+
+/// Deserializes an `int64` that must stay within ±(2^53−1).
+pub fn i53<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = i64::deserialize(d)?;
+    if v.unsigned_abs() > MAX_SAFE_INTEGER {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// `i53` for `optional int64`.
+pub fn opt_i53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    i53(d).map(Some)
+}
+
+/// `u53` for `repeated uint64`.
+pub fn u53_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    let v = Vec::<u64>::deserialize(d)?;
+    if v.iter().any(|x| *x > MAX_SAFE_INTEGER) {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// `i53` for `repeated int64`.
+pub fn i53_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    let v = Vec::<i64>::deserialize(d)?;
+    if v.iter().any(|x| x.unsigned_abs() > MAX_SAFE_INTEGER) {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// Serializes an enum field by value name; a value this version does not
+/// name (kept from a Protobuf frame) is written as its number.
+pub fn enum_ser<E: ProtoEnum, S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+    match E::name_of(*v) {
+        Some(name) => s.serialize_str(name),
+        None => s.serialize_i32(*v),
+    }
+}
+
+/// `enum_ser` for `optional` enum fields.
+pub fn opt_enum_ser<E: ProtoEnum, S: Serializer>(v: &Option<i32>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => enum_ser::<E, S>(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+struct EnumVisitor<E>(PhantomData<E>);
+
+impl<E: ProtoEnum> Visitor<'_> for EnumVisitor<E> {
+    type Value = i32;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an enum value name or number")
+    }
+    // ENC-UNKNOWN-ENUM: a name this version does not define reads as the
+    // `_UNSPECIFIED` value (0), exactly as an unknown number does in prost.
+    fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
+        Ok(E::value_of(v).unwrap_or(0))
+    }
+    fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom("enum number out of range"))
+    }
+    fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom("enum number out of range"))
+    }
+}
+
+/// Deserializes an enum field from its name (or number).
+pub fn enum_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    d.deserialize_any(EnumVisitor::<E>(PhantomData))
+}
+
+/// `enum_de` for `optional` enum fields.
+pub fn opt_enum_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    enum_de::<E, D>(d).map(Some)
+}
+
+/// Serializes a repeated enum field by names.
+pub fn enum_list_ser<E: ProtoEnum, S: Serializer>(v: &[i32], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for x in v {
+        match E::name_of(*x) {
+            Some(n) => seq.serialize_element(n)?,
+            None => seq.serialize_element(x)?,
+        }
+    }
+    seq.end()
+}
+
+/// Deserializes a repeated enum field.
+pub fn enum_list_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
+    struct Item<E>(i32, PhantomData<E>);
+    impl<'de, E: ProtoEnum> Deserialize<'de> for Item<E> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            enum_de::<E, D>(d).map(|v| Item(v, PhantomData))
+        }
+    }
+    Ok(Vec::<Item<E>>::deserialize(d)?.into_iter().map(|i| i.0).collect())
+}
+
+/// JSON Schema of an enum field: one of its value names.
+pub fn enum_schema<E: ProtoEnum>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "enum": E::NAMES })
+}
+
+/// JSON Schema of an `optional` enum field.
+pub fn opt_enum_schema<E: ProtoEnum>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    enum_schema::<E>(g)
+}
+
+/// JSON Schema of a repeated enum field.
+pub fn enum_list_schema<E: ProtoEnum>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "array", "items": { "type": "string", "enum": E::NAMES } })
+}
+
+/// `bytes` fields: base64 in human-readable formats (JSON), `bin` otherwise.
+pub mod base64 {
+    use super::*;
+
+    /// Serializes bytes per the policy.
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&::base64::engine::general_purpose::STANDARD.encode(v))
+        } else {
+            s.serialize_bytes(v)
+        }
+    }
+
+    /// Deserializes bytes from base64 text or `bin`, whichever is present.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        d.deserialize_any(BytesVisitor)
+    }
+
+    pub(super) struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Bytes;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("base64 text or binary")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
+            ::base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .map(Bytes::from)
+                .map_err(|_| E::custom("invalid base64"))
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+/// `base64` for `optional bytes`.
+pub mod opt_base64 {
+    use super::*;
+    /// Serializes `Some` bytes per the policy.
+    pub fn serialize<S: Serializer>(v: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => super::base64::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+    /// Deserializes bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
+        super::base64::deserialize(d).map(Some)
+    }
+}
+
+/// `base64` for `repeated bytes`.
+pub mod base64_list {
+    use super::*;
+    /// Serializes each element per the policy.
+    pub fn serialize<S: Serializer>(v: &[Bytes], s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct One<'a>(&'a Bytes);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::base64::serialize(self.0, s)
+            }
+        }
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for b in v {
+            seq.serialize_element(&One(b))?;
+        }
+        seq.end()
+    }
+    /// Deserializes each element.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Bytes>, D::Error> {
+        struct One(Bytes);
+        impl<'de> Deserialize<'de> for One {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::base64::deserialize(d).map(One)
+            }
+        }
+        Ok(Vec::<One>::deserialize(d)?.into_iter().map(|o| o.0).collect())
+    }
+}
+
+/// JSON Schema of a `bytes` field.
+pub fn base64_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "contentEncoding": "base64" })
+}
+
+/// JSON Schema of a `repeated bytes` field.
+pub fn base64_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "array", "items": { "type": "string", "contentEncoding": "base64" } })
+}

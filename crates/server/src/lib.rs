@@ -1,0 +1,1 @@
+//! Courier reference server (WebSocket and SSE transports over tokio).

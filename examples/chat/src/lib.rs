@@ -1,0 +1,1 @@
+//! Example chat protocol built on Courier (filled in by the codegen example).
