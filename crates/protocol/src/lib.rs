@@ -25,6 +25,7 @@
 pub mod close;
 pub mod codec;
 pub mod compat;
+pub mod examples;
 pub mod schema;
 pub mod subprotocol;
 pub mod wire;
