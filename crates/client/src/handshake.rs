@@ -1,0 +1,173 @@
+//! The WebSocket opening handshake, done here rather than by tungstenite's
+//! client so that a response selecting no subprotocol is still accepted and
+//! its 4002 close can be read (VER-CLIENT-VERIFY, VER-ACCEPT-THEN-CLOSE).
+
+use courier_protocol::Subprotocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+/// Largest HTTP response head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// A parsed `ws://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// The `Host` header value.
+    pub host: String,
+    /// Path and query (`/ws`).
+    pub path: String,
+}
+
+/// Why the handshake failed. All of these are transient from the policy's
+/// view (backoff), except a bad URL, which the caller checks up front.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The URL is not a supported `ws://` URL.
+    #[error(
+        "unsupported URL `{0}` (expected ws://host[:port]/path; for wss, terminate TLS in front)"
+    )]
+    Url(String),
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server answered something other than a valid 101.
+    #[error("handshake refused: {0}")]
+    Refused(String),
+}
+
+/// Parses `ws://host[:port][/path]`.
+pub fn parse_url(url: &str) -> Result<WsUrl, HandshakeError> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| HandshakeError::Url(url.to_string()))?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if hostport.is_empty() || hostport.contains('@') {
+        return Err(HandshakeError::Url(url.to_string()));
+    }
+    let has_port = match hostport.rfind(']') {
+        Some(b) => hostport[b..].contains(':'),
+        None => hostport.contains(':'),
+    };
+    let authority = if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    Ok(WsUrl {
+        authority,
+        host: hostport.to_string(),
+        path: path.to_string(),
+    })
+}
+
+/// An upgraded connection and the subprotocol the server selected.
+pub struct Upgraded {
+    /// The WebSocket stream.
+    pub ws: WebSocketStream<TcpStream>,
+    /// `Sec-WebSocket-Protocol` of the response, if any.
+    pub selected: Option<String>,
+}
+
+/// Connects and upgrades, offering `offers`.
+pub async fn connect(
+    url: &WsUrl,
+    offers: &[Subprotocol],
+    config: WebSocketConfig,
+) -> Result<Upgraded, HandshakeError> {
+    let mut tcp = TcpStream::connect(&url.authority).await?;
+    tcp.set_nodelay(true)?;
+    let key = generate_key();
+    let protocols: Vec<&str> = offers.iter().map(|p| p.name()).collect();
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
+        url.path,
+        url.host,
+        protocols.join(", ")
+    );
+    tcp.write_all(request.as_bytes()).await?;
+
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(i) = find_head_end(&buf) {
+            break i;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HandshakeError::Refused("response head too large".into()));
+        }
+        let mut chunk = [0u8; 1024];
+        let n = tcp.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(HandshakeError::Refused(
+                "connection closed during the handshake".into(),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| HandshakeError::Refused("non-UTF-8 head".into()))?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("101") {
+        return Err(HandshakeError::Refused(status.to_string()));
+    }
+    let mut accept = None;
+    let mut selected = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sec-websocket-accept" => accept = Some(value.to_string()),
+            "sec-websocket-protocol" => selected = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    if accept.as_deref() != Some(derive_accept_key(key.as_bytes()).as_str()) {
+        return Err(HandshakeError::Refused("bad Sec-WebSocket-Accept".into()));
+    }
+    let rest = buf[head_end + 4..].to_vec();
+    let ws = WebSocketStream::from_partially_read(tcp, rest, Role::Client, Some(config)).await;
+    Ok(Upgraded { ws, selected })
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let u = parse_url("ws://127.0.0.1:8080/ws").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.path.as_str()),
+            ("127.0.0.1:8080", "/ws")
+        );
+        let u = parse_url("ws://example.test").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str(), u.path.as_str()),
+            ("example.test:80", "example.test", "/")
+        );
+        let u = parse_url("ws://[::1]:9/x?y=1").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.path.as_str()),
+            ("[::1]:9", "/x?y=1")
+        );
+        assert!(parse_url("wss://example.test/ws").is_err());
+        assert!(parse_url("http://example.test/ws").is_err());
+        assert!(parse_url("ws://user@example.test/ws").is_err());
+    }
+}
