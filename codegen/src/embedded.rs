@@ -6,16 +6,46 @@ use protox::Error;
 
 /// Every Courier `.proto` file as `(import path, source)`.
 pub const COURIER_PROTOS: &[(&str, &str)] = &[
-    ("courier/v1/envelope.proto", include_str!("../../proto/courier/v1/envelope.proto")),
-    ("courier/v1/session.proto", include_str!("../../proto/courier/v1/session.proto")),
-    ("courier/v1/channels.proto", include_str!("../../proto/courier/v1/channels.proto")),
-    ("courier/v1/presence.proto", include_str!("../../proto/courier/v1/presence.proto")),
-    ("courier/v1/rpc.proto", include_str!("../../proto/courier/v1/rpc.proto")),
-    ("courier/v2/envelope.proto", include_str!("../../proto/courier/v2/envelope.proto")),
-    ("courier/v2/session.proto", include_str!("../../proto/courier/v2/session.proto")),
-    ("courier/v2/channels.proto", include_str!("../../proto/courier/v2/channels.proto")),
-    ("courier/v2/presence.proto", include_str!("../../proto/courier/v2/presence.proto")),
-    ("courier/v2/rpc.proto", include_str!("../../proto/courier/v2/rpc.proto")),
+    (
+        "courier/v1/envelope.proto",
+        include_str!("../../proto/courier/v1/envelope.proto"),
+    ),
+    (
+        "courier/v1/session.proto",
+        include_str!("../../proto/courier/v1/session.proto"),
+    ),
+    (
+        "courier/v1/channels.proto",
+        include_str!("../../proto/courier/v1/channels.proto"),
+    ),
+    (
+        "courier/v1/presence.proto",
+        include_str!("../../proto/courier/v1/presence.proto"),
+    ),
+    (
+        "courier/v1/rpc.proto",
+        include_str!("../../proto/courier/v1/rpc.proto"),
+    ),
+    (
+        "courier/v2/envelope.proto",
+        include_str!("../../proto/courier/v2/envelope.proto"),
+    ),
+    (
+        "courier/v2/session.proto",
+        include_str!("../../proto/courier/v2/session.proto"),
+    ),
+    (
+        "courier/v2/channels.proto",
+        include_str!("../../proto/courier/v2/channels.proto"),
+    ),
+    (
+        "courier/v2/presence.proto",
+        include_str!("../../proto/courier/v2/presence.proto"),
+    ),
+    (
+        "courier/v2/rpc.proto",
+        include_str!("../../proto/courier/v2/rpc.proto"),
+    ),
 ];
 
 /// Resolves `courier/...` imports from the embedded definitions.

@@ -116,7 +116,11 @@ impl Config {
 
     /// Compiles `protos` (searched for in `includes`, then in the embedded
     /// Courier definitions) into one Rust file per proto package.
-    pub fn compile(&mut self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+    pub fn compile(
+        &mut self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
         if !(1..=2).contains(&self.version) {
             return Err(Error::UnknownVersion(self.version));
         }
@@ -139,7 +143,12 @@ impl Config {
         } else {
             all.iter()
                 .filter(|p| p.starts_with("courier.v") && !requested.contains(p))
-                .map(|p| (format!(".{p}"), format!("::courier_protocol::{}", &p["courier.".len()..])))
+                .map(|p| {
+                    (
+                        format!(".{p}"),
+                        format!("::courier_protocol::{}", &p["courier.".len()..]),
+                    )
+                })
                 .collect()
         };
         let ctx = policy::Context {
@@ -151,6 +160,9 @@ impl Config {
         };
         let attrs = policy::attributes(&fds, &ctx);
         let mut prost = prost_build::Config::new();
+        // Maps stay HashMaps: prost-derive's Debug for BTreeMap names
+        // `::prost` directly, which users' crates do not depend on. Their
+        // serde helper (`wire::maps`) writes keys in sorted order instead.
         prost.out_dir(&out_dir).bytes(["."]);
         if !self.courier_itself {
             prost.prost_path(format!("{}::prost", self.runtime));
@@ -167,10 +179,10 @@ impl Config {
         for (path, a) in &attrs.fields {
             prost.field_attribute(path, a);
         }
-        let mut gen_fds = fds.clone();
-        // Extern packages (Courier's own, for users) are not generated again.
-        gen_fds.file.retain(|f| externs.iter().all(|(e, _)| e[1..] != *f.package()));
-        prost.compile_fds(gen_fds)?;
+        // The whole set goes to prost, imports included: it needs every
+        // message to decide derives (Eq, Copy), and it skips the items of
+        // extern packages (Courier's own, for users) by itself.
+        prost.compile_fds(fds.clone())?;
         for package in &requested {
             let file = out_dir.join(format!("{package}.rs"));
             let code = std::fs::read_to_string(&file)?;
@@ -189,17 +201,25 @@ impl Config {
 /// ```no_run
 /// courier_codegen::compile_payloads(&["proto/chat.proto"], &["proto"]).unwrap();
 /// ```
-pub fn compile_payloads(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+pub fn compile_payloads(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(), Error> {
     Config::new().compile(protos, includes)
 }
 
 /// Parses `protos` (and their imports, including the embedded Courier
 /// definitions) into a descriptor set with source info (comments), and
 /// returns the file-system paths read.
-pub fn load(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(FileDescriptorSet, Vec<PathBuf>), Error> {
+pub fn load(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(FileDescriptorSet, Vec<PathBuf>), Error> {
     let mut resolver = protox::file::ChainFileResolver::new();
     for inc in includes {
-        resolver.add(protox::file::IncludeFileResolver::new(inc.as_ref().to_path_buf()));
+        resolver.add(protox::file::IncludeFileResolver::new(
+            inc.as_ref().to_path_buf(),
+        ));
     }
     resolver.add(EmbeddedCourierResolver);
     resolver.add(protox::file::GoogleFileResolver::new());
@@ -215,7 +235,10 @@ pub fn load(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Resul
             .unwrap_or(p);
         compiler.open_file(name).map_err(Box::new)?;
     }
-    let inputs = compiler.files().filter_map(|f| f.path().map(Path::to_path_buf)).collect();
+    let inputs = compiler
+        .files()
+        .filter_map(|f| f.path().map(Path::to_path_buf))
+        .collect();
     Ok((compiler.file_descriptor_set(), inputs))
 }
 
@@ -243,20 +266,36 @@ fn requested_packages(fds: &FileDescriptorSet, protos: &[impl AsRef<Path>]) -> V
     out
 }
 
-/// prost matches attribute paths by prefix, so a oneof field cannot carry
-/// attributes without its members inheriting them; add them here instead.
+/// Edits prost's output where attributes cannot do the job:
+///
+/// - prost matches attribute paths by prefix, so a oneof field cannot carry
+///   attributes without its members inheriting them; they are added here.
+/// - schemars' derive names `serde::Serialize` unqualified in the code it
+///   writes for `serialize_with` fields, which does not resolve in a crate
+///   that only depends on `courier-protocol`; each generated module imports
+///   the runtime's `serde` under that name.
 fn postprocess(code: &str, courier_itself: bool, rt: &str) -> String {
     let mut out = String::with_capacity(code.len() + 1024);
+    let serde_import = |out: &mut String, indent: &str| {
+        if !courier_itself {
+            out.push_str(&format!(
+                "{indent}#[allow(unused_imports)]\n{indent}use {rt}::serde;\n"
+            ));
+        }
+    };
+    serde_import(&mut out, "");
     for line in code.lines() {
         out.push_str(line);
         out.push('\n');
         let t = line.trim_start();
+        let indent = &line[..line.len() - t.len()];
+        if t.starts_with("pub mod ") && t.ends_with(" {") {
+            serde_import(&mut out, &format!("{indent}    "));
+        }
         if t.starts_with("#[prost(oneof = ") {
             if courier_itself && t.contains("\"envelope::Body\"") {
                 continue;
             }
-            let indent = &line[..line.len() - t.len()];
-            let _ = rt;
             out.push_str(indent);
             out.push_str("#[serde(skip_serializing_if = \"::core::option::Option::is_none\")]\n");
         }

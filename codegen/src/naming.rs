@@ -53,10 +53,20 @@ impl Scope {
             .max_by_key(|p| p.len())
             .cloned()
             .unwrap_or_default();
-        let rest = if package.is_empty() { fq } else { &fq[package.len() + 1..] };
+        let rest = if package.is_empty() {
+            fq
+        } else {
+            &fq[package.len() + 1..]
+        };
         let mut parts: Vec<String> = rest.split('.').map(str::to_string).collect();
         let name = parts.pop().unwrap_or_default();
-        (Scope { package, messages: parts }, name)
+        (
+            Scope {
+                package,
+                messages: parts,
+            },
+            name,
+        )
     }
 
     /// The fully-qualified proto name of an item named `name` in this scope.
@@ -72,7 +82,12 @@ impl Scope {
     }
 
     fn module_path(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.package.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let mut out: Vec<String> = self
+            .package
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         out.extend(self.messages.iter().map(|m| module_ident(m)));
         out
     }

@@ -42,21 +42,29 @@ pub struct Attributes {
 }
 
 fn is_map_entry(m: &DescriptorProto) -> bool {
-    m.options.as_ref().and_then(|o| o.map_entry).unwrap_or(false)
+    m.options
+        .as_ref()
+        .and_then(|o| o.map_entry)
+        .unwrap_or(false)
 }
 
 fn is_envelope(scope: &Scope, m: &DescriptorProto) -> bool {
-    scope.messages.is_empty()
-        && scope.package.starts_with("courier.")
-        && m.name() == "Envelope"
+    scope.messages.is_empty() && scope.package.starts_with("courier.") && m.name() == "Envelope"
 }
 
 /// Computes every attribute for the messages of `fds` in `ctx.packages`.
 pub fn attributes(fds: &FileDescriptorSet, ctx: &Context) -> Attributes {
     let mut out = Attributes::default();
     let rt = ctx.rt;
-    for file in fds.file.iter().filter(|f| ctx.packages.iter().any(|p| p == f.package())) {
-        let scope = Scope { package: file.package().to_string(), messages: vec![] };
+    for file in fds
+        .file
+        .iter()
+        .filter(|f| ctx.packages.iter().any(|p| p == f.package()))
+    {
+        let scope = Scope {
+            package: file.package().to_string(),
+            messages: vec![],
+        };
         for m in &file.message_type {
             // Registered on top-level messages only: prost matches paths by
             // prefix, so nested messages inherit these (once).
@@ -80,7 +88,12 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
     let fq = scope.fq(m.name());
     let inner = Scope {
         package: scope.package.clone(),
-        messages: scope.messages.iter().cloned().chain([m.name().to_string()]).collect(),
+        messages: scope
+            .messages
+            .iter()
+            .cloned()
+            .chain([m.name().to_string()])
+            .collect(),
     };
     let envelope = is_envelope(scope, m);
     for (i, oneof) in m.oneof_decl.iter().enumerate() {
@@ -122,7 +135,11 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
         if f.oneof_index.is_some() && !f.proto3_optional() {
             continue;
         }
-        for attr in field_attrs(f, scope, ctx, false) {
+        let attrs = match map_entry(m, f) {
+            Some(entry) => map_attrs(entry, scope, ctx),
+            None => field_attrs(f, scope, ctx, false),
+        };
+        for attr in attrs {
             out.fields.push((format!("{fq}.{}", f.name()), attr));
         }
     }
@@ -133,9 +150,75 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
 
 const MAX_SAFE: &str = "9007199254740991";
 
+/// The key and value fields of a map entry message (numbers 1 and 2).
+fn entry_fields(entry: &DescriptorProto) -> (&FieldDescriptorProto, &FieldDescriptorProto) {
+    let by_number = |n| {
+        entry
+            .field
+            .iter()
+            .find(|f| f.number() == n)
+            .expect("map entries have fields 1 and 2")
+    };
+    (by_number(1), by_number(2))
+}
+
+/// The Rust type prost generates for a scalar proto type (map keys and values).
+fn scalar_type(t: Type) -> &'static str {
+    match t {
+        Type::Double => "f64",
+        Type::Float => "f32",
+        Type::Int32 | Type::Sint32 | Type::Sfixed32 => "i32",
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => "i64",
+        Type::Uint32 | Type::Fixed32 => "u32",
+        Type::Uint64 | Type::Fixed64 => "u64",
+        Type::Bool => "bool",
+        _ => "::std::string::String",
+    }
+}
+
+/// The attributes of a map field. Every map goes through `wire::maps`:
+/// keys are written sorted (prost's maps are `HashMap`s, whose order would
+/// change the encoding from run to run) and as strings, values follow the
+/// policy of their type (enum names, base64 bytes, 53-bit integers).
+fn map_attrs(entry: &DescriptorProto, scope: &Scope, ctx: &Context) -> Vec<String> {
+    let rt = ctx.rt;
+    let (key, value) = entry_fields(entry);
+    let policy = match value.r#type() {
+        Type::Enum => Some(format!(
+            "{rt}::maps::Enum<{}>",
+            enum_path(value, scope, ctx)
+        )),
+        Type::Bytes => Some(format!("{rt}::maps::Base64")),
+        Type::Uint64 | Type::Fixed64 => Some(format!("{rt}::maps::U53")),
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => Some(format!("{rt}::maps::I53")),
+        _ => None,
+    };
+    let skip = format!("skip_serializing_if = \"{rt}::is_empty_collection\"");
+    let policy = match policy {
+        Some(p) => p,
+        None if value.r#type() == Type::Message => {
+            format!("{rt}::maps::Plain<{}>", enum_path(value, scope, ctx))
+        }
+        None => format!("{rt}::maps::Plain<{}>", scalar_type(value.r#type())),
+    };
+    let key_ty = scalar_type(key.r#type());
+    vec![
+        format!(
+            "#[serde({skip}, serialize_with = \"{rt}::maps::serialize::<{policy}, _, _>\", \
+             deserialize_with = \"{rt}::maps::deserialize::<{policy}, _, _>\")]"
+        ),
+        format!("#[schemars(schema_with = \"{rt}::maps::schema::<{policy}, {key_ty}>\")]"),
+    ]
+}
+
 /// The serde/schemars attributes of one field. `variant` is true for oneof
 /// members (newtype variants: no `skip_serializing_if`).
-fn field_attrs(f: &FieldDescriptorProto, scope: &Scope, ctx: &Context, variant: bool) -> Vec<String> {
+fn field_attrs(
+    f: &FieldDescriptorProto,
+    scope: &Scope,
+    ctx: &Context,
+    variant: bool,
+) -> Vec<String> {
     let rt = ctx.rt;
     let repeated = f.label() == Label::Repeated;
     let optional = f.proto3_optional();
@@ -144,16 +227,20 @@ fn field_attrs(f: &FieldDescriptorProto, scope: &Scope, ctx: &Context, variant: 
     let skip = |s: &str| format!("skip_serializing_if = \"{s}\"");
     if repeated {
         if f.r#type() == Type::Message {
-            // Map fields are HashMaps; both are "empty" when default.
-            serde.push(skip(&format!("{rt}::is_empty_collection")));
+            // Repeated messages need only the skip (maps go to `map_attrs`).
+            serde.push(skip("Vec::is_empty"));
             return vec![attr("serde", &serde)];
         }
         serde.push(skip("Vec::is_empty"));
         match f.r#type() {
             Type::Enum => {
                 let e = enum_path(f, scope, ctx);
-                serde.push(format!("serialize_with = \"{rt}::enum_list_ser::<{e}, _>\""));
-                serde.push(format!("deserialize_with = \"{rt}::enum_list_de::<{e}, _>\""));
+                serde.push(format!(
+                    "serialize_with = \"{rt}::enum_list_ser::<{e}, _>\""
+                ));
+                serde.push(format!(
+                    "deserialize_with = \"{rt}::enum_list_de::<{e}, _>\""
+                ));
                 schema.push(format!("schema_with = \"{rt}::enum_list_schema::<{e}>\""));
             }
             Type::Uint64 | Type::Fixed64 => {
@@ -228,6 +315,7 @@ fn attr(name: &str, parts: &[String]) -> String {
     }
 }
 
+/// The Rust path of the enum or message type of field `f`, seen from `from`.
 fn enum_path(f: &FieldDescriptorProto, from: &Scope, ctx: &Context) -> String {
     let (to, name) = Scope::split(f.type_name(), ctx.all_packages);
     rust_path(from, &to, &name, ctx.externs)
@@ -238,7 +326,10 @@ fn enum_path(f: &FieldDescriptorProto, from: &Scope, ctx: &Context) -> String {
 pub fn extra_code(fds: &FileDescriptorSet, package: &str, ctx: &Context) -> String {
     let rt = ctx.rt;
     let mut out = String::from("\n// Courier policy impls, generated by courier-codegen.\n");
-    let scope = Scope { package: package.to_string(), messages: vec![] };
+    let scope = Scope {
+        package: package.to_string(),
+        messages: vec![],
+    };
     for file in fds.file.iter().filter(|f| f.package() == package) {
         for e in &file.enum_type {
             enum_impl(&mut out, rt, &type_ident(e.name()), e);
@@ -261,7 +352,13 @@ fn enum_impl(out: &mut String, rt: &str, path: &str, e: &prost_types::EnumDescri
     );
 }
 
-fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Context, prefix: &str) {
+fn message_impls(
+    out: &mut String,
+    m: &DescriptorProto,
+    scope: &Scope,
+    ctx: &Context,
+    prefix: &str,
+) {
     if is_map_entry(m) {
         return;
     }
@@ -270,7 +367,12 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
     let module = format!("{prefix}{}::", module_ident(m.name()));
     let inner = Scope {
         package: scope.package.clone(),
-        messages: scope.messages.iter().cloned().chain([m.name().to_string()]).collect(),
+        messages: scope
+            .messages
+            .iter()
+            .cloned()
+            .chain([m.name().to_string()])
+            .collect(),
     };
     let mut checks = String::new();
     for f in &m.field {
@@ -278,15 +380,31 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
         if f.oneof_index.is_some() && !f.proto3_optional() {
             continue;
         }
+        if let Some(entry) = map_entry(m, f) {
+            // Map values get the checks of a singular field of their type.
+            let (_, value) = entry_fields(entry);
+            let check = match value.r#type() {
+                Type::Uint64 | Type::Fixed64 => format!("{rt}::check_u53(*v, {:?})?;", f.name()),
+                Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+                    format!("{rt}::check_i53(*v, {:?})?;", f.name())
+                }
+                Type::Message => format!("{rt}::Validate::validate(v)?;"),
+                _ => continue,
+            };
+            let _ = writeln!(checks, "        for v in self.{id}.values() {{ {check} }}");
+            continue;
+        }
         let repeated = f.label() == Label::Repeated;
         let opt = f.proto3_optional();
         let check = match f.r#type() {
             Type::Uint64 | Type::Fixed64 => Some(format!("{rt}::check_u53(*v, {:?})?;", f.name())),
-            Type::Int64 | Type::Sint64 | Type::Sfixed64 => Some(format!("{rt}::check_i53(*v, {:?})?;", f.name())),
+            Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+                Some(format!("{rt}::check_i53(*v, {:?})?;", f.name()))
+            }
             Type::Bytes if PAYLOAD_FIELDS.contains(&f.name()) => {
                 Some(format!("{rt}::check_payload(v, {:?})?;", f.name()))
             }
-            Type::Message if !is_map_field(m, f) => Some(format!("{rt}::Validate::validate(v)?;")),
+            Type::Message => Some(format!("{rt}::Validate::validate(v)?;")),
             _ => None,
         };
         let Some(check) = check else { continue };
@@ -294,7 +412,10 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
         if repeated {
             let _ = writeln!(checks, "        for v in &self.{id} {{ {check} }}");
         } else if opt || is_msg {
-            let _ = writeln!(checks, "        if let ::core::option::Option::Some(v) = &self.{id} {{ {check} }}");
+            let _ = writeln!(
+                checks,
+                "        if let ::core::option::Option::Some(v) = &self.{id} {{ {check} }}"
+            );
         } else {
             let _ = writeln!(checks, "        {{ let v = &self.{id}; {check} }}");
         }
@@ -310,16 +431,25 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
             continue;
         }
         let enum_ty = format!("{module}{}", type_ident(oneof.name()));
-        let _ = writeln!(checks, "        match &self.{} {{", field_ident(oneof.name()));
+        let _ = writeln!(
+            checks,
+            "        match &self.{} {{",
+            field_ident(oneof.name())
+        );
         for f in members {
             let variant = type_ident(f.name());
             let body = match f.r#type() {
                 Type::Uint64 | Type::Fixed64 => format!("{rt}::check_u53(*v, {:?})?", f.name()),
-                Type::Int64 | Type::Sint64 | Type::Sfixed64 => format!("{rt}::check_i53(*v, {:?})?", f.name()),
+                Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+                    format!("{rt}::check_i53(*v, {:?})?", f.name())
+                }
                 Type::Message => format!("{rt}::Validate::validate(v)?"),
                 _ => continue,
             };
-            let _ = writeln!(checks, "            ::core::option::Option::Some({enum_ty}::{variant}(v)) => {{ {body} }}");
+            let _ = writeln!(
+                checks,
+                "            ::core::option::Option::Some({enum_ty}::{variant}(v)) => {{ {body} }}"
+            );
         }
         let _ = writeln!(checks, "            _ => {{}}\n        }}");
     }
@@ -334,10 +464,20 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
             .filter(|f| f.oneof_index.is_some())
             .map(|f| {
                 let (to, name) = Scope::split(f.type_name(), ctx.all_packages);
-                format!("{:?} => {}({})", f.name(), type_ident(f.name()), rust_path(scope, &to, &name, ctx.externs))
+                format!(
+                    "{:?} => {}({})",
+                    f.name(),
+                    type_ident(f.name()),
+                    rust_path(scope, &to, &name, ctx.externs)
+                )
             })
             .collect();
-        let _ = writeln!(out, "{rt}::envelope_impls!({ty}, {}, {{ {} }});", module_ident(m.name()), variants.join(", "));
+        let _ = writeln!(
+            out,
+            "{rt}::envelope_impls!({ty}, {}, {{ {} }});",
+            module_ident(m.name()),
+            variants.join(", ")
+        );
     }
     for e in &m.enum_type {
         enum_impl(out, rt, &format!("{module}{}", type_ident(e.name())), e);
@@ -347,7 +487,14 @@ fn message_impls(out: &mut String, m: &DescriptorProto, scope: &Scope, ctx: &Con
     }
 }
 
-fn is_map_field(m: &DescriptorProto, f: &FieldDescriptorProto) -> bool {
+/// The map entry message of `f` when `f` is a map field of `m`.
+fn map_entry<'m>(m: &'m DescriptorProto, f: &FieldDescriptorProto) -> Option<&'m DescriptorProto> {
+    if f.label() != Label::Repeated || f.r#type() != Type::Message {
+        return None;
+    }
+    // The entry is nested in `m` itself, so its name is the last segment.
     let entry = f.type_name().rsplit('.').next().unwrap_or_default();
-    m.nested_type.iter().any(|n| n.name() == entry && is_map_entry(n))
+    m.nested_type
+        .iter()
+        .find(|n| n.name() == entry && is_map_entry(n))
 }

@@ -5,6 +5,7 @@
 //! these by path; applications rarely call them directly, except
 //! [`to_payload`] / [`from_payload`] for typed payloads.
 
+pub mod maps;
 pub mod msgpack;
 pub mod payload;
 mod scalars;
