@@ -3,8 +3,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod gen;
+
 #[derive(Parser)]
-#[command(name = "courier", version, about = "Courier: realtime message protocol toolkit")]
+#[command(
+    name = "courier",
+    version,
+    about = "Courier: realtime message protocol toolkit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,11 +21,14 @@ enum Command {
     /// Show the protocol working end to end: encode and decode one envelope
     /// of every type in every version and encoding.
     Demo,
+    /// Generate code from the Courier definitions and your payload protos.
+    Gen(gen::GenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo => demo(),
+        Command::Gen(args) => gen::run(args),
     }
 }
 

@@ -1,0 +1,172 @@
+// The data model that JSON and MessagePack frames decode to, and the field readers and writers
+// generated code calls (docs/spec/encoding.md §2). The parsers keep what the JSON value model
+// loses: integers stay integers (`number`, or `bigint` beyond 2^53-1) and every float is an
+// `F64`, so a float in an integer field is caught (ENC-INT-FORM).
+
+import { decodeBase64 } from "./base64.js";
+import { EncodeError, WireError } from "./errors.js";
+
+/** A number written as a float on the wire (`1.0`, `1e3`, MessagePack float 32/64). */
+export class F64 {
+  constructor(readonly value: number) {}
+}
+
+/**
+ * An application payload: a value of the JSON data model plus byte strings and integers beyond
+ * 2^53-1 (as `bigint`), nested at most 64 arrays and maps deep (ENC-PAYLOAD).
+ */
+export type Payload =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | readonly Payload[]
+  | { readonly [key: string]: Payload };
+
+/** A decoded JSON or MessagePack tree, before validation against a message type. */
+export type Wire = Payload | F64 | readonly Wire[] | { readonly [key: string]: Wire };
+
+/** A map of the data model being written (member order is the output order). */
+export type WireObject = { [key: string]: Payload };
+
+/** A decoded map. */
+export type WireMap = { readonly [key: string]: Wire };
+
+/** Largest integer a JavaScript number holds exactly (ENC-INT53). */
+export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+function isMap(v: Wire): v is WireMap {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof F64);
+}
+
+function describe(v: Wire): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Uint8Array) return "binary";
+  if (v instanceof F64) return "a float";
+  return `a ${typeof v}`;
+}
+
+/** The value as a map, or a `WireError`. */
+export function map(v: Wire, path: string): WireMap {
+  if (!isMap(v)) throw new WireError(`expected a map, found ${describe(v)}`, path);
+  return v;
+}
+
+/** The member `key` of `o` (own members only), or `undefined`. */
+export function get(o: WireMap, key: string): Wire | undefined {
+  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+}
+
+/** A `string` field; missing or null reads as "" (ENC-DEFAULTS-OMITTED). */
+export function str(v: Wire | undefined, path: string): string {
+  if (v === undefined || v === null) return "";
+  if (typeof v !== "string") throw new WireError(`expected a string, found ${describe(v)}`, path);
+  return v;
+}
+
+/** A `bool` field. */
+export function bool(v: Wire | undefined, path: string): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== "boolean") throw new WireError(`expected a boolean, found ${describe(v)}`, path);
+  return v;
+}
+
+/** A `bytes` field: MessagePack bin, or base64 text in either alphabet (ENC-BYTES). */
+export function bytes(v: Wire | undefined, path: string): Uint8Array {
+  if (v === undefined || v === null) return new Uint8Array(0);
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === "string") return decodeBase64(v, path);
+  throw new WireError(`expected bytes, found ${describe(v)}`, path);
+}
+
+function int(v: Wire | undefined, path: string, min: number, max: number): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v === "bigint") throw new WireError("integer out of range (ENC-INT53)", path);
+  if (typeof v !== "number" || !Number.isInteger(v)) {
+    throw new WireError(`expected an integer, found ${describe(v)} (ENC-INT-FORM)`, path);
+  }
+  if (v < min || v > max) throw new WireError(`integer ${v} out of range (ENC-INT-FORM)`, path);
+  return v;
+}
+
+/** An `int32` field. */
+export const i32 = (v: Wire | undefined, path: string): number => int(v, path, -0x80000000, 0x7fffffff);
+/** A `uint32` field. */
+export const u32 = (v: Wire | undefined, path: string): number => int(v, path, 0, 0xffffffff);
+/** An `int64` field, within ±(2^53-1) (ENC-INT53). */
+export const i53 = (v: Wire | undefined, path: string): number => int(v, path, -MAX_SAFE, MAX_SAFE);
+/** A `uint64` field, within 2^53-1 (ENC-INT53). */
+export const u53 = (v: Wire | undefined, path: string): number => int(v, path, 0, MAX_SAFE);
+
+/** A `double` or `float` field: any finite number. */
+export function num(v: Wire | undefined, path: string): number {
+  if (v === undefined || v === null) return 0;
+  const n = v instanceof F64 ? v.value : v;
+  if (typeof n !== "number" || !Number.isFinite(n)) throw new WireError(`expected a number, found ${describe(v)}`, path);
+  return n;
+}
+
+/**
+ * An enum field by value name or number (ENC-ENUM-NAMES); a name or number this version does
+ * not define reads as the zero value (ENC-UNKNOWN-ENUM).
+ */
+export function enumByName<E extends string>(
+  v: Wire | undefined,
+  names: { readonly [n: number]: E | undefined },
+  numbers: { readonly [K in E]: number },
+  path: string,
+): E {
+  const zero = names[0] as E;
+  if (v === undefined || v === null) return zero;
+  if (typeof v === "string") return Object.prototype.hasOwnProperty.call(numbers, v) ? (v as E) : zero;
+  const n = i32(v, path);
+  return names[n] ?? zero;
+}
+
+/** The value of an enum number read from Protobuf; unknown numbers read as `zero`. */
+export function enumByNumber<E extends string>(n: number, names: { readonly [n: number]: E | undefined }, zero: E): E {
+  return names[n] ?? zero;
+}
+
+/** A repeated field; missing or null reads as []. */
+export function list<T>(v: Wire | undefined, path: string, item: (x: Wire) => T): T[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new WireError(`expected an array, found ${describe(v as Wire)}`, path);
+  return (v as readonly Wire[]).map(item);
+}
+
+function outInt(v: number, path: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new EncodeError(`${path}: ${String(v)} is not an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+/** Checks an `int32` before writing. */
+export const outI32 = (v: number, path: string): number => outInt(v, path, -0x80000000, 0x7fffffff);
+/** Checks a `uint32` before writing. */
+export const outU32 = (v: number, path: string): number => outInt(v, path, 0, 0xffffffff);
+/** Checks an `int64` before writing: senders never exceed ±(2^53-1) (ENC-INT53). */
+export const outI53 = (v: number, path: string): number => outInt(v, path, -MAX_SAFE, MAX_SAFE);
+/** Checks a `uint64` before writing (ENC-INT53). */
+export const outU53 = (v: number, path: string): number => outInt(v, path, 0, MAX_SAFE);
+
+/** Checks a `double` / `float` before writing. */
+export function outNum(v: number, path: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new EncodeError(`${path}: ${String(v)} is not a finite number`);
+  return v;
+}
+
+/** Checks an enum value name before writing it. */
+export function outEnum<E extends string>(v: E, numbers: { readonly [K in E]: number }, path: string): E {
+  if (!Object.prototype.hasOwnProperty.call(numbers, v)) throw new EncodeError(`${path}: unknown enum value ${String(v)}`);
+  return v;
+}
+
+/** The number of an enum value name, for Protobuf. */
+export function enumNumber<E extends string>(v: E, numbers: { readonly [K in E]: number }, path: string): number {
+  return numbers[outEnum(v, numbers, path)];
+}
