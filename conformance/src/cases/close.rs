@@ -1,0 +1,506 @@
+//! Close-code semantics: each trigger of the spec's table closes with its
+//! code, a reason and a `disconnect` notice first (close-codes.md, limits.md).
+//! Malformed frames are built by hand, since the codec refuses to produce them.
+
+use std::time::Duration;
+
+use courier_protocol::v2::envelope::Body;
+use courier_protocol::{close, v2, Codec, Encoding, Subprotocol};
+
+use super::util::{check_close, check_contiguous, payload, position, subscribe, sync};
+use super::BASE;
+use crate::case::{fail, hello, Axes, CaseDef, CaseError, CaseResult, Ctx};
+use crate::check;
+use crate::conn::{Conn, Event};
+use crate::profile::TokenKind;
+
+pub(crate) const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "close.malformed",
+        title: "An undecodable frame closes with 4000",
+        requirements: &["CLOSE-MALFORMED", "CLOSE-DISCONNECT-NOTICE", "CLOSE-REASON-REQUIRED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(malformed(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.wrong-frame-type",
+        title: "A valid envelope in the other WebSocket frame type closes with 4000",
+        requirements: &["ENC-FRAME-TYPE", "CLOSE-MALFORMED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(wrong_frame_type(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.int53",
+        title: "An integer field beyond 2^53-1 closes with 4000",
+        requirements: &["ENC-INT53", "CLOSE-MALFORMED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(int53(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.unknown-type",
+        title: "An unknown or missing type closes with 4001",
+        requirements: &["CLOSE-UNKNOWN-TYPE", "ENC-UNKNOWN-TYPE"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(unknown_type(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.batch-on-v1",
+        title: "A batch in a version 1 session is an unknown type (4001)",
+        requirements: &["BATCH-V2-ONLY", "ENC-UNKNOWN-TYPE"],
+        axes: Axes::Each,
+        versions: &[1],
+        run: |cx| Box::pin(batch_on_v1(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.oversize",
+        title: "A frame larger than max_message_bytes closes with 1009",
+        requirements: &["CLOSE-OVERSIZE", "CLOSE-REASON-REQUIRED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(oversize(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.auth-failed",
+        title: "Bad credentials in hello (or none where anonymous is not allowed) close with 4004",
+        requirements: &["AUTH-FAILED", "CLOSE-DISCONNECT-NOTICE"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(auth_failed(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.expired-at-hello",
+        title: "Expired credentials in hello close with 4300, not 4004",
+        requirements: &["AUTH-EXPIRED-AT-HELLO"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(expired_at_hello(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.token-expiry",
+        title: "A session whose credentials expire without refresh is closed with 4300",
+        requirements: &["AUTH-EXPIRY", "WELCOME-FIELDS"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(token_expiry(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.rate-limit",
+        title: "The advertised burst is allowed; exceeding it closes with 4101",
+        requirements: &["LIMIT-RATE", "LIMIT-ADVERTISED"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(rate_limit(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.slow-consumer",
+        title: "A subscriber that stops reading is closed with 4100 after a gap-free prefix, never buffered without bound",
+        requirements: &["LIMIT-SLOW-CONSUMER"],
+        axes: Axes::Once,
+        run: |cx| Box::pin(slow_consumer(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.shutdown",
+        title: "A graceful shutdown sends disconnect 1001 and closes with 1001",
+        requirements: &["CLOSE-SHUTDOWN"],
+        axes: Axes::Once,
+        needs: &["restart"],
+        exclusive: true,
+        run: |cx| Box::pin(shutdown(cx)),
+        ..BASE
+    },
+];
+
+/// Sends one raw frame on an open session and checks the close that follows.
+async fn raw_then_close(
+    cx: &Ctx,
+    label: &str,
+    bytes: Vec<u8>,
+    text: bool,
+    code: u16,
+) -> CaseResult {
+    let (mut c, _) = cx.open(label).await?;
+    c.send_raw(bytes, text).await?;
+    let closed = c.expect_close(cx.step()).await?;
+    check_close(&closed, code, true)
+}
+
+/// msgpack map header + `"type": <name>`.
+fn mp_typed(name: &str, extra_members: u8) -> Vec<u8> {
+    let mut v = vec![0x81 + extra_members, 0xa4];
+    v.extend(b"type");
+    v.push(0xa0 | name.len() as u8);
+    v.extend(name.as_bytes());
+    v
+}
+
+async fn malformed(cx: Ctx) -> CaseResult {
+    let sp = cx.sp();
+    let (bytes, text) = match sp.encoding {
+        Encoding::Json => (br#"{"type":"ping","ts":"#.to_vec(), true),
+        Encoding::MsgPack => (vec![0xc1], false),
+        Encoding::Protobuf => (vec![0xff, 0xff, 0xff], false),
+    };
+    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await
+}
+
+async fn wrong_frame_type(cx: Ctx) -> CaseResult {
+    let sp = cx.sp();
+    let ping = v2::Envelope {
+        body: Some(Body::Ping(v2::Ping { ts: 1 })),
+    };
+    let (bytes, text) = match sp.encoding {
+        Encoding::Json => (
+            Codec::new(sp).encode(&ping).expect("ping encodes").to_vec(),
+            false,
+        ),
+        // A text frame must be UTF-8: send the JSON form, valid except for its frame type.
+        _ => (
+            Codec::new(Subprotocol::new(sp.version, Encoding::Json))
+                .encode(&ping)
+                .expect("ping encodes")
+                .to_vec(),
+            true,
+        ),
+    };
+    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await
+}
+
+async fn int53(cx: Ctx) -> CaseResult {
+    let (bytes, text) = match cx.sp().encoding {
+        Encoding::Json => (br#"{"type":"ping","ts":9007199254740992}"#.to_vec(), true),
+        Encoding::MsgPack => {
+            let mut v = mp_typed("ping", 1);
+            v.extend([0xa2, b't', b's', 0xcf]);
+            v.extend((1u64 << 53).to_be_bytes());
+            (v, false)
+        }
+        // Envelope.ping (19, LEN) { ts (1, varint) = 2^53 }.
+        Encoding::Protobuf => (
+            vec![
+                0x9a, 0x01, 0x09, 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10,
+            ],
+            false,
+        ),
+    };
+    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await
+}
+
+async fn unknown_type(cx: Ctx) -> CaseResult {
+    let frames: Vec<(Vec<u8>, bool)> = match cx.sp().encoding {
+        Encoding::Json => vec![
+            (br#"{"id":"x","type":"no_such_type"}"#.to_vec(), true),
+            (br#"{"id":"x"}"#.to_vec(), true),
+        ],
+        Encoding::MsgPack => vec![
+            (mp_typed("no_such_type", 0), false),
+            (vec![0x81, 0xa2, b'i', b'd', 0xa1, b'x'], false),
+        ],
+        // Field 99 (LEN, empty), and an envelope with no field at all.
+        Encoding::Protobuf => vec![(vec![0x9a, 0x06, 0x00], false), (vec![], false)],
+    };
+    for (i, (bytes, text)) in frames.into_iter().enumerate() {
+        raw_then_close(&cx, &format!("c{i}"), bytes, text, close::UNKNOWN_TYPE).await?;
+    }
+    Ok(())
+}
+
+async fn batch_on_v1(cx: Ctx) -> CaseResult {
+    let (bytes, text) = match cx.sp().encoding {
+        Encoding::Json => (br#"{"type":"batch","envelopes":[]}"#.to_vec(), true),
+        Encoding::MsgPack => {
+            let mut v = mp_typed("batch", 1);
+            v.push(0xa9);
+            v.extend(b"envelopes");
+            v.push(0x90);
+            (v, false)
+        }
+        Encoding::Protobuf => (vec![0xba, 0x01, 0x00], false),
+    };
+    raw_then_close(&cx, "c1", bytes, text, close::UNKNOWN_TYPE).await
+}
+
+async fn oversize(cx: Ctx) -> CaseResult {
+    let (mut c, w) = cx.open("c1").await?;
+    let limit = w.limits.as_ref().map(|l| l.max_message_bytes).unwrap_or(0) as usize;
+    check!(limit > 0, "welcome advertises no max_message_bytes");
+    if limit > 8 << 20 {
+        return Err(CaseError::Skipped(format!(
+            "max_message_bytes {limit} is too large to exceed cheaply"
+        )));
+    }
+    let big = v2::Envelope {
+        body: Some(Body::Publish(v2::Publish {
+            id: cx.id("p"),
+            channel: cx.channel("big"),
+            payload: payload(serde_json::json!("x".repeat(limit + 64))),
+        })),
+    };
+    // The server may close before reading the whole frame: a failed send is fine.
+    if let Err(e) = c.send(&big).await {
+        cx.note(format!(
+            "send of the oversized frame failed (server closed early?): {e:?}"
+        ));
+    }
+    let closed = c.expect_close(cx.step()).await?;
+    check_close(&closed, close::MESSAGE_TOO_BIG, true)
+}
+
+async fn hello_close(cx: &Ctx, label: &str, token: &str, code: u16) -> CaseResult {
+    let mut c = cx.connect(label).await?;
+    c.send_body(hello(token, &[])).await?;
+    match c.next_event(cx.step()).await? {
+        Some(Event::Env(e)) if matches!(e.body, Some(Body::Welcome(_))) => Err(fail(format!(
+            "{label}: the server accepted the credentials (welcome) instead of closing with {code}"
+        ))),
+        Some(Event::Env(e)) if matches!(e.body, Some(Body::Disconnect(_))) => {
+            check_close(&c.expect_close(cx.step()).await?, code, true)
+        }
+        Some(Event::Env(e)) => Err(fail(format!(
+            "{label}: expected disconnect {code}, got {:?}",
+            e.body.as_ref().map(super::util::body_name)
+        ))),
+        Some(Event::Closed(closed)) => check_close(&closed, code, true),
+        None => Err(fail(format!(
+            "{label}: no reply to hello within {:?}",
+            cx.step()
+        ))),
+    }
+}
+
+async fn auth_failed(cx: Ctx) -> CaseResult {
+    let bad = cx.token(TokenKind::Invalid).await?;
+    hello_close(&cx, "bad-token", &bad, close::AUTH_FAILED).await?;
+    hello_close(&cx, "garbage", "definitely.not.a-token", close::AUTH_FAILED).await?;
+    if !cx.profile().anonymous {
+        hello_close(&cx, "no-token", "", close::AUTH_FAILED).await?;
+    }
+    Ok(())
+}
+
+async fn expired_at_hello(cx: Ctx) -> CaseResult {
+    let expired = cx.token(TokenKind::Expired).await?;
+    hello_close(&cx, "expired", &expired, close::TOKEN_EXPIRED).await
+}
+
+async fn token_expiry(cx: Ctx) -> CaseResult {
+    let ttl = 2000;
+    let token = cx.token(TokenKind::ShortLived(ttl)).await?;
+    let (mut c, w) = cx.open_with("c1", &token, &[]).await?;
+    let exp = w.token_expires_at_ms.ok_or_else(|| {
+        fail("welcome lacks token_expires_at_ms for expiring credentials (WELCOME-FIELDS)")
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    check!(
+        exp > now && exp <= now + ttl + 1500,
+        "token_expires_at_ms {exp} is not the token's expiry (now {now}, ttl {ttl} ms)"
+    );
+    let closed = c
+        .expect_close(Duration::from_millis(exp.saturating_sub(now)) + cx.ms(1500))
+        .await?;
+    check_close(&closed, close::TOKEN_EXPIRED, true)
+}
+
+async fn rate_limit(cx: Ctx) -> CaseResult {
+    let (mut c, w) = cx.open("c1").await?;
+    let l = w.limits.clone().unwrap_or_default();
+    if l.max_messages_per_second == 0 || l.max_burst == 0 {
+        return Err(CaseError::Unsupported(
+            "welcome advertises no rate limit".into(),
+        ));
+    }
+    if l.max_burst > 5000 {
+        return Err(CaseError::Skipped(format!(
+            "max_burst {} is too large to exhaust quickly",
+            l.max_burst
+        )));
+    }
+    // Half the burst at once must be served (LIMIT-ADVERTISED).
+    let half = (l.max_burst / 2).max(1) as u64;
+    for ts in 0..half {
+        c.send_body(Body::Ping(v2::Ping { ts })).await?;
+    }
+    for ts in 0..half {
+        c.take("pong", |e| {
+            matches!(&e.body, Some(Body::Pong(p)) if p.ts == ts).then_some(())
+        })
+        .await
+        .map_err(|e| match e {
+            CaseError::Fail(m) => fail(format!(
+                "{half} envelopes at once, within max_burst {}: {m}",
+                l.max_burst
+            )),
+            other => other,
+        })?;
+    }
+    // Well over the burst: the bucket runs dry.
+    let flood = l.max_burst as u64 * 2 + l.max_messages_per_second as u64;
+    for ts in 0..flood {
+        if c.send_body(Body::Ping(v2::Ping { ts: 1_000_000 + ts }))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let closed = c.expect_close(cx.step()).await?;
+    check_close(&closed, close::RATE_LIMITED, true)
+}
+
+async fn slow_consumer(cx: Ctx) -> CaseResult {
+    let (mut s, w) = cx.open("slow").await?;
+    let l = w.limits.clone().unwrap_or_default();
+    let queue = l.send_queue_frames as usize;
+    check!(queue > 0, "welcome advertises no send_queue_frames");
+    let ch = cx.channel("slow");
+    let (epoch, start) = position(&subscribe(&mut s, &cx, &ch, None).await?)?;
+    let size = ((l.max_message_bytes as usize) / 2).clamp(1024, 256 * 1024);
+    // Frames that can sit in kernel buffers between the server and us,
+    // plus the queue itself, plus a margin.
+    let buffered = socket_buffer_budget() / size;
+    let total = (queue + buffered + 64).min(20_000);
+    cx.note(format!("publishing {total} messages of {size} bytes while the subscriber does not read (queue {queue} frames)"));
+    let body = serde_json::json!("x".repeat(size - 64));
+    let publishers = 4;
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        let cx = cx.clone();
+        let ch = ch.clone();
+        let body = body.clone();
+        let n = total / publishers + 1;
+        tasks.push(tokio::spawn(async move {
+            paced_publish(&cx, &format!("pub{p}"), &ch, n, body).await
+        }));
+    }
+    // Keep the silent subscriber alive meanwhile (HB-ANY-FRAME) without reading.
+    let keepalive = Duration::from_millis((w.heartbeat_interval_ms / 3).max(50));
+    loop {
+        let finished = tasks.iter().all(|t| t.is_finished());
+        if finished {
+            break;
+        }
+        let _ = s.send_control_ping().await;
+        tokio::time::sleep(keepalive).await;
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| fail(format!("publisher failed: {e}")))??;
+    }
+    // Now read what the server kept for us.
+    let mut got = Vec::new();
+    loop {
+        match s.next_event(cx.step()).await? {
+            Some(Event::Env(e)) => {
+                if let Some(Body::Message(m)) = e.body {
+                    got.push(m);
+                }
+            }
+            Some(Event::Closed(closed)) => {
+                check_contiguous(&got, &epoch, start + 1, start + got.len() as u64).map_err(|e| match e {
+                    CaseError::Fail(m) => fail(format!("messages delivered before the slow-consumer close have a gap: {m}")),
+                    o => o,
+                })?;
+                return check_close(&closed, close::SLOW_CONSUMER, true);
+            }
+            None => {
+                return Err(fail(format!(
+                    "the subscriber stopped reading while {total} messages of {size} bytes were published; it then received {} and no 4100 close: the queue grew beyond send_queue_frames={queue}",
+                    got.len()
+                )))
+            }
+        }
+    }
+}
+
+/// Publishes `n` messages on a new connection, pacing under the advertised rate.
+async fn paced_publish(
+    cx: &Ctx,
+    label: &str,
+    ch: &str,
+    n: usize,
+    body: serde_json::Value,
+) -> CaseResult {
+    let (mut p, w) = cx.open(label).await?;
+    let l = w.limits.unwrap_or_default();
+    let chunk = if l.max_burst > 0 {
+        (l.max_burst as usize / 2).max(1)
+    } else {
+        100
+    };
+    let pause = if l.max_messages_per_second > 0 {
+        Duration::from_millis(1000 * chunk as u64 / l.max_messages_per_second as u64)
+    } else {
+        Duration::ZERO
+    };
+    let mut sent = 0;
+    while sent < n {
+        let k = chunk.min(n - sent);
+        let ids: Vec<String> = (0..k).map(|_| cx.id("p")).collect();
+        for id in &ids {
+            super::util::send_publish(&mut p, ch, id, body.clone()).await?;
+        }
+        for id in &ids {
+            super::util::publish_reply(&mut p, id)
+                .await?
+                .map_err(|e| fail(format!("publish failed: {}", e.message)))?;
+        }
+        sent += k;
+        if sent < n {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    p.close(1000).await;
+    Ok(())
+}
+
+/// An upper bound of the bytes kernel socket buffers can hold on one
+/// loopback connection (server send buffer + our receive buffer).
+fn socket_buffer_budget() -> usize {
+    let max_of = |path: &str| -> Option<usize> {
+        std::fs::read_to_string(path)
+            .ok()?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    };
+    match (
+        max_of("/proc/sys/net/ipv4/tcp_wmem"),
+        max_of("/proc/sys/net/ipv4/tcp_rmem"),
+    ) {
+        (Some(w), Some(r)) => (w + r).min(64 << 20),
+        _ => 16 << 20,
+    }
+}
+
+async fn shutdown(cx: Ctx) -> CaseResult {
+    let (mut c, _) = cx.open("c1").await?;
+    let ch = cx.channel("shutdown");
+    subscribe(&mut c, &cx, &ch, None).await?;
+    sync(&mut c, 3).await?;
+    let restarter = {
+        let cx = cx.clone();
+        tokio::spawn(async move { cx.restart().await })
+    };
+    let closed = expect_close_long(&mut c, cx.ms(10_000)).await;
+    restarter
+        .await
+        .map_err(|e| fail(format!("restart task failed: {e}")))??;
+    check_close(&closed?, close::GOING_AWAY, true)?;
+    // The server accepts connections again after the restart.
+    let (c2, _) = cx.open("after").await?;
+    c2.close(1000).await;
+    Ok(())
+}
+
+async fn expect_close_long(c: &mut Conn, wait: Duration) -> Result<crate::conn::Closed, CaseError> {
+    c.expect_close(wait).await
+}

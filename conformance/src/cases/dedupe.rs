@@ -1,0 +1,196 @@
+//! Deduplication by publish id: duplicates acked with the original position
+//! and delivered once, within a connection and across reconnects; distinct
+//! ids and other users' ids are not duplicates (channels.md §4).
+
+use courier_protocol::v2;
+
+use super::util::{
+    error_name, expect_no_message, messages, next_message, publish, subscribe, sync, try_publish,
+};
+use super::BASE;
+use crate::case::{fail, Axes, CaseDef, CaseResult, Ctx};
+use crate::check;
+use crate::profile::TokenKind;
+
+pub(crate) const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "dedupe.duplicate-acked",
+        title: "A repeated publish id is acked with the original seq and duplicate: true, and delivered once",
+        requirements: &["DEDUP-ACK-ORIGINAL", "DEDUP-DELIVER-ONCE", "DEDUP-WINDOW"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(duplicate_acked(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "dedupe.across-reconnect",
+        title: "A publish retried on a new connection within the window is recognised as a duplicate",
+        requirements: &["DEDUP-ACROSS-RECONNECT", "DEDUP-DELIVER-ONCE"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(across_reconnect(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "dedupe.distinct-ids",
+        title: "Distinct ids with identical payloads are both numbered and delivered",
+        requirements: &["DEDUP-WINDOW"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(distinct_ids(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "dedupe.per-user",
+        title: "The same id from another user is not a duplicate (key includes the publisher identity)",
+        requirements: &["DEDUP-WINDOW"],
+        axes: Axes::Once,
+        run: |cx| Box::pin(per_user(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "dedupe.id-required",
+        title: "A publish with an empty id is refused with BAD_REQUEST, numbers nothing, and the session continues",
+        requirements: &["DEDUP-ID-REQUIRED", "ERR-SESSION-CONTINUES", "SEQ-GAPFREE"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(id_required(cx)),
+        ..BASE
+    },
+];
+
+async fn duplicate_acked(cx: Ctx) -> CaseResult {
+    let (mut s, _) = cx.open("sub").await?;
+    let (mut p, _) = cx.open("pub").await?;
+    let ch = cx.channel("dup");
+    subscribe(&mut s, &cx, &ch, None).await?;
+    let id = cx.id("p");
+    let first = publish(&mut p, &ch, &id, serde_json::json!({"v": 1})).await?;
+    check!(
+        !first.duplicate,
+        "the first publish of an id was acked with duplicate: true"
+    );
+    // Different payload: the key is the id, whatever the payload.
+    let again = publish(&mut p, &ch, &id, serde_json::json!({"v": 2})).await?;
+    check!(
+        again.duplicate,
+        "the repeated id {id} was acked without duplicate: true (seq {})",
+        again.seq
+    );
+    check!(
+        again.seq == first.seq && again.epoch == first.epoch,
+        "duplicate acked at ({:?}, {}), original at ({:?}, {})",
+        again.epoch,
+        again.seq,
+        first.epoch,
+        first.seq
+    );
+    let next = publish(&mut p, &ch, &cx.id("p"), serde_json::json!({"v": 3})).await?;
+    check!(next.seq == first.seq + 1, "after a duplicate the next publish got seq {}, expected {}: the duplicate consumed a number", next.seq, first.seq + 1);
+    let msgs = messages(&mut s, &ch, 2).await?;
+    check!(
+        msgs[0].id == id && msgs[0].seq == first.seq,
+        "first delivered message is seq {} id {:?}",
+        msgs[0].seq,
+        msgs[0].id
+    );
+    check!(
+        msgs[1].seq == next.seq,
+        "the duplicate was delivered again: got seq {} id {:?} after the original",
+        msgs[1].seq,
+        msgs[1].id
+    );
+    sync(&mut s, 77).await?;
+    expect_no_message(&mut s, &ch, cx.ms(100)).await
+}
+
+async fn across_reconnect(cx: Ctx) -> CaseResult {
+    let (mut s, _) = cx.open("sub").await?;
+    let ch = cx.channel("dup-rc");
+    subscribe(&mut s, &cx, &ch, None).await?;
+    let id = cx.id("p");
+    let (mut p1, _) = cx.open("pub1").await?;
+    let first = publish(&mut p1, &ch, &id, serde_json::json!("x")).await?;
+    p1.drop_link();
+    let (mut p2, _) = cx.open("pub2").await?;
+    let again = publish(&mut p2, &ch, &id, serde_json::json!("x")).await?;
+    check!(
+        again.duplicate && again.seq == first.seq,
+        "retry on a new connection acked at seq {} duplicate {}, original seq {}",
+        again.seq,
+        again.duplicate,
+        first.seq
+    );
+    let m = next_message(&mut s, &ch).await?;
+    check!(m.seq == first.seq, "unexpected first message seq {}", m.seq);
+    sync(&mut s, 78).await?;
+    expect_no_message(&mut s, &ch, cx.ms(100)).await
+}
+
+async fn distinct_ids(cx: Ctx) -> CaseResult {
+    let (mut c, _) = cx.open("c1").await?;
+    let ch = cx.channel("distinct");
+    subscribe(&mut c, &cx, &ch, None).await?;
+    let a = publish(&mut c, &ch, &cx.id("p"), serde_json::json!("same")).await?;
+    let b = publish(&mut c, &ch, &cx.id("p"), serde_json::json!("same")).await?;
+    check!(
+        !b.duplicate && b.seq == a.seq + 1,
+        "a distinct id with the same payload was acked at seq {} duplicate {}",
+        b.seq,
+        b.duplicate
+    );
+    let msgs = messages(&mut c, &ch, 2).await?;
+    check!(
+        msgs[0].seq + 1 == msgs[1].seq,
+        "expected two consecutive messages, got seqs {} and {}",
+        msgs[0].seq,
+        msgs[1].seq
+    );
+    Ok(())
+}
+
+async fn per_user(cx: Ctx) -> CaseResult {
+    let other = cx.token(TokenKind::OtherUser).await?;
+    let (mut a, wa) = cx.open("user-a").await?;
+    let (mut b, wb) = cx.open_with("user-b", &other, &[]).await?;
+    if wa.user == wb.user {
+        return Err(crate::case::CaseError::Unsupported(format!(
+            "the `other-user` token authenticates as the same user {:?}",
+            wa.user
+        )));
+    }
+    let ch = cx.channel("peruser");
+    let id = cx.id("p");
+    let first = publish(&mut a, &ch, &id, serde_json::json!(1)).await?;
+    let second = publish(&mut b, &ch, &id, serde_json::json!(2)).await?;
+    check!(
+        !second.duplicate && second.seq == first.seq + 1,
+        "user {:?} reusing user {:?}'s id got seq {} duplicate {}",
+        wb.user,
+        wa.user,
+        second.seq,
+        second.duplicate
+    );
+    Ok(())
+}
+
+async fn id_required(cx: Ctx) -> CaseResult {
+    let (mut c, _) = cx.open("c1").await?;
+    let ch = cx.channel("noid");
+    subscribe(&mut c, &cx, &ch, None).await?;
+    let r = try_publish(&mut c, &ch, "", serde_json::json!("no id")).await?;
+    match r {
+        Err(e) => check!(
+            e.code == v2::ErrorCode::BadRequest as i32,
+            "empty-id publish answered with {}, expected ERROR_CODE_BAD_REQUEST",
+            error_name(e.code)
+        ),
+        Ok(a) => {
+            return Err(fail(format!(
+                "a publish with an empty id was acked with seq {}",
+                a.seq
+            )))
+        }
+    }
+    let ok = publish(&mut c, &ch, &cx.id("p"), serde_json::json!("ok")).await?;
+    check!(ok.seq == 1, "after a refused publish the next one got seq {}, expected 1 (a failed publish consumes no number)", ok.seq);
+    let m = next_message(&mut c, &ch).await?;
+    check!(m.seq == 1, "first delivered message has seq {}", m.seq);
+    Ok(())
+}

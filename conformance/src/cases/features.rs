@@ -1,0 +1,406 @@
+//! Optional features: gating when not negotiated, presence, ephemeral
+//! messages, RPC and version 2 batches (session.md §3, features.md, versions.md §2).
+//! Cases of a feature the profile does not declare are `unsupported`.
+
+use courier_protocol::close;
+use courier_protocol::v2;
+use courier_protocol::v2::envelope::Body;
+
+use super::util::{
+    check_close, error_name, expect_no_message, next_message, payload, publish, reply, subscribe,
+    sync,
+};
+use super::BASE;
+use crate::case::{fail, Axes, CaseDef, CaseResult, Ctx};
+use crate::check;
+use crate::conn::Conn;
+use crate::profile::TokenKind;
+
+pub(crate) const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "features.gated",
+        title: "Requests of features not enabled for the session are answered with UNSUPPORTED",
+        requirements: &["FEATURE-GATED"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(gated(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "presence.join-leave",
+        title: "Subscribers with presence see a join and a leave of another session, once each",
+        requirements: &["PRESENCE-JOIN-LEAVE"],
+        axes: Axes::PerVersion,
+        needs: &["presence"],
+        run: |cx| Box::pin(presence_join_leave(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "presence.query",
+        title: "presence_query lists every member in join order; unsubscribed channels give NOT_SUBSCRIBED",
+        requirements: &["PRESENCE-QUERY"],
+        axes: Axes::PerVersion,
+        needs: &["presence"],
+        run: |cx| Box::pin(presence_query(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "ephemeral.relay",
+        title: "An ephemeral reaches the other subscribers with publisher set, without a number",
+        requirements: &["EPHEMERAL-NO-SEQ"],
+        axes: Axes::PerVersion,
+        needs: &["ephemeral"],
+        run: |cx| Box::pin(ephemeral_relay(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "rpc.unknown-method",
+        title: "An rpc_request for an unregistered method gets exactly one UNKNOWN_METHOD error with its id",
+        requirements: &["RPC-UNKNOWN-METHOD", "RPC-CORRELATION"],
+        axes: Axes::PerVersion,
+        needs: &["rpc"],
+        run: |cx| Box::pin(rpc_unknown(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "batch.order",
+        title: "The envelopes of a batch are processed in order, each as its own frame",
+        requirements: &["BATCH-ORDER"],
+        axes: Axes::Each,
+        versions: &[2],
+        needs: &["batch"],
+        run: |cx| Box::pin(batch_order(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "batch.limits",
+        title: "A nested, oversized or unnegotiated batch closes with 4003 without processing any entry",
+        requirements: &["BATCH-NO-NESTING", "BATCH-MAX", "BATCH-V2-ONLY"],
+        axes: Axes::PerVersion,
+        versions: &[2],
+        needs: &["batch"],
+        run: |cx| Box::pin(batch_limits(cx)),
+        ..BASE
+    },
+];
+
+async fn open_features(
+    cx: &Ctx,
+    label: &str,
+    features: &[&str],
+) -> Result<(Conn, v2::Welcome), crate::case::CaseError> {
+    let token = cx.token(TokenKind::Valid).await?;
+    let (c, w) = cx.open_with(label, &token, features).await?;
+    for f in features {
+        check!(
+            w.features.iter().any(|g| g == f),
+            "asked for feature {f:?} which the profile declares, welcome enabled {:?}",
+            w.features
+        );
+    }
+    Ok((c, w))
+}
+
+async fn expect_error(c: &mut Conn, id: &str, code: v2::ErrorCode, what: &str) -> CaseResult {
+    let r = reply(c, id, what, |_| None::<()>).await?;
+    let e = r.err().expect("pick never matches");
+    check!(
+        e.code == code as i32,
+        "{what}: error {} instead of {}",
+        error_name(e.code),
+        code.as_str_name()
+    );
+    Ok(())
+}
+
+async fn gated(cx: Ctx) -> CaseResult {
+    let (mut c, _) = open_features(&cx, "c1", &[]).await?;
+    let ch = cx.channel("gated");
+    subscribe(&mut c, &cx, &ch, None).await?;
+    c.send_body(Body::PresenceQuery(v2::PresenceQuery {
+        id: "q1".into(),
+        channel: ch.clone(),
+    }))
+    .await?;
+    expect_error(
+        &mut c,
+        "q1",
+        v2::ErrorCode::Unsupported,
+        "presence_query without presence",
+    )
+    .await?;
+    c.send_body(Body::RpcRequest(v2::RpcRequest {
+        id: "r1".into(),
+        method: "x".into(),
+        payload: payload(serde_json::json!(null)),
+    }))
+    .await?;
+    expect_error(
+        &mut c,
+        "r1",
+        v2::ErrorCode::Unsupported,
+        "rpc_request without rpc",
+    )
+    .await?;
+    c.send_body(Body::Ephemeral(v2::Ephemeral {
+        channel: ch.clone(),
+        payload: payload(serde_json::json!(1)),
+        publisher: String::new(),
+    }))
+    .await?;
+    expect_error(
+        &mut c,
+        "",
+        v2::ErrorCode::Unsupported,
+        "ephemeral without the ephemeral feature",
+    )
+    .await?;
+    Ok(())
+}
+
+fn presence_event(e: &v2::Envelope, ch: &str) -> Option<(i32, String)> {
+    match &e.body {
+        Some(Body::PresenceEvent(p)) if p.channel == ch => Some((
+            p.action,
+            p.member
+                .as_ref()
+                .map(|m| m.session_id.clone())
+                .unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+async fn presence_join_leave(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("presence");
+    let (mut a, _) = open_features(&cx, "a", &["presence"]).await?;
+    subscribe(&mut a, &cx, &ch, None).await?;
+    let (mut b, wb) = open_features(&cx, "b", &["presence"]).await?;
+    subscribe(&mut b, &cx, &ch, None).await?;
+    let (action, who) = a
+        .take("presence_event join", |e| presence_event(e, &ch))
+        .await?;
+    check!(
+        action == v2::PresenceAction::Join as i32 && who == wb.session_id,
+        "expected join of {}, got action {action} of {who}",
+        wb.session_id
+    );
+    subscribe(&mut b, &cx, &ch, None).await?;
+    b.close(1000).await;
+    let (action, who) = a
+        .take("presence_event leave", |e| presence_event(e, &ch))
+        .await?;
+    check!(action == v2::PresenceAction::Leave as i32 && who == wb.session_id, "expected leave of {} (a repeated subscribe sends no second join), got action {action} of {who}", wb.session_id);
+    Ok(())
+}
+
+async fn presence_query(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("pq");
+    let (mut a, wa) = open_features(&cx, "a", &["presence"]).await?;
+    subscribe(&mut a, &cx, &ch, None).await?;
+    let (mut b, wb) = open_features(&cx, "b", &["presence"]).await?;
+    subscribe(&mut b, &cx, &ch, None).await?;
+    b.send_body(Body::PresenceQuery(v2::PresenceQuery {
+        id: "q1".into(),
+        channel: ch.clone(),
+    }))
+    .await?;
+    let members = reply(&mut b, "q1", "presence", |x| match x {
+        Body::Presence(p) if p.id == "q1" => Some(
+            p.members
+                .iter()
+                .map(|m| m.session_id.clone())
+                .collect::<Vec<_>>(),
+        ),
+        _ => None,
+    })
+    .await?
+    .map_err(|e| fail(format!("presence_query failed: {}", error_name(e.code))))?;
+    check!(
+        members == vec![wa.session_id.clone(), wb.session_id.clone()],
+        "members {members:?}, expected [{}, {}] in join order",
+        wa.session_id,
+        wb.session_id
+    );
+    b.send_body(Body::PresenceQuery(v2::PresenceQuery {
+        id: "q2".into(),
+        channel: cx.channel("not-mine"),
+    }))
+    .await?;
+    expect_error(
+        &mut b,
+        "q2",
+        v2::ErrorCode::NotSubscribed,
+        "presence_query of an unsubscribed channel",
+    )
+    .await
+}
+
+async fn ephemeral_relay(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("eph");
+    let (mut a, wa) = open_features(&cx, "a", &["ephemeral"]).await?;
+    let (mut b, _) = open_features(&cx, "b", &["ephemeral"]).await?;
+    subscribe(&mut a, &cx, &ch, None).await?;
+    subscribe(&mut b, &cx, &ch, None).await?;
+    a.send_body(Body::Ephemeral(v2::Ephemeral {
+        channel: ch.clone(),
+        payload: payload(serde_json::json!({"typing": true})),
+        publisher: "forged".into(),
+    }))
+    .await?;
+    let e = b
+        .take("ephemeral", |e| match &e.body {
+            Some(Body::Ephemeral(x)) if x.channel == ch => Some(x.clone()),
+            _ => None,
+        })
+        .await?;
+    check!(
+        e.publisher == wa.session_id,
+        "ephemeral publisher {:?}, expected the sender's session id {:?}",
+        e.publisher,
+        wa.session_id
+    );
+    // Not numbered: the next publish is still seq 1.
+    let ack = publish(&mut a, &ch, &cx.id("p"), serde_json::json!(1)).await?;
+    check!(
+        ack.seq == 1,
+        "after an ephemeral the first publish got seq {}: the ephemeral was numbered",
+        ack.seq
+    );
+    let m = next_message(&mut b, &ch).await?;
+    check!(m.seq == 1, "unexpected message seq {}", m.seq);
+    Ok(())
+}
+
+async fn rpc_unknown(cx: Ctx) -> CaseResult {
+    let (mut c, _) = open_features(&cx, "c1", &["rpc"]).await?;
+    c.send_body(Body::RpcRequest(v2::RpcRequest {
+        id: "c1".into(),
+        method: "conformance.no-such-method".into(),
+        payload: payload(serde_json::json!({})),
+    }))
+    .await?;
+    expect_error(
+        &mut c,
+        "c1",
+        v2::ErrorCode::UnknownMethod,
+        "rpc_request of an unknown method",
+    )
+    .await?;
+    sync(&mut c, 71).await?;
+    let extra = c.expect_open_for(cx.ms(100)).await?;
+    check!(
+        !extra
+            .iter()
+            .any(|e| matches!(&e.body, Some(Body::Error(x)) if x.id == "c1")
+                || matches!(&e.body, Some(Body::RpcResponse(x)) if x.id == "c1")),
+        "a second answer to rpc_request c1 arrived"
+    );
+    Ok(())
+}
+
+fn batch(envs: Vec<Body>) -> Body {
+    Body::Batch(v2::Batch {
+        envelopes: envs
+            .into_iter()
+            .map(|b| v2::Envelope { body: Some(b) })
+            .collect(),
+    })
+}
+
+async fn batch_order(cx: Ctx) -> CaseResult {
+    let (mut c, _) = open_features(&cx, "c1", &["batch"]).await?;
+    let ch = cx.channel("batch");
+    let ids: Vec<String> = (0..3).map(|_| cx.id("p")).collect();
+    let mut envs = vec![Body::Subscribe(v2::Subscribe {
+        id: "s-b".into(),
+        channel: ch.clone(),
+        resume: None,
+    })];
+    envs.extend(ids.iter().map(|id| {
+        Body::Publish(v2::Publish {
+            id: id.clone(),
+            channel: ch.clone(),
+            payload: payload(serde_json::json!(id)),
+        })
+    }));
+    c.send_body(batch(envs)).await?;
+    let mut seen = Vec::new();
+    // Replies may themselves arrive batched: the connection unpacks nothing,
+    // so flatten here.
+    while seen
+        .iter()
+        .filter(|m: &&v2::Message| m.channel == ch)
+        .count()
+        < 3
+    {
+        let env = c.recv("the batch's replies").await?;
+        let flat = match env.body {
+            Some(Body::Batch(b)) => b.envelopes,
+            _ => vec![env],
+        };
+        for e in flat {
+            if let Some(Body::Message(m)) = e.body {
+                seen.push(m);
+            }
+        }
+    }
+    let got: Vec<(&str, u64)> = seen.iter().map(|m| (m.id.as_str(), m.seq)).collect();
+    let want: Vec<(&str, u64)> = ids.iter().map(|s| s.as_str()).zip(1..).collect();
+    check!(
+        got == want,
+        "batched subscribe + 3 publishes delivered {got:?}, expected {want:?}"
+    );
+    Ok(())
+}
+
+async fn batch_limits(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("batch-lim");
+    // Nested batch.
+    let (mut c, _) = open_features(&cx, "nested", &["batch"]).await?;
+    let pub1 = Body::Publish(v2::Publish {
+        id: cx.id("p"),
+        channel: ch.clone(),
+        payload: payload(serde_json::json!(1)),
+    });
+    c.send_body(batch(vec![
+        pub1.clone(),
+        batch(vec![Body::Ping(v2::Ping { ts: 1 })]),
+    ]))
+    .await?;
+    check_close(
+        &c.expect_close(cx.step()).await?,
+        close::PROTOCOL_VIOLATION,
+        true,
+    )?;
+    // Over max_batch.
+    let (mut c, w) = open_features(&cx, "over", &["batch"]).await?;
+    let max = w.limits.as_ref().map(|l| l.max_batch).unwrap_or(0) as usize;
+    check!(max > 0, "batch enabled but welcome.limits.max_batch is 0");
+    c.send_body(batch(
+        (0..=max)
+            .map(|i| Body::Ping(v2::Ping { ts: i as u64 }))
+            .collect(),
+    ))
+    .await?;
+    check_close(
+        &c.expect_close(cx.step()).await?,
+        close::PROTOCOL_VIOLATION,
+        true,
+    )?;
+    // Not negotiated.
+    let (mut c, _) = open_features(&cx, "unnegotiated", &[]).await?;
+    c.send_body(batch(vec![pub1])).await?;
+    check_close(
+        &c.expect_close(cx.step()).await?,
+        close::PROTOCOL_VIOLATION,
+        true,
+    )?;
+    // None of the publishes was processed.
+    let (mut s, _) = cx.open("check").await?;
+    let ack = subscribe(&mut s, &cx, &ch, None).await?;
+    check!(
+        ack.position.map(|p| p.seq).unwrap_or(0) == 0,
+        "an envelope of a refused batch was processed"
+    );
+    expect_no_message(&mut s, &ch, cx.ms(20)).await
+}

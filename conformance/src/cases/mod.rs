@@ -1,0 +1,52 @@
+//! The scripted cases, one module per area of the spec, and the registry
+//! that lists them in a stable order.
+
+pub mod util;
+
+mod auth;
+mod close;
+mod dedupe;
+mod features;
+mod heartbeat;
+mod negotiation;
+mod order;
+mod resume;
+mod seq;
+
+use std::sync::OnceLock;
+
+use crate::case::{Axes, CaseDef};
+use crate::spec::Level;
+
+/// Defaults for case definitions (`..BASE`).
+pub(crate) const BASE: CaseDef = CaseDef {
+    id: "",
+    title: "",
+    requirements: &[],
+    level: Level::Must,
+    axes: Axes::Once,
+    versions: &[],
+    needs: &[],
+    exclusive: false,
+    run: |_| Box::pin(async { Err(crate::case::fail("case has no body")) }),
+};
+
+/// Every case, in a stable order.
+pub fn registry() -> &'static [CaseDef] {
+    static ALL: OnceLock<Vec<CaseDef>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let groups: [&[CaseDef]; 10] = [
+            negotiation::CASES,
+            seq::CASES,
+            dedupe::CASES,
+            resume::CASES,
+            heartbeat::CASES,
+            close::CASES,
+            auth::CASES,
+            order::CASES,
+            features::CASES,
+            crate::history::CASES,
+        ];
+        groups.iter().flat_map(|g| g.iter()).copied().collect()
+    })
+}

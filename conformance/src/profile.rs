@@ -1,0 +1,290 @@
+//! The profile: what the suite needs to know about a server under test that
+//! the server does not advertise itself (how to get tokens, which channels
+//! are open or forbidden, which versions, encodings and optional features it
+//! supports, how to restart it). Limits, heartbeat timing and the dedupe
+//! window are read from each session's `welcome`, never configured here.
+
+use std::path::Path;
+
+use courier_protocol::{Encoding, Subprotocol, Version};
+use serde::Deserialize;
+
+/// A profile, usually read from a TOML file.
+///
+/// # Examples
+///
+/// ```
+/// let profile = courier_conformance::Profile::from_toml(r#"
+///     url = "ws://127.0.0.1:8080/ws"
+///     versions = [2, 1]
+///     encodings = ["json", "msgpack"]
+///     features = ["presence"]
+///     [channels]
+///     open_prefix = "test."
+///     forbidden = "private.conformance"
+///     [tokens]
+///     source = "hs256"
+///     secret = "dev-secret"
+///     forbidden_scope = "private"
+/// "#).unwrap();
+/// assert_eq!(profile.subprotocols().len(), 4);
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// WebSocket URL of the server (`ws://` or `wss://`). The command-line
+    /// URL wins over it. Default: none (the embedded reference server).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// URL of the SSE endpoint (`http://host:port/sse`), if the server has
+    /// one. Default: none, and the SSE cases are `unsupported`.
+    #[serde(default)]
+    pub sse_url: Option<String>,
+    /// Protocol versions the server supports. Default: `[2, 1]`.
+    #[serde(default = "default_versions")]
+    pub versions: Vec<u32>,
+    /// Encodings the server supports (`json`, `msgpack`, `proto`).
+    /// Default: all three.
+    #[serde(default = "default_encodings")]
+    pub encodings: Vec<String>,
+    /// Optional protocol features the server implements (`presence`,
+    /// `ephemeral`, `rpc`, `batch`, `reauth`). Cases for a feature not listed
+    /// are `unsupported`. Default: none.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// A shell command that restarts the server and returns once it
+    /// accepts connections again. Enables the shutdown (1001) and
+    /// epoch-after-restart cases. Default: none (those cases are `unsupported`).
+    #[serde(default)]
+    pub restart_command: Option<String>,
+    /// The first-message deadline of the server in milliseconds (not
+    /// advertised in `welcome`). Default: 5000, the reference server's value.
+    #[serde(default = "default_hello_deadline")]
+    pub hello_deadline_ms: u64,
+    /// Whether the server accepts sessions without a token. Default: false
+    /// (then a `hello` without a token must be refused with 4004).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Channel names the suite may use.
+    #[serde(default)]
+    pub channels: ChannelProfile,
+    /// How the suite obtains credentials.
+    #[serde(default)]
+    pub tokens: TokenSource,
+}
+
+/// Which channels the suite uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelProfile {
+    /// Prefix of channels every valid token may subscribe and publish to;
+    /// the suite appends a unique suffix per case so runs never share state.
+    /// Default: `conformance.`.
+    #[serde(default = "default_open_prefix")]
+    pub open_prefix: String,
+    /// A channel that a `wrong-scope` token may neither subscribe nor
+    /// publish to, while a `valid` token may. Default: none (the
+    /// authorization cases are `unsupported`).
+    #[serde(default)]
+    pub forbidden: Option<String>,
+}
+
+impl Default for ChannelProfile {
+    fn default() -> Self {
+        ChannelProfile {
+            open_prefix: default_open_prefix(),
+            forbidden: None,
+        }
+    }
+}
+
+/// The kinds of credentials cases ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// Valid, for the suite's main user, allowed on the forbidden channel.
+    Valid,
+    /// Valid, for a second user.
+    OtherUser,
+    /// Valid, main user, without the scope the forbidden channel needs.
+    WrongScope,
+    /// Correctly signed for the main user but already expired.
+    Expired,
+    /// Rejected for a reason other than expiry (bad signature, garbage).
+    Invalid,
+    /// Valid for the main user, expiring after the given milliseconds.
+    ShortLived(u64),
+}
+
+impl TokenKind {
+    /// The name used in commands and URLs (`valid`, `other-user`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Valid => "valid",
+            TokenKind::OtherUser => "other-user",
+            TokenKind::WrongScope => "wrong-scope",
+            TokenKind::Expired => "expired",
+            TokenKind::Invalid => "invalid",
+            TokenKind::ShortLived(_) => "short-lived",
+        }
+    }
+}
+
+/// The main and second user names of minted tokens.
+pub const MAIN_USER: &str = "conformance-a";
+/// The second user of minted tokens (`other-user`).
+pub const OTHER_USER: &str = "conformance-b";
+
+/// Where tokens come from (`[tokens] source = ...`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TokenSource {
+    /// No credentials: every session is anonymous; auth cases are unsupported.
+    #[default]
+    None,
+    /// Fixed tokens; kinds left out make their cases `unsupported`.
+    Static {
+        /// A valid token (required).
+        valid: String,
+        /// A valid token of a second user.
+        #[serde(default)]
+        other_user: Option<String>,
+        /// A valid token lacking the forbidden channel's scope.
+        #[serde(default)]
+        wrong_scope: Option<String>,
+        /// An expired token.
+        #[serde(default)]
+        expired: Option<String>,
+        /// A token the server rejects. Default: `not-a-valid-token`.
+        #[serde(default)]
+        invalid: Option<String>,
+    },
+    /// A shell command printing one token on stdout. `{kind}` is replaced by
+    /// the kind name and `{ttl_ms}` by the lifetime for `short-lived`; the
+    /// same values are in `COURIER_TOKEN_KIND` and `COURIER_TOKEN_TTL_MS`.
+    /// A non-zero exit means the kind is not available (`unsupported`).
+    Command {
+        /// The command, run with `sh -c`.
+        command: String,
+    },
+    /// An `http://` URL answering GET with the token as the body; `{kind}`
+    /// and `{ttl_ms}` are substituted. A non-200 status means unsupported.
+    Url {
+        /// The URL template.
+        url: String,
+    },
+    /// The suite mints HS256 JWTs itself (`sub`, `exp`, `aud`, `scope`).
+    Hs256 {
+        /// The shared secret the server verifies with.
+        secret: String,
+        /// `aud` claim, when the server checks one.
+        #[serde(default)]
+        audience: Option<String>,
+        /// Scopes of `valid` tokens (space-separated), which must allow the
+        /// forbidden channel. Default: empty.
+        #[serde(default)]
+        forbidden_scope: String,
+    },
+}
+
+/// A profile that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read: check the path.
+    #[error("cannot read profile {path}: {source}")]
+    Io {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys: fix the file (see docs/conformance.md).
+    #[error("invalid profile: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A version or encoding is not one Courier defines: use 1, 2 and json, msgpack, proto.
+    #[error("invalid profile: {0}")]
+    Value(String),
+}
+
+impl Profile {
+    /// Parses a profile from TOML text.
+    pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        let p: Profile = toml::from_str(text)?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Reads a profile file.
+    pub fn from_file(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Profile::from_toml(&text)
+    }
+
+    /// A profile for a server that supports everything, with anonymous
+    /// sessions and no tokens: the minimum to point the suite at a URL.
+    pub fn for_url(url: &str) -> Profile {
+        let mut p = Profile::from_toml("").expect("empty profile is valid");
+        p.url = Some(url.to_string());
+        p
+    }
+
+    fn validate(&self) -> Result<(), ProfileError> {
+        for v in &self.versions {
+            Version::from_number(*v)
+                .ok_or_else(|| ProfileError::Value(format!("unknown version {v}")))?;
+        }
+        for e in &self.encodings {
+            parse_encoding(e)
+                .ok_or_else(|| ProfileError::Value(format!("unknown encoding `{e}`")))?;
+        }
+        if self.versions.is_empty() || self.encodings.is_empty() {
+            return Err(ProfileError::Value(
+                "versions and encodings must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every subprotocol the server supports, highest version first.
+    pub fn subprotocols(&self) -> Vec<Subprotocol> {
+        Subprotocol::ALL
+            .into_iter()
+            .filter(|sp| self.versions.contains(&sp.version.number()))
+            .filter(|sp| {
+                self.encodings
+                    .iter()
+                    .any(|e| parse_encoding(e) == Some(sp.encoding))
+            })
+            .collect()
+    }
+
+    /// Whether the server declares an optional feature.
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.features.iter().any(|f| f == name)
+    }
+}
+
+/// `json` / `msgpack` / `proto` (also `protobuf`).
+pub fn parse_encoding(s: &str) -> Option<Encoding> {
+    match s {
+        "json" => Some(Encoding::Json),
+        "msgpack" => Some(Encoding::MsgPack),
+        "proto" | "protobuf" => Some(Encoding::Protobuf),
+        _ => None,
+    }
+}
+
+fn default_versions() -> Vec<u32> {
+    vec![2, 1]
+}
+fn default_encodings() -> Vec<String> {
+    vec!["json".into(), "msgpack".into(), "proto".into()]
+}
+fn default_hello_deadline() -> u64 {
+    5000
+}
+fn default_open_prefix() -> String {
+    "conformance.".into()
+}

@@ -1,0 +1,277 @@
+//! Traceability: which cases check each requirement, which mutants of the
+//! reference server each case catches, the reasoned list of MUST
+//! requirements a server-facing suite cannot check, and the generated
+//! Markdown for `docs/conformance.md`.
+
+use std::collections::BTreeMap;
+
+use crate::spec::{requirements, Level};
+
+/// MUST requirements no server-facing case checks, each with the reason.
+pub const NOT_CHECKABLE: &[(&str, &str)] = &[
+    ("SEQ-JS-SAFE", "needs 2^53 messages on one channel; the 53-bit bound on every received integer is enforced by the suite's decoder"),
+    ("SEQ-CLIENT-GAP-DETECTION", "client rule (checked by the client test suites)"),
+    ("SEQ-CLIENT-DROP-OLD", "client rule"),
+    ("DEDUP-ID-UNIQUE", "publisher (client) rule"),
+    ("DEDUP-CLIENT-DROP", "client rule"),
+    ("RESUME-CLIENT-RESUBSCRIBE", "client rule"),
+    ("RESUME-CLIENT-REPORT", "client rule"),
+    ("CLOSE-CLIENT-NORMAL", "client rule; its server half (never initiating 1000) is checked by every close case, which requires the exact code"),
+    ("CLOSE-RANGES", "client reaction"),
+    ("CLOSE-NOTICE-WINS", "client reaction"),
+    ("CLOSE-TERMINAL-NO-RECONNECT", "client reaction"),
+    ("CLOSE-BACKOFF", "client reaction"),
+    ("CLOSE-RECONNECT-NOW", "client reaction"),
+    ("CLOSE-REFRESH", "client reaction"),
+    ("CLOSE-RETRY-AFTER", "client reaction"),
+    ("CLIENT-BACKOFF-JITTER", "client rule"),
+    ("CLIENT-OFFLINE-QUEUE", "client rule"),
+    ("ENC-JSON-FLAT", "wire form: every server frame is decoded by the strict codec; byte-level forms are covered by conformance/vectors"),
+    ("ENC-DEFAULTS-OMITTED", "wire form: covered by conformance/vectors"),
+    ("ENC-ENUM-NAMES", "wire form: covered by conformance/vectors"),
+    ("ENC-INT-FORM", "wire form: covered by conformance/vectors"),
+    ("ENC-BYTES", "wire form: covered by conformance/vectors"),
+    ("ENC-PAYLOAD", "data model: covered by conformance/vectors and the codec's property tests"),
+    ("ENC-PAYLOAD-WIRE", "wire form: covered by conformance/vectors"),
+    ("ENC-PROTOBUF", "wire form: covered by conformance/vectors"),
+    ("ENC-UNKNOWN-ENUM", "no client-to-server message carries an enum, so a server's reading of one is unobservable"),
+    ("ENC-NUMBER-EQUIV", "application rule"),
+    ("ENC-TYPED-PAYLOAD", "codegen rule (courier-codegen tests)"),
+    ("ENC-V2-SUPERSET", "schema property (courier-protocol schema tests)"),
+    ("RPC-ID-UNIQUE", "client rule"),
+    ("LIMIT-MESSAGE-SIZE", "client rule"),
+    ("VER-CLIENT-VERIFY", "client rule"),
+    ("AUTH-REAUTH-CLIENT", "client rule"),
+    ("HB-CLIENT-DEADLINE", "client rule"),
+];
+
+/// A fault of the reference server and the cases expected to catch it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mutant {
+    /// courier-server's kebab-case fault name.
+    pub name: &'static str,
+    /// What the fault breaks.
+    pub breaks: &'static str,
+    /// Patterns of case instance IDs that must fail against it (each must
+    /// match at least one failing instance).
+    pub caught_by: &'static [&'static str],
+}
+
+/// One mutant per MUST area (courier-server feature `faults`).
+pub const MUTANTS: &[Mutant] = &[
+    Mutant {
+        name: "skip-seq",
+        breaks: "skips a sequence number",
+        caught_by: &[
+            "seq.increment/*",
+            "seq.gap-free/*",
+            "history.random-schedule",
+        ],
+    },
+    Mutant {
+        name: "seq-from-zero",
+        breaks: "numbers a channel's first message 0",
+        caught_by: &["seq.start-one/*"],
+    },
+    Mutant {
+        name: "redeliver-duplicate",
+        breaks: "numbers and delivers a duplicate publish again",
+        caught_by: &["dedupe.duplicate-acked/*"],
+    },
+    Mutant {
+        name: "ignore-version-offer",
+        breaks: "ignores the client's version preference",
+        caught_by: &["neg.highest-common"],
+    },
+    Mutant {
+        name: "wrong-oversize-code",
+        breaks: "closes oversized frames with the wrong code",
+        caught_by: &["close.oversize/*"],
+    },
+    Mutant {
+        name: "no-close-reason",
+        breaks: "closes without a reason",
+        caught_by: &["close.malformed/*", "neg.unsupported-offer"],
+    },
+    Mutant {
+        name: "never-ping",
+        breaks: "never sends heartbeat pings",
+        caught_by: &["hb.server-ping/*"],
+    },
+    Mutant {
+        name: "resume-out-of-order",
+        breaks: "replays a resume out of order",
+        caught_by: &["resume.exact-range/*"],
+    },
+    Mutant {
+        name: "accept-expired-tokens",
+        breaks: "accepts expired credentials",
+        caught_by: &["close.expired-at-hello/*"],
+    },
+    Mutant {
+        name: "data-before-subscribe-ack",
+        breaks: "sends messages before the subscribe_ack",
+        caught_by: &["order.ack-before-data/*"],
+    },
+    Mutant {
+        name: "unbounded-queue",
+        breaks: "queues without bound instead of closing a slow consumer",
+        caught_by: &["close.slow-consumer"],
+    },
+];
+
+/// One row of the traceability table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// Requirement ID.
+    pub id: String,
+    /// Its level.
+    pub level: Level,
+    /// Spec file.
+    pub file: String,
+    /// Cases that check it.
+    pub cases: Vec<String>,
+    /// Mutants caught by those cases.
+    pub mutants: Vec<String>,
+    /// Why no case checks it, when none does.
+    pub not_checkable: Option<String>,
+}
+
+/// The full table, in spec order.
+pub fn table() -> Vec<Row> {
+    let cases = crate::cases();
+    requirements()
+        .into_iter()
+        .map(|r| {
+            let ids: Vec<String> = cases
+                .iter()
+                .filter(|c| c.requirements.contains(&r.id))
+                .map(|c| c.id.clone())
+                .collect();
+            let mutants = MUTANTS
+                .iter()
+                .filter(|m| {
+                    m.caught_by.iter().any(|p| {
+                        ids.iter().any(|id| {
+                            crate::expect::glob_match(p.split('/').next().unwrap_or(p), id)
+                        })
+                    })
+                })
+                .map(|m| m.name.to_string())
+                .collect();
+            let not_checkable = NOT_CHECKABLE
+                .iter()
+                .find(|(id, _)| *id == r.id)
+                .map(|(_, why)| why.to_string());
+            Row {
+                id: r.id,
+                level: r.level,
+                file: r.file,
+                cases: ids,
+                mutants,
+                not_checkable,
+            }
+        })
+        .collect()
+}
+
+/// MUST requirements with no case and no reason: must be empty.
+pub fn uncovered_musts() -> Vec<String> {
+    table()
+        .into_iter()
+        .filter(|r| r.level == Level::Must && r.cases.is_empty() && r.not_checkable.is_none())
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Markdown: the case list.
+pub fn markdown_cases() -> String {
+    let mut s = String::from("| Case | Level | Runs | Checks | Needs |\n|---|---|---|---|---|\n");
+    for c in crate::cases() {
+        let needs = if c.needs.is_empty() {
+            String::new()
+        } else {
+            c.needs
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s.push_str(&format!(
+            "| `{}`: {} | {} | {} | {} | {} |\n",
+            c.id,
+            c.title,
+            c.level,
+            c.axes,
+            c.requirements
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            needs
+        ));
+    }
+    s
+}
+
+/// Markdown: requirement → cases → mutants.
+pub fn markdown_traceability() -> String {
+    let mut s =
+        String::from("| Requirement | Level | Cases | Mutants caught |\n|---|---|---|---|\n");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in table() {
+        let cases = if r.cases.is_empty() {
+            match &r.not_checkable {
+                Some(why) => {
+                    *counts.entry("not checkable").or_default() += 1;
+                    format!("not checkable by a server suite: {why}")
+                }
+                None => {
+                    *counts.entry("uncovered").or_default() += 1;
+                    "none".to_string()
+                }
+            }
+        } else {
+            *counts.entry("covered").or_default() += 1;
+            r.cases
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mutants = r
+            .mutants
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            r.id, r.level, cases, mutants
+        ));
+    }
+    s.push_str(&format!(
+        "\n{} requirements: {} checked by cases, {} not checkable by a server-facing suite, {} uncovered.\n",
+        counts.values().sum::<usize>(),
+        counts.get("covered").unwrap_or(&0),
+        counts.get("not checkable").unwrap_or(&0),
+        counts.get("uncovered").unwrap_or(&0)
+    ));
+    s
+}
+
+/// Replaces the text between `<!-- BEGIN GENERATED: name -->` and
+/// `<!-- END GENERATED: name -->` in `doc`; `None` if the markers are missing.
+pub fn splice(doc: &str, name: &str, body: &str) -> Option<String> {
+    let begin = format!("<!-- BEGIN GENERATED: {name} -->\n");
+    let end = format!("<!-- END GENERATED: {name} -->");
+    let b = doc.find(&begin)? + begin.len();
+    let e = doc[b..].find(&end)? + b;
+    Some(format!("{}{}{}", &doc[..b], body, &doc[e..]))
+}
+
+/// `docs/conformance.md` with its generated sections brought up to date.
+pub fn render_doc(doc: &str) -> Option<String> {
+    let doc = splice(doc, "cases", &markdown_cases())?;
+    splice(&doc, "traceability", &markdown_traceability())
+}
