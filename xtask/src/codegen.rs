@@ -1,9 +1,49 @@
 //! `cargo xtask codegen`: rewrites every checked-in generated file. The
 //! freshness tests (`cargo test`) regenerate the same content in memory and
 //! fail with a pointer to this command when a file is stale.
+//!
+//! To add a generator, append its (path, contents) pairs in [`files`].
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use courier_protocol::schema::{envelope_schema, Dialect};
+use courier_protocol::Version;
 
-pub fn run(_args: &[String]) -> Result<()> {
+/// Every generated file, as (path relative to the workspace root, contents).
+fn files() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // JSON Schema of each version's envelope (test: crates/protocol/tests/schema.rs).
+    for version in [Version::V1, Version::V2] {
+        let schema = envelope_schema(version, Dialect::Draft2020_12);
+        let text = serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n";
+        out.push((format!("schema/{version}/envelope.schema.json"), text));
+    }
+    // Cross-language vectors (test: crates/protocol/tests/vectors.rs).
+    out.extend(courier_protocol::vectors::files());
+    out
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let check = args.iter().any(|a| a == "--check");
+    let root = crate::root();
+    let mut stale = Vec::new();
+    for (path, contents) in files() {
+        let full = root.join(&path);
+        let current = std::fs::read_to_string(&full).ok();
+        if current.as_deref() == Some(contents.as_str()) {
+            continue;
+        }
+        if check {
+            stale.push(path);
+            continue;
+        }
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&full, contents).with_context(|| format!("writing {}", full.display()))?;
+        eprintln!("codegen: wrote {path}");
+    }
+    if !stale.is_empty() {
+        anyhow::bail!("stale: run `cargo xtask codegen` ({})", stale.join(", "));
+    }
     Ok(())
 }

@@ -47,6 +47,7 @@ impl VersionCompat for v2::Envelope {
     }
 
     fn check_version(mut self, version: Version) -> Result<Self, DecodeError> {
+        reset_unknown_enums(&mut self);
         if version == Version::V1 {
             if let Some(t) = self.type_name().filter(|t| V2_ONLY_TYPES.contains(t)) {
                 return Err(DecodeError::UnknownType(t.to_string()));
@@ -64,6 +65,32 @@ fn has_v2_fields(e: &v2::Envelope) -> bool {
         Some(Body::Disconnect(m)) => m.retry_after_ms.is_some(),
         Some(Body::Welcome(m)) => m.limits.as_ref().is_some_and(|l| l.max_batch != 0),
         _ => false,
+    }
+}
+
+/// ENC-UNKNOWN-ENUM: an enum number this version does not define reads as
+/// `_UNSPECIFIED`. prost keeps unknown numbers of Protobuf frames (the JSON
+/// and MessagePack decoders already map them to 0). The test
+/// `unknown_enum_numbers_read_as_unspecified` covers every enum field.
+fn reset_unknown_enums(e: &mut v2::Envelope) {
+    use v2::envelope::Body;
+    fn reset<E: TryFrom<i32>>(v: &mut i32) {
+        if E::try_from(*v).is_err() {
+            *v = 0;
+        }
+    }
+    match &mut e.body {
+        Some(Body::Welcome(m)) => reset::<v2::Encoding>(&mut m.encoding),
+        Some(Body::SubscribeAck(m)) => {
+            if let Some(r) = m.recovery.as_mut() {
+                reset::<v2::RecoveryStatus>(&mut r.status);
+                reset::<v2::RecoveryReason>(&mut r.reason);
+            }
+        }
+        Some(Body::PresenceEvent(m)) => reset::<v2::PresenceAction>(&mut m.action),
+        Some(Body::Error(m)) => reset::<v2::ErrorCode>(&mut m.code),
+        Some(Body::Batch(b)) => b.envelopes.iter_mut().for_each(reset_unknown_enums),
+        _ => {}
     }
 }
 

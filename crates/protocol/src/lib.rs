@@ -28,6 +28,7 @@ pub mod compat;
 pub mod examples;
 pub mod schema;
 pub mod subprotocol;
+pub mod vectors;
 pub mod wire;
 
 /// Courier protocol version 1 (`courier.v1`), generated from `proto/courier/v1`.

@@ -76,6 +76,9 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 enum TypeName<'de> {
     Borrowed(&'de str),
     Owned(String),
+    /// ENC-UNKNOWN-TYPE: a `type` that is not a string is an unknown type
+    /// (close 4001), not a malformed frame.
+    NotString,
 }
 
 impl TypeName<'_> {
@@ -83,6 +86,8 @@ impl TypeName<'_> {
         match self {
             TypeName::Borrowed(s) => s,
             TypeName::Owned(s) => s,
+            // No body is named "": dispatch skips the rest as unknown.
+            TypeName::NotString => "",
         }
     }
 }
@@ -101,8 +106,34 @@ impl<'de> de::Deserialize<'de> for TypeName<'de> {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeName<'de>, E> {
                 Ok(TypeName::Owned(v.to_string()))
             }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<TypeName<'de>, E> {
+                Ok(TypeName::NotString)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TypeName<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TypeName::NotString)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeName<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TypeName::NotString)
+            }
         }
-        d.deserialize_str(V)
+        d.deserialize_any(V)
     }
 }
 

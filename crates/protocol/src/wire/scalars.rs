@@ -99,16 +99,22 @@ impl<E: ProtoEnum> Visitor<'_> for EnumVisitor<E> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an enum value name or number")
     }
-    // ENC-UNKNOWN-ENUM: a name this version does not define reads as the
-    // `_UNSPECIFIED` value (0), exactly as an unknown number does in prost.
+    // ENC-UNKNOWN-ENUM: a name or number this version does not define reads
+    // as the `_UNSPECIFIED` value (0). (prost keeps unknown numbers of
+    // Protobuf frames; `compat` resets them after decoding.)
     fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
         Ok(E::value_of(v).unwrap_or(0))
     }
     fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
-        i32::try_from(v).map_err(|_| Er::custom("enum number out of range"))
+        let v = i32::try_from(v).map_err(|_| Er::custom("enum number out of range"))?;
+        Ok(if E::name_of(v).is_some() { v } else { 0 })
     }
     fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
-        i32::try_from(v).map_err(|_| Er::custom("enum number out of range"))
+        self.visit_i64(i64::try_from(v).map_err(|_| Er::custom("enum number out of range"))?)
+    }
+    // ENC-DEFAULTS-OMITTED: null reads as the default.
+    fn visit_unit<Er: de::Error>(self) -> Result<i32, Er> {
+        Ok(0)
     }
 }
 
