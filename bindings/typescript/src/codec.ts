@@ -28,6 +28,8 @@ export type DecodeErrorKind =
   | "wrong_frame_kind"
   /** Not a valid envelope in the encoding: 4000 (CLOSE-MALFORMED). */
   | "malformed"
+  /** Well-formed, but a value breaks an encoding rule (53-bit integers, payload shape): 4000. */
+  | "invalid"
   /** Missing or unknown `type`: 4001 (ENC-UNKNOWN-TYPE). */
   | "unknown_type";
 
@@ -158,7 +160,7 @@ export class Codec {
       }
     } catch (e) {
       if (e instanceof UnknownTypeError) throw new DecodeError("unknown_type", e.message);
-      if (e instanceof WireError) throw new DecodeError("malformed", `malformed ${enc} frame: ${e.message}`);
+      if (e instanceof WireError) throw new DecodeError(e.kind, `${e.kind} ${enc} frame: ${e.message}`);
       throw new DecodeError("malformed", `malformed ${enc} frame: ${e instanceof Error ? e.message : String(e)}`);
     }
     return this.checkVersion(env);

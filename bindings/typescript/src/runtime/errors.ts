@@ -10,9 +10,16 @@ export class WireError extends Error {
   override readonly name = "WireError";
   /** Where in the message the problem is (`Message.seq`), when known. */
   readonly path: string;
-  constructor(message: string, path = "") {
+  /**
+   * `malformed`: the bytes are not a valid encoding of the message; `invalid`: they are, but a
+   * value breaks a rule the schema cannot express (a Protobuf `uint64` beyond 2^53-1, payload
+   * bytes that are not one MessagePack value). Both close with 4000.
+   */
+  readonly kind: "malformed" | "invalid";
+  constructor(message: string, path = "", kind: "malformed" | "invalid" = "malformed") {
     super(path ? `${path}: ${message}` : message);
     this.path = path;
+    this.kind = kind;
   }
 }
 

@@ -68,7 +68,8 @@ class Parser {
       this.pos++;
       this.ws();
       const v = this.value(depth + 1);
-      // Duplicate members: the last occurrence counts (encoding.md §2).
+      // Encoders never write a member twice; like Courier's Rust decoder, reject it (§2).
+      if (Object.prototype.hasOwnProperty.call(out, k)) this.fail(`duplicate member \`${k}\``);
       if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
       else out[k] = v;
       this.ws();
@@ -199,9 +200,9 @@ class Parser {
 }
 
 /**
- * Formats a float as Courier's Rust codec (serde_json, ryu) does: the shortest digits that
- * read back to the same double, `1.0` for integral values below 1e16, exponent form (`1e16`,
- * `1.5e-7`) outside 1e-5..1e16.
+ * Formats a float as Courier's Rust codec (serde_json) does: the shortest digits that read back
+ * to the same double, `1.0` for integral values below 1e16, exponent form (`1e+16`, `1.5e-7`)
+ * outside 1e-5..1e16.
  */
 export function formatFloat(v: number): string {
   if (v === 0) return Object.is(v, -0) ? "-0.0" : "0.0";
@@ -215,8 +216,10 @@ export function formatFloat(v: number): string {
   if (k >= 0 && kk <= 16) out = digits + "0".repeat(k) + ".0";
   else if (kk > 0 && kk <= 16) out = `${digits.slice(0, kk)}.${digits.slice(kk)}`;
   else if (kk > -5 && kk <= 0) out = `0.${"0".repeat(-kk)}${digits}`;
-  else if (len === 1) out = `${digits}e${kk - 1}`;
-  else out = `${digits[0]}.${digits.slice(1)}e${kk - 1}`;
+  else {
+    const e = kk - 1;
+    out = `${len === 1 ? digits : `${digits[0]}.${digits.slice(1)}`}e${e >= 0 ? "+" : ""}${e}`;
+  }
   return sign + out;
 }
 

@@ -127,6 +127,7 @@ class Reader {
     for (let i = 0; i < n; i++) {
       const k = this.value(depth + 1);
       if (typeof k !== "string") throw new WireError("map keys must be strings");
+      if (Object.prototype.hasOwnProperty.call(out, k)) throw new WireError(`duplicate map key \`${k}\``);
       const v = this.value(depth + 1);
       if (k === "__proto__") Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
       else out[k] = v;

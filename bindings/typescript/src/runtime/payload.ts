@@ -4,7 +4,7 @@
 
 import { EncodeError, WireError } from "./errors.js";
 import { decodeMsgpack, encodeMsgpack } from "./msgpack.js";
-import { F64, type Payload, type Wire } from "./wire.js";
+import { F64, type Payload, type Wire, wide } from "./wire.js";
 
 /** Deepest nesting of arrays and maps a payload may have. */
 export const MAX_PAYLOAD_DEPTH = 64;
@@ -44,8 +44,8 @@ function fromWire(v: Wire, depth: number, path: string): Payload {
 }
 
 /**
- * Checks that `v` is a payload value and returns its normal form: integers within 2^53-1 as
- * numbers, arrays and plain objects copied. Anything else (NaN, `undefined`, a `Date`, a class
+ * Checks that `v` is a payload value and returns its normal form for the writers: integers
+ * beyond 32 bits as `bigint` (see `wide`), arrays and plain objects copied. Anything else (NaN, `undefined`, a `Date`, a class
  * instance, nesting deeper than 64) throws `EncodeError`.
  */
 export function outPayload(v: Payload, path: string): Payload {
@@ -59,10 +59,10 @@ function normalise(v: Payload, depth: number, path: string): Payload {
       return v;
     case "number":
       if (!Number.isFinite(v)) throw new EncodeError(`${path}: payload number ${v} is not finite`);
-      return v;
+      return Number.isSafeInteger(v) && !Object.is(v, -0) ? wide(v) : v;
     case "bigint":
       if (v < I64_MIN || v > U64_MAX) throw new EncodeError(`${path}: payload integer ${v} is out of the 64-bit range`);
-      return v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+      return v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? wide(Number(v)) : v;
     case "object": {
       if (v === null || v instanceof Uint8Array) return v;
       if (depth >= MAX_PAYLOAD_DEPTH) throw new EncodeError(`${path}: payload nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
@@ -92,11 +92,9 @@ export function payloadBytes(v: Payload, path: string): Uint8Array {
 
 /** Reads payload bytes of a Protobuf frame: exactly one MessagePack value (ENC-PAYLOAD-INVALID). */
 export function payloadFromBytes(bytes: Uint8Array, path: string): Payload {
-  let tree: Wire;
   try {
-    tree = decodeMsgpack(bytes);
+    return payload(decodeMsgpack(bytes), path);
   } catch (e) {
-    throw new WireError(e instanceof Error ? e.message : String(e), path);
+    throw new WireError(e instanceof Error ? e.message : String(e), path, "invalid");
   }
-  return payload(tree, path);
 }

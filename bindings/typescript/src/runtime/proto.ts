@@ -36,14 +36,14 @@ export function endAt(r: BinaryReader, end: number): void {
 /** A `uint64` read from Protobuf, within 2^53-1. */
 export function pbU53(v: bigint | string, path: string): number {
   const b = BigInt(v);
-  if (b > MAX) throw new WireError("integer exceeds 2^53-1 (ENC-INT53)", path);
+  if (b > MAX) throw new WireError("integer exceeds 2^53-1 (ENC-INT53)", path, "invalid");
   return Number(b);
 }
 
 /** An `int64` read from Protobuf, within ±(2^53-1). */
 export function pbI53(v: bigint | string, path: string): number {
   const b = BigInt(v);
-  if (b > MAX || b < -MAX) throw new WireError("integer exceeds 2^53-1 (ENC-INT53)", path);
+  if (b > MAX || b < -MAX) throw new WireError("integer exceeds 2^53-1 (ENC-INT53)", path, "invalid");
   return Number(b);
 }
 

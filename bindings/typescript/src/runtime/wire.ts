@@ -149,10 +149,18 @@ function outInt(v: number, path: string, min: number, max: number): number {
 export const outI32 = (v: number, path: string): number => outInt(v, path, -0x80000000, 0x7fffffff);
 /** Checks a `uint32` before writing. */
 export const outU32 = (v: number, path: string): number => outInt(v, path, 0, 0xffffffff);
+/**
+ * An integer as the writers want it: beyond 32 bits as a `bigint`, which `@msgpack/msgpack`
+ * writes as a 64-bit integer (a large `number` would become a float 64).
+ */
+export function wide(v: number): number | bigint {
+  return v > 0xffffffff || v < -0x80000000 ? BigInt(v) : v;
+}
+
 /** Checks an `int64` before writing: senders never exceed ±(2^53-1) (ENC-INT53). */
-export const outI53 = (v: number, path: string): number => outInt(v, path, -MAX_SAFE, MAX_SAFE);
+export const outI53 = (v: number, path: string): number | bigint => wide(outInt(v, path, -MAX_SAFE, MAX_SAFE));
 /** Checks a `uint64` before writing (ENC-INT53). */
-export const outU53 = (v: number, path: string): number => outInt(v, path, 0, MAX_SAFE);
+export const outU53 = (v: number, path: string): number | bigint => wide(outInt(v, path, 0, MAX_SAFE));
 
 /** Checks a `double` / `float` before writing. */
 export function outNum(v: number, path: string): number {
