@@ -36,9 +36,14 @@ impl Direction {
             ("Both directions:", Direction::Both),
         ];
         table.iter().find_map(|(prefix, d)| {
-            comment
-                .strip_prefix(prefix)
-                .map(|rest| (*d, rest.trim().to_string()))
+            let rest = comment.strip_prefix(prefix)?.trim();
+            // "publish a payload" → "Publish a payload": it starts a sentence on its own.
+            let mut chars = rest.chars();
+            let summary = chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default();
+            Some((*d, summary))
         })
     }
 

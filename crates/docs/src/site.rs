@@ -156,6 +156,7 @@ pub fn build(r: &Reference) -> Result<Vec<OutFile>, Error> {
             "title": body.type_name,
             "body": body,
             "message": message,
+            "show_doc": !message.doc.eq_ignore_ascii_case(&body.summary),
             "outcomes": outcomes,
             "answers": answers,
             "answers_error": body.type_name == "error",
