@@ -26,8 +26,6 @@
 mod embedded;
 mod naming;
 mod policy;
-#[cfg(feature = "typescript")]
-pub mod ts;
 
 use std::path::{Path, PathBuf};
 
@@ -45,9 +43,32 @@ pub enum Error {
     /// Reading or writing generated files failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// The requested Courier version does not exist.
+    /// The requested Courier version does not exist: pass 1 or 2 to
+    /// [`Config::courier_version`].
     #[error("unknown Courier protocol version {0}; supported: 1, 2")]
     UnknownVersion(u32),
+    /// A file imports the Courier definitions of another version than the
+    /// one configured: import `courier/v{configured}/...` or change
+    /// [`Config::courier_version`].
+    #[error("{file} imports courier/v{imported}, but the payloads are configured for Courier version {configured}")]
+    VersionMismatch {
+        /// The importing file.
+        file: String,
+        /// The version it imports.
+        imported: u32,
+        /// The version configured.
+        configured: u32,
+    },
+    /// A file uses something a Courier payload cannot carry (see `reason`,
+    /// e.g. a Protobuf well-known type, or a file without a `package`):
+    /// change the definition as the reason says.
+    #[error("{file}: {reason}")]
+    Unsupported {
+        /// The file concerned.
+        file: String,
+        /// What is unsupported, and what to use instead.
+        reason: String,
+    },
 }
 
 /// Builder for a `build.rs` that compiles payload definitions beside the
@@ -138,13 +159,28 @@ impl Config {
                 std::io::Error::other("OUT_DIR is not set: call from build.rs or set out_dir")
             })?),
         };
-        let requested: Vec<String> = requested_packages(&fds, protos);
-        let all: Vec<String> = fds.file.iter().map(|f| f.package().to_string()).collect();
+        let mut all: Vec<String> = Vec::new();
+        for f in &fds.file {
+            if !all.iter().any(|p| p == f.package()) {
+                all.push(f.package().to_string());
+            }
+        }
+        // Every package in the set is generated (prost-build does the same),
+        // except Courier's own for users: those are `courier_protocol::vN`.
+        let requested: Vec<String> = if self.courier_itself {
+            all.clone()
+        } else {
+            check_user_files(&fds, self.version)?;
+            all.iter()
+                .filter(|p| !is_courier_package(p))
+                .cloned()
+                .collect()
+        };
         let externs: Vec<(String, String)> = if self.courier_itself {
             vec![]
         } else {
             all.iter()
-                .filter(|p| p.starts_with("courier.v") && !requested.contains(p))
+                .filter(|p| is_courier_package(p))
                 .map(|p| {
                     (
                         format!(".{p}"),
@@ -253,25 +289,53 @@ pub fn courier_descriptors(version: u32) -> Result<FileDescriptorSet, Error> {
     Ok(load(&[format!("courier/v{version}/envelope.proto")], no_includes)?.0)
 }
 
-fn requested_packages(fds: &FileDescriptorSet, protos: &[impl AsRef<Path>]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+fn is_courier_package(package: &str) -> bool {
+    package == "courier.v1" || package == "courier.v2"
+}
+
+/// Refuses what user payload files cannot use, before prost writes code
+/// that would not compile.
+fn check_user_files(fds: &FileDescriptorSet, version: u32) -> Result<(), Error> {
     for f in &fds.file {
-        let requested = protos.iter().any(|p| {
-            let p = p.as_ref().to_string_lossy().replace('\\', "/");
-            p.ends_with(f.name())
-        });
-        if requested && !out.iter().any(|p| p == f.package()) {
-            out.push(f.package().to_string());
+        if f.package().starts_with("google.protobuf") {
+            // prost maps these to `::prost_types`, which has neither the
+            // serde policy nor a place in a crate that depends only on
+            // courier-protocol.
+            return Err(Error::Unsupported {
+                file: f.name().to_string(),
+                reason: "Protobuf well-known types cannot be used in Courier payloads; \
+                         use plain fields (e.g. `uint64 sent_at_ms` for a Timestamp)"
+                    .into(),
+            });
+        }
+        if f.package().is_empty() {
+            return Err(Error::Unsupported {
+                file: f.name().to_string(),
+                reason: "the file has no `package`; add one such as `package myapp.v1;`".into(),
+            });
+        }
+        for dep in &f.dependency {
+            let imported = ["courier/v1/", "courier/v2/"]
+                .iter()
+                .position(|prefix| dep.starts_with(prefix))
+                .map(|i| i as u32 + 1);
+            if let Some(imported) = imported.filter(|v| *v != version) {
+                return Err(Error::VersionMismatch {
+                    file: f.name().to_string(),
+                    imported,
+                    configured: version,
+                });
+            }
         }
     }
-    // Files of a requested package that were only imported belong to it too.
-    out
+    Ok(())
 }
 
 /// Edits prost's output where attributes cannot do the job:
 ///
 /// - prost matches attribute paths by prefix, so a oneof field cannot carry
-///   attributes without its members inheriting them; they are added here.
+///   attributes without its members inheriting them; they are added here
+///   (skip when unset, and `wire::oneof`'s forward-compatible reader).
 /// - schemars' derive names `serde::Serialize` unqualified in the code it
 ///   writes for `serialize_with` fields, which does not resolve in a crate
 ///   that only depends on `courier-protocol`; each generated module imports
@@ -294,12 +358,16 @@ fn postprocess(code: &str, courier_itself: bool, rt: &str) -> String {
         if t.starts_with("pub mod ") && t.ends_with(" {") {
             serde_import(&mut out, &format!("{indent}    "));
         }
-        if t.starts_with("#[prost(oneof = ") {
+        if let Some(rest) = t.strip_prefix("#[prost(oneof = \"") {
             if courier_itself && t.contains("\"envelope::Body\"") {
                 continue;
             }
-            out.push_str(indent);
-            out.push_str("#[serde(skip_serializing_if = \"::core::option::Option::is_none\")]\n");
+            // The oneof enum's path, as prost wrote it for this field.
+            let path = rest.split('"').next().unwrap_or_default();
+            out.push_str(&format!(
+                "{indent}#[serde(skip_serializing_if = \"::core::option::Option::is_none\", \
+                 deserialize_with = \"{rt}::oneof::deserialize::<{path}, _>\")]\n"
+            ));
         }
     }
     out

@@ -126,7 +126,9 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
         }
         for f in m.field.iter().filter(|f| f.oneof_index == Some(i as i32)) {
             // Oneof variants live in the message's module (one level down).
-            for attr in field_attrs(f, &inner, ctx, true) {
+            let mut attrs = field_attrs(f, &inner, ctx, true);
+            attrs.extend(rename(f.name(), &serde_variant_name(&type_ident(f.name()))));
+            for attr in attrs {
                 out.fields.push((format!("{path}.{}", f.name()), attr));
             }
         }
@@ -135,10 +137,12 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
         if f.oneof_index.is_some() && !f.proto3_optional() {
             continue;
         }
-        let attrs = match map_entry(m, f) {
+        let mut attrs = match map_entry(m, f) {
             Some(entry) => map_attrs(entry, scope, ctx),
             None => field_attrs(f, scope, ctx, false),
         };
+        let ident = field_ident(f.name());
+        attrs.extend(rename(f.name(), ident.trim_start_matches("r#")));
         for attr in attrs {
             out.fields.push((format!("{fq}.{}", f.name()), attr));
         }
@@ -149,6 +153,27 @@ fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut A
 }
 
 const MAX_SAFE: &str = "9007199254740991";
+
+/// ENC-TYPED-PAYLOAD keys members by their proto field names; where the
+/// name serde derives from prost's identifier differs (`fooBar` became
+/// `foo_bar`, `self` became `self_`), rename it back.
+fn rename(proto_name: &str, serde_name: &str) -> Option<String> {
+    (proto_name != serde_name).then(|| format!("#[serde(rename = {proto_name:?})]"))
+}
+
+/// The name serde's `rename_all = "snake_case"` gives a variant (serde's
+/// own rule: `_` before each uppercase letter but the first, lowercased).
+fn serde_variant_name(variant: &str) -> String {
+    let variant = variant.trim_start_matches("r#");
+    let mut out = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.char_indices() {
+        if i > 0 && c.is_uppercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
 
 /// The key and value fields of a map entry message (numbers 1 and 2).
 fn entry_fields(entry: &DescriptorProto) -> (&FieldDescriptorProto, &FieldDescriptorProto) {
@@ -285,11 +310,20 @@ fn field_attrs(
         }
         Type::Uint64 | Type::Fixed64 => {
             serde.push(format!("deserialize_with = \"{rt}::{o}u53\""));
-            schema.push(format!("range(max = {MAX_SAFE}u64)"));
+            // schemars allows `range` on fields only, not on variants.
+            schema.push(if variant {
+                format!("schema_with = \"{rt}::maps::u53_schema\"")
+            } else {
+                format!("range(max = {MAX_SAFE}u64)")
+            });
         }
         Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
             serde.push(format!("deserialize_with = \"{rt}::{o}i53\""));
-            schema.push(format!("range(min = -{MAX_SAFE}i64, max = {MAX_SAFE}i64)"));
+            schema.push(if variant {
+                format!("schema_with = \"{rt}::maps::i53_schema\"")
+            } else {
+                format!("range(min = -{MAX_SAFE}i64, max = {MAX_SAFE}i64)")
+            });
         }
         Type::Bytes if PAYLOAD_FIELDS.contains(&f.name()) => {
             serde.push(format!("with = \"{rt}::{o}payload\""));
@@ -421,6 +455,7 @@ fn message_impls(
         }
     }
     // Oneofs: validate the member that is set.
+    let mut oneof_impls = String::new();
     for (i, oneof) in m.oneof_decl.iter().enumerate() {
         let members: Vec<&FieldDescriptorProto> = m
             .field
@@ -431,6 +466,15 @@ fn message_impls(
             continue;
         }
         let enum_ty = format!("{module}{}", type_ident(oneof.name()));
+        if !is_envelope(scope, m) {
+            // Member names for the forward-compatible `wire::oneof` serde.
+            let names: Vec<String> = members.iter().map(|f| format!("{:?}", f.name())).collect();
+            let _ = writeln!(
+                oneof_impls,
+                "impl {rt}::oneof::ProtoOneof for {enum_ty} {{\n    const NAMES: &'static [&'static str] = &[{}];\n}}",
+                names.join(", ")
+            );
+        }
         let _ = writeln!(
             checks,
             "        match &self.{} {{",
@@ -457,6 +501,7 @@ fn message_impls(
         out,
         "impl {rt}::Validate for {ty} {{\n    #[allow(unused_variables)]\n    fn validate(&self) -> ::core::result::Result<(), {rt}::ValidateError> {{\n{checks}        ::core::result::Result::Ok(())\n    }}\n}}\n"
     );
+    out.push_str(&oneof_impls);
     if ctx.envelope_impls && is_envelope(scope, m) {
         let variants: Vec<String> = m
             .field

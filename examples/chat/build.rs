@@ -6,6 +6,12 @@ fn main() {
         // The Courier version the payloads travel in; `import
         // "courier/v2/..."` resolves to `courier_protocol::v2`.
         .courier_version(2)
-        .compile(&["proto/chat/v1/chat.proto"], &["proto"])
+        .compile(
+            &[
+                "proto/chat/v1/chat.proto",
+                "proto/chat/moderation/v1/moderation.proto",
+            ],
+            &["proto"],
+        )
         .unwrap_or_else(|e| panic!("{e}"));
 }

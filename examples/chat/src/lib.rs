@@ -1,10 +1,21 @@
 //! Example chat protocol built on Courier: payload types generated from
-//! `proto/chat/v1/chat.proto` by `courier-codegen` in `build.rs`.
+//! `proto/chat/**.proto` by `courier-codegen` in `build.rs`.
+//!
+//! Modules mirror proto packages (`chat.v1` is `chat::v1`), as with
+//! prost-build: generated code refers to other packages by relative paths.
 
-/// The `chat.v1` payload types.
+/// The chat payload packages.
 pub mod chat {
     /// Version 1 of the chat payloads (`package chat.v1`).
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
+    }
+
+    /// Moderation events (`package chat.moderation.v1`).
+    pub mod moderation {
+        /// Version 1 of the moderation payloads.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/chat.moderation.v1.rs"));
+        }
     }
 }

@@ -138,8 +138,8 @@ impl MapValue for U53 {
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         super::u53(d)
     }
-    fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "integer", "minimum": 0, "maximum": super::msgpack::MAX_SAFE_INTEGER })
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        u53_schema(g)
     }
 }
 
@@ -154,10 +154,21 @@ impl MapValue for I53 {
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         super::i53(d)
     }
-    fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let max = super::msgpack::MAX_SAFE_INTEGER as i64;
-        schemars::json_schema!({ "type": "integer", "minimum": -max, "maximum": max })
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        i53_schema(g)
     }
+}
+
+/// JSON Schema of a `uint64` within 2^53−1 (map values and oneof members,
+/// which cannot carry schemars' `range` attribute).
+pub fn u53_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "integer", "minimum": 0, "maximum": super::msgpack::MAX_SAFE_INTEGER })
+}
+
+/// JSON Schema of an `int64` within ±(2^53−1).
+pub fn i53_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let max = super::msgpack::MAX_SAFE_INTEGER as i64;
+    schemars::json_schema!({ "type": "integer", "minimum": -max, "maximum": max })
 }
 
 /// Serializes a map field: string keys in sorted order, values per `V`.
