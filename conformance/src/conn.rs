@@ -154,6 +154,9 @@ pub struct Conn {
     disconnect: Option<v2::Disconnect>,
     /// Time of the last `ping` envelope from the server, with its `ts`.
     pub pings: Vec<(Instant, u64)>,
+    /// The session's `max_message_bytes` once known: frames from the server
+    /// over twice this fail the case (LIMIT-SERVER-FRAME).
+    pub max_message_bytes: Option<usize>,
 }
 
 impl Conn {
@@ -238,6 +241,7 @@ impl Conn {
             closed: None,
             disconnect: None,
             pings: Vec::new(),
+            max_message_bytes: None,
         })
     }
 
@@ -405,6 +409,12 @@ impl Conn {
                 }
                 Message::Pong(_) | Message::Frame(_) => continue,
             };
+            if let Some(limit) = self.max_message_bytes {
+                if limit > 0 && bytes.len() > 2 * limit {
+                    self.transcript.record(&self.label, "recv", if text { "text" } else { "binary" }, preview(&bytes, text));
+                    return Err(fail(format!("server sent a {}-byte frame, over twice max_message_bytes {limit} (LIMIT-SERVER-FRAME)", bytes.len())));
+                }
+            }
             let Some(codec) = self.codec else {
                 self.transcript.record(
                     &self.label,
@@ -446,6 +456,14 @@ impl Conn {
                     }
                 }
                 Some(Body::Disconnect(d)) => self.disconnect = Some(d.clone()),
+                Some(Body::Welcome(w)) => self.max_message_bytes = w.limits.as_ref().map(|l| l.max_message_bytes as usize),
+                Some(Body::Batch(b)) => {
+                    // BATCH-NOT-HANDSHAKE and BATCH-NO-NESTING, server side.
+                    let bad = b.envelopes.iter().filter_map(|e| e.type_name()).find(|t| matches!(*t, "hello" | "welcome" | "disconnect" | "batch"));
+                    if let Some(t) = bad {
+                        return Err(fail(format!("server sent a batch containing `{t}` (BATCH-NOT-HANDSHAKE / BATCH-NO-NESTING)")));
+                    }
+                }
                 _ => {}
             }
             return Ok(Some(Event::Env(env)));

@@ -36,7 +36,7 @@ pub fn config_toml(fault: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         r#"listen = "127.0.0.1:0"
-{fault}features = ["presence", "ephemeral", "rpc", "batch"]
+{fault}features = ["presence", "ephemeral", "rpc", "batch", "reauth"]
 heartbeat_interval_ms = 400
 heartbeat_grace_ms = 300
 hello_timeout_ms = {HELLO_TIMEOUT_MS}
@@ -47,6 +47,8 @@ shutdown_grace_ms = 200
 
 [auth]
 hs256_secret = "{SECRET}"
+reauth_after_ms = 300
+reauth_deadline_ms = 400
 
 [[channels]]
 pattern = "private.*"
@@ -59,7 +61,7 @@ publish = "private"
 /// The profile matching [`config_toml`] for a server at `url`.
 pub fn profile(url: &str) -> Profile {
     let mut p = Profile::from_toml(&format!(
-        r#"features = ["presence", "ephemeral", "rpc", "batch"]
+        r#"features = ["presence", "ephemeral", "rpc", "batch", "reauth"]
 hello_deadline_ms = {HELLO_TIMEOUT_MS}
 [channels]
 forbidden = "{FORBIDDEN_CHANNEL}"

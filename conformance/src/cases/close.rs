@@ -18,7 +18,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "close.malformed",
         title: "An undecodable frame closes with 4000",
-        requirements: &["CLOSE-MALFORMED", "CLOSE-DISCONNECT-NOTICE", "CLOSE-REASON-REQUIRED"],
+        requirements: &["CLOSE-MALFORMED", "CLOSE-DISCONNECT-NOTICE", "CLOSE-REASON-REQUIRED", "ENC-NO-PANIC"],
         axes: Axes::Each,
         run: |cx| Box::pin(malformed(cx)),
         ..BASE
@@ -37,6 +37,22 @@ pub(crate) const CASES: &[CaseDef] = &[
         requirements: &["ENC-INT53", "CLOSE-MALFORMED"],
         axes: Axes::Each,
         run: |cx| Box::pin(int53(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "close.invalid-payload",
+        title: "A payload outside the payload data model closes with 4000 and is not numbered",
+        requirements: &["ENC-PAYLOAD-INVALID", "CLOSE-MALFORMED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(invalid_payload(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "enc.unknown-field",
+        title: "Unknown fields are ignored and the rest of the envelope processed",
+        requirements: &["ENC-UNKNOWN-FIELD"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(unknown_field(cx)),
         ..BASE
     },
     CaseDef {
@@ -99,7 +115,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "close.slow-consumer",
         title: "A subscriber that stops reading is closed with 4100 after a gap-free prefix, never buffered without bound",
-        requirements: &["LIMIT-SLOW-CONSUMER"],
+        requirements: &["LIMIT-SLOW-CONSUMER", "LIMIT-SERVER-FRAME"],
         axes: Axes::Once,
         run: |cx| Box::pin(slow_consumer(cx)),
         ..BASE
@@ -146,7 +162,69 @@ async fn malformed(cx: Ctx) -> CaseResult {
         Encoding::MsgPack => (vec![0xc1], false),
         Encoding::Protobuf => (vec![0xff, 0xff, 0xff], false),
     };
-    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await
+    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await?;
+    // ENC-NO-PANIC: the server survived and still serves new sessions.
+    let (mut c, _) = cx.open("after").await?;
+    sync(&mut c, 11).await
+}
+
+async fn invalid_payload(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("badpayload");
+    let (bytes, text) = match cx.sp().encoding {
+        // Nesting deeper than 64 arrays.
+        Encoding::Json => (format!(r#"{{"type":"publish","id":"p1","channel":"{ch}","payload":{}1{}}}"#, "[".repeat(70), "]".repeat(70)).into_bytes(), true),
+        // A MessagePack extension value as the payload.
+        Encoding::MsgPack => {
+            let mut v = mp_typed("publish", 3);
+            v.extend([0xa2, b'i', b'd', 0xa2, b'p', b'1']);
+            v.push(0xa7);
+            v.extend(b"channel");
+            v.push(0xd9);
+            v.push(ch.len() as u8);
+            v.extend(ch.as_bytes());
+            v.push(0xa7);
+            v.extend(b"payload");
+            v.extend([0xd4, 0x01, 0x00]);
+            (v, false)
+        }
+        // Payload bytes that are not one MessagePack value (reserved 0xc1).
+        Encoding::Protobuf => {
+            let mut inner = vec![0x0a, 0x02, b'p', b'1', 0x12, ch.len() as u8];
+            inner.extend(ch.as_bytes());
+            inner.extend([0x1a, 0x01, 0xc1]);
+            let mut v = vec![0x52, inner.len() as u8];
+            v.extend(inner);
+            (v, false)
+        }
+    };
+    raw_then_close(&cx, "c1", bytes, text, close::BAD_FRAME).await?;
+    let (mut c, _) = cx.open("check").await?;
+    let ack = subscribe(&mut c, &cx, &ch, None).await?;
+    check!(position(&ack)?.1 == 0, "a publish with an invalid payload was numbered");
+    Ok(())
+}
+
+async fn unknown_field(cx: Ctx) -> CaseResult {
+    let (bytes, text) = match cx.sp().encoding {
+        Encoding::Json => (br#"{"type":"ping","future_field":{"x":[1,2]},"ts":5}"#.to_vec(), true),
+        Encoding::MsgPack => {
+            let mut v = mp_typed("ping", 2);
+            v.extend([0xa2, b't', b's', 0x05, 0xa3, b'z', b'z', b'z', 0x91, 0x01]);
+            (v, false)
+        }
+        // Ping { ts = 5, field 15 (varint) = 1 }.
+        Encoding::Protobuf => (vec![0x9a, 0x01, 0x04, 0x08, 0x05, 0x78, 0x01], false),
+    };
+    let (mut c, _) = cx.open("c1").await?;
+    c.send_raw(bytes, text).await?;
+    let ts = c
+        .take("pong", |e| match &e.body {
+            Some(Body::Pong(p)) => Some(p.ts),
+            _ => None,
+        })
+        .await?;
+    check!(ts == 5, "ping with an unknown field answered with pong ts {ts}, expected 5");
+    Ok(())
 }
 
 async fn wrong_frame_type(cx: Ctx) -> CaseResult {

@@ -37,7 +37,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "presence.query",
         title: "presence_query lists every member in join order; unsubscribed channels give NOT_SUBSCRIBED",
-        requirements: &["PRESENCE-QUERY"],
+        requirements: &["PRESENCE-QUERY", "PRESENCE-CONSISTENT"],
         axes: Axes::PerVersion,
         needs: &["presence"],
         run: |cx| Box::pin(presence_query(cx)),
@@ -64,7 +64,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "batch.order",
         title: "The envelopes of a batch are processed in order, each as its own frame",
-        requirements: &["BATCH-ORDER"],
+        requirements: &["BATCH-ORDER", "BATCH-NOT-HANDSHAKE"],
         axes: Axes::Each,
         versions: &[2],
         needs: &["batch"],
@@ -221,6 +221,11 @@ async fn presence_query(cx: Ctx) -> CaseResult {
         wa.session_id,
         wb.session_id
     );
+    // PRESENCE-CONSISTENT: a join after the reply arrives as an event.
+    let (mut c, wc) = open_features(&cx, "c", &["presence"]).await?;
+    subscribe(&mut c, &cx, &ch, None).await?;
+    let (action, who) = b.take("presence_event join after the query", |e| presence_event(e, &ch)).await?;
+    check!(action == v2::PresenceAction::Join as i32 && who == wc.session_id, "after the presence reply expected a join of {}, got action {action} of {who}", wc.session_id);
     b.send_body(Body::PresenceQuery(v2::PresenceQuery {
         id: "q2".into(),
         channel: cx.channel("not-mine"),

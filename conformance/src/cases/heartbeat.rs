@@ -33,7 +33,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "hb.client-ping",
         title: "A client ping is answered with a pong echoing its ts",
-        requirements: &["HB-CLIENT-PING-ANSWERED"],
+        requirements: &["HB-CLIENT-PING-ANSWERED", "HB-PONG"],
         axes: Axes::Each,
         run: |cx| Box::pin(client_ping(cx)),
         ..BASE

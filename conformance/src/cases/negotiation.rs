@@ -26,7 +26,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "neg.encoding",
         title: "Each supported subprotocol is selected alone, echoed, and used for every frame",
-        requirements: &["VER-SUBPROTOCOL", "ENC-FRAME-TYPE", "WELCOME-FIELDS"],
+        requirements: &["VER-SUBPROTOCOL", "ENC-FRAME-TYPE", "WELCOME-FIELDS", "ENC-ONE-ENVELOPE"],
         axes: Axes::Each,
         run: |cx| Box::pin(encoding(cx)),
         ..BASE
@@ -42,7 +42,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "session.welcome-fields",
         title: "welcome carries version, encoding, a unique session id, heartbeat timing, dedupe window, limits and user",
-        requirements: &["WELCOME-FIELDS", "SESSION-ID-UNIQUE"],
+        requirements: &["WELCOME-FIELDS", "SESSION-ID-UNIQUE", "AUTH-FIRST-MESSAGE", "ENC-V1-ISOLATION"],
         axes: Axes::Each,
         run: |cx| Box::pin(welcome_fields(cx)),
         ..BASE
@@ -58,7 +58,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "session.hello-first",
         title: "An envelope other than hello before the session is open closes with 4003, unprocessed",
-        requirements: &["HELLO-FIRST", "CLOSE-UNAUTHENTICATED", "CLOSE-DISCONNECT-NOTICE"],
+        requirements: &["HELLO-FIRST", "CLOSE-UNAUTHENTICATED", "CLOSE-DISCONNECT-NOTICE", "AUTH-RECONNECT"],
         axes: Axes::Each,
         run: |cx| Box::pin(hello_first(cx)),
         ..BASE
@@ -296,6 +296,9 @@ async fn feature_negotiation(cx: Ctx) -> CaseResult {
 }
 
 async fn hello_first(cx: Ctx) -> CaseResult {
+    // AUTH-RECONNECT: an authenticated session of the same client carries
+    // nothing over to a new connection, which must still start with hello.
+    let (_authenticated, _) = cx.open("authenticated").await?;
     let ch = cx.channel("early");
     let early = [
         Body::Subscribe(v2::Subscribe {

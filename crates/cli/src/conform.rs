@@ -1,0 +1,147 @@
+//! `courier conform`: runs the conformance suite against a server given by
+//! URL and profile, or, with no URL, against the embedded reference server;
+//! prints live progress and a summary, writes JSON / JUnit / HTML reports,
+//! and exits non-zero when a MUST requirement fails.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use courier_conformance::report::term::TermProgress;
+use courier_conformance::{CommandControl, ExpectedFailures, Profile, RunConfig, Target};
+
+/// Arguments of `courier conform`.
+#[derive(clap::Args, Debug)]
+pub struct ConformArgs {
+    /// WebSocket URL of the server under test (ws:// or wss://). Without it
+    /// the embedded reference server is started and tested.
+    pub url: Option<String>,
+    /// Profile file (TOML): tokens, channels, versions, encodings, features,
+    /// restart command. See docs/conformance.md.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// SSE endpoint URL (overrides the profile's `sse_url`).
+    #[arg(long)]
+    pub sse_url: Option<String>,
+    /// Run only case IDs matching this glob (`*` wildcard); repeatable.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Skip case IDs matching this glob; repeatable.
+    #[arg(long)]
+    pub skip: Vec<String>,
+    /// Treat SHOULD failures as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Expected-failures file: one glob per line, `#` comments.
+    #[arg(long)]
+    pub expected_failures: Option<PathBuf>,
+    /// Write the JSON report (schema_version 1) here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here (for CI systems).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Per-case timeout in seconds (before time scaling).
+    #[arg(long, default_value_t = 20.0)]
+    pub timeout: f64,
+    /// How many cases run at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Multiply every wait and tolerance (e.g. 3 for a slow server or CI box).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Seed of the randomized history schedule (printed on failure).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// List the case instances that would run, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Print every case as it finishes, not only failures.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(args: ConformArgs) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
+    if args.time_scale <= 0.0 || args.timeout <= 0.0 {
+        bail!("--time-scale and --timeout must be positive");
+    }
+    let mut profile = match &args.profile {
+        Some(p) => Some(Profile::from_file(p)?),
+        None => None,
+    };
+    let url = args.url.clone().or_else(|| profile.as_ref().and_then(|p| p.url.clone()));
+    let mut embedded = None;
+    let mut target = match url {
+        Some(url) => {
+            let mut profile = profile.take().unwrap_or_else(|| Profile::for_url(&url));
+            if let Some(sse) = &args.sse_url {
+                profile.sse_url = Some(sse.clone());
+            }
+            let control = profile.restart_command.clone().map(|c| Arc::new(CommandControl(c)) as Arc<dyn courier_conformance::ServerControl>);
+            let mut t = Target::new(url, profile);
+            t.control = control;
+            t
+        }
+        None => {
+            if profile.is_some() {
+                bail!("--profile describes an external server: also give its URL");
+            }
+            let server = courier_conformance::embedded::Embedded::start(&courier_conformance::embedded::config_toml(None))
+                .await
+                .context("starting the embedded reference server")?;
+            eprintln!("courier conform: embedded reference server at {}", server.ws_url());
+            let t = server.target();
+            embedded = Some(server);
+            t
+        }
+    };
+    target.time_scale = args.time_scale;
+    if let Some(seed) = args.seed {
+        target.seed = seed;
+    }
+    let mut config = RunConfig::new();
+    for p in &args.only {
+        config.only(p);
+    }
+    for p in &args.skip {
+        config.skip(p);
+    }
+    config.strict(args.strict).parallel(args.parallel).case_timeout(Duration::from_secs_f64(args.timeout));
+    if let Some(path) = &args.expected_failures {
+        let ef = ExpectedFailures::from_file(path).with_context(|| format!("reading {}", path.display()))?;
+        config.expected_failures(ef);
+    }
+    if args.list {
+        for id in config.selected_ids(&target) {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+    config.progress(Arc::new(TermProgress::new(args.verbose)));
+    eprintln!("courier conform: {} case instances against {} (seed {})", config.selected_ids(&target).len(), target.url, target.seed);
+    let report = config.run(target).await;
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    if let Some(p) = &args.report_json {
+        std::fs::write(p, report.to_json()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, report.to_junit()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.html {
+        std::fs::write(p, report.to_html()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    print!("{}", report.summary_text());
+    Ok(report.exit_code())
+}
