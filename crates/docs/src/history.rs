@@ -74,7 +74,11 @@ pub fn diff(old: &Model, new: &Model) -> Vec<Change> {
             continue;
         };
         // Envelope body members are listed above as envelope types.
-        for f in m.fields.iter().filter(|f| !(m.name == "Envelope" && f.oneof.as_deref() == Some("body"))) {
+        for f in m
+            .fields
+            .iter()
+            .filter(|f| !(m.name == "Envelope" && f.oneof.as_deref() == Some("body")))
+        {
             let name = format!("{}.{} = {}", m.name, f.name, f.number);
             match om.fields.iter().find(|of| of.number == f.number) {
                 None => out.push(Change {

@@ -11,7 +11,12 @@ use courier_docs::OutFile;
 fn render() -> BTreeMap<String, String> {
     let mut config = courier_docs::Config::new();
     config.transcripts(false);
-    config.render().unwrap().into_iter().map(|OutFile { path, contents }| (path, contents)).collect()
+    config
+        .render()
+        .unwrap()
+        .into_iter()
+        .map(|OutFile { path, contents }| (path, contents))
+        .collect()
 }
 
 /// Requirement IDs read straight from the files on disk (not through the
@@ -24,7 +29,11 @@ fn spec_ids_on_disk() -> Vec<String> {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("- **`") {
                 let id = rest.split('`').next().unwrap();
-                if !id.is_empty() && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-') {
+                if !id.is_empty()
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+                {
                     ids.push(id.to_string());
                 }
             }
@@ -40,18 +49,35 @@ fn every_message_and_enum_of_the_definitions_is_documented() {
     let types_md = &files["markdown/types.md"];
     for version in [1, 2] {
         let fds = courier_codegen::courier_descriptors(version).unwrap();
-        for file in fds.file.iter().filter(|f| f.package().starts_with("courier.")) {
+        for file in fds
+            .file
+            .iter()
+            .filter(|f| f.package().starts_with("courier."))
+        {
             for m in &file.message_type {
                 let anchor = format!("id=\"type-{}\"", m.name());
-                assert!(types.contains(&anchor), "types.html lacks {} (v{version})", m.name());
+                assert!(
+                    types.contains(&anchor),
+                    "types.html lacks {} (v{version})",
+                    m.name()
+                );
                 assert!(types_md.contains(&anchor), "types.md lacks {}", m.name());
                 for f in &m.field {
                     let row = format!("id=\"type-{}-{}\"", m.name(), f.name());
-                    assert!(types.contains(&row), "types.html lacks field {}.{}", m.name(), f.name());
+                    assert!(
+                        types.contains(&row),
+                        "types.html lacks field {}.{}",
+                        m.name(),
+                        f.name()
+                    );
                 }
             }
             for e in &file.enum_type {
-                assert!(types.contains(&format!("id=\"type-{}\"", e.name())), "types.html lacks enum {}", e.name());
+                assert!(
+                    types.contains(&format!("id=\"type-{}\"", e.name())),
+                    "types.html lacks enum {}",
+                    e.name()
+                );
                 for v in &e.value {
                     assert!(types.contains(v.name()), "types.html lacks {}", v.name());
                 }
@@ -62,12 +88,30 @@ fn every_message_and_enum_of_the_definitions_is_documented() {
             .file
             .iter()
             .flat_map(|f| &f.message_type)
-            .find(|m| m.name() == "Envelope" && fds.file.iter().any(|f| f.package() == format!("courier.v{version}")))
+            .find(|m| {
+                m.name() == "Envelope"
+                    && fds
+                        .file
+                        .iter()
+                        .any(|f| f.package() == format!("courier.v{version}"))
+            })
             .unwrap();
         for f in &envelope.field {
-            assert!(files.contains_key(&format!("messages/{}.html", f.name())), "no page for {}", f.name());
-            assert!(files.contains_key(&format!("markdown/messages/{}.md", f.name())), "no md page for {}", f.name());
-            assert!(files["index.html"].contains(&format!("messages/{}.html", f.name())), "index lacks {}", f.name());
+            assert!(
+                files.contains_key(&format!("messages/{}.html", f.name())),
+                "no page for {}",
+                f.name()
+            );
+            assert!(
+                files.contains_key(&format!("markdown/messages/{}.md", f.name())),
+                "no md page for {}",
+                f.name()
+            );
+            assert!(
+                files["index.html"].contains(&format!("messages/{}.html", f.name())),
+                "index lacks {}",
+                f.name()
+            );
         }
     }
 }
@@ -78,9 +122,18 @@ fn every_requirement_id_is_in_the_requirement_index() {
     let ids = spec_ids_on_disk();
     assert!(ids.len() > 100, "only {} requirement IDs found", ids.len());
     for id in &ids {
-        assert!(files["requirements.html"].contains(&format!("id=\"req-{id}\"")), "{id} not in requirements.html");
-        assert!(files["markdown/requirements.md"].contains(&format!("id=\"req-{id}\"")), "{id} not in requirements.md");
-        assert!(files["assets/search-index.js"].contains(&format!("\"{id}\"")), "{id} not searchable");
+        assert!(
+            files["requirements.html"].contains(&format!("id=\"req-{id}\"")),
+            "{id} not in requirements.html"
+        );
+        assert!(
+            files["markdown/requirements.md"].contains(&format!("id=\"req-{id}\"")),
+            "{id} not in requirements.md"
+        );
+        assert!(
+            files["assets/search-index.js"].contains(&format!("\"{id}\"")),
+            "{id} not searchable"
+        );
     }
 }
 
@@ -90,7 +143,11 @@ fn cited_requirement_ids_exist_and_every_type_has_a_reply_entry() {
     let fds = courier_codegen::courier_descriptors(2).unwrap();
     let model = courier_docs::model::Model::courier(&fds, 2).unwrap();
     for b in &model.bodies {
-        assert!(courier_docs::replies::KNOWN_TYPES.contains(&b.type_name.as_str()), "replies.rs lacks {}", b.type_name);
+        assert!(
+            courier_docs::replies::KNOWN_TYPES.contains(&b.type_name.as_str()),
+            "replies.rs lacks {}",
+            b.type_name
+        );
         for o in courier_docs::replies::outcomes(&b.type_name) {
             for id in o.spec {
                 assert!(ids.contains(id), "{}: cites unknown {id}", b.type_name);
@@ -98,11 +155,20 @@ fn cited_requirement_ids_exist_and_every_type_has_a_reply_entry() {
         }
         // The direction read from the proto comment agrees with the examples module.
         let expected = courier_protocol::examples::direction_of(&b.type_name).as_str();
-        assert_eq!(serde_json::to_value(b.direction).unwrap(), expected, "{}", b.type_name);
+        assert_eq!(
+            serde_json::to_value(b.direction).unwrap(),
+            expected,
+            "{}",
+            b.type_name
+        );
     }
     for c in courier_docs::close_codes::table(&model) {
         assert!(ids.contains(c.reaction_req), "{}", c.reaction_req);
-        assert!(!c.trigger.is_empty(), "close code {} has no trigger in close-codes.md", c.code);
+        assert!(
+            !c.trigger.is_empty(),
+            "close code {} has no trigger in close-codes.md",
+            c.code
+        );
     }
 }
 
@@ -142,11 +208,22 @@ fn every_internal_link_and_anchor_of_the_site_resolves() {
                 continue;
             }
             let link = link.replace("&amp;", "&");
-            let (file, frag) = link.split_once('#').map_or((link.as_str(), None), |(f, a)| (f, Some(a)));
-            let target = if file.is_empty() { path.clone() } else { resolve(path, file) };
-            let contents = files.get(&target).unwrap_or_else(|| panic!("{path}: link to missing {target}"));
+            let (file, frag) = link
+                .split_once('#')
+                .map_or((link.as_str(), None), |(f, a)| (f, Some(a)));
+            let target = if file.is_empty() {
+                path.clone()
+            } else {
+                resolve(path, file)
+            };
+            let contents = files
+                .get(&target)
+                .unwrap_or_else(|| panic!("{path}: link to missing {target}"));
             if let Some(frag) = frag.filter(|f| !f.is_empty()) {
-                assert!(attrs(contents, "id").contains(&frag), "{path}: no anchor #{frag} in {target}");
+                assert!(
+                    attrs(contents, "id").contains(&frag),
+                    "{path}: no anchor #{frag} in {target}"
+                );
             }
             checked += 1;
         }

@@ -10,7 +10,8 @@ fn markdown_and_asyncapi_snapshots() {
     let files = config.render().unwrap();
     let mut checked = 0;
     for f in &files {
-        let snapshot_worthy = (f.path.starts_with("markdown/") && !f.path.starts_with("markdown/spec/"))
+        let snapshot_worthy = (f.path.starts_with("markdown/")
+            && !f.path.starts_with("markdown/spec/"))
             || f.path.starts_with("asyncapi");
         if !snapshot_worthy {
             continue;
