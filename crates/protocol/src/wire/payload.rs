@@ -165,15 +165,19 @@ impl Serialize for At<'_, '_> {
                 s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
             }
             Item::Bin(b) => s.serialize_bytes(b),
+            // ENC-NO-PANIC: the header's count is untrusted (this also runs
+            // on unvalidated bytes via `to_json`), and serializers such as
+            // serde_json's allocate the hinted capacity up front. Every item
+            // takes at least one byte, so the bytes left bound the count.
             Item::Array(n) => {
-                let mut seq = s.serialize_seq(Some(n as usize))?;
+                let mut seq = s.serialize_seq(Some((n as usize).min(buf.len())))?;
                 for _ in 0..n {
                     seq.serialize_element(&At { cursor: self.cursor, depth: self.depth + 1 })?;
                 }
                 seq.end()
             }
             Item::Map(n) => {
-                let mut map = s.serialize_map(Some(n as usize))?;
+                let mut map = s.serialize_map(Some((n as usize).min(buf.len() / 2)))?;
                 for _ in 0..n {
                     let mut buf = self.cursor.get();
                     let key = match msgpack::read(&mut buf).map_err(ser::Error::custom)? {

@@ -1,6 +1,8 @@
 //! Helpers shared by the protocol test files.
 #![allow(dead_code)]
 
+pub mod strategies;
+
 use std::path::PathBuf;
 
 use courier_protocol::{Codec, DecodeError, Encoding, Subprotocol, Version};
