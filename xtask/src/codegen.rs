@@ -19,6 +19,17 @@ fn files() -> Vec<(String, String)> {
     }
     // Cross-language vectors (test: crates/protocol/tests/vectors.rs).
     out.extend(courier_protocol::vectors::files());
+    // TypeScript bindings (test: codegen/tests/typescript.rs).
+    let ts = courier_codegen::ts::TsConfig::new()
+        .runtime_import("../runtime/index.js")
+        .generate(&[] as &[&str], &[] as &[&str])
+        .expect("the Courier definitions generate");
+    out.extend(ts.into_iter().map(|f| (format!("bindings/typescript/src/gen/{}", f.path), f.content)));
+    // Conformance case list and traceability table (test: conformance/tests/traceability.rs).
+    let doc = std::fs::read_to_string(crate::root().join("docs/conformance.md")).unwrap_or_default();
+    if let Some(text) = courier_conformance::trace::render_doc(&doc) {
+        out.push(("docs/conformance.md".to_string(), text));
+    }
     out
 }
 
