@@ -1,0 +1,111 @@
+//! Fault injection for the conformance suite's mutant runs (feature
+//! `faults`): each [`Fault`] breaks exactly one behaviour the spec requires,
+//! so the suite can prove it notices.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate spec violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Skips a sequence number every third publish (breaks SEQ-GAPFREE).
+    SkipSeq,
+    /// Numbers a channel's first message 0 (breaks SEQ-START-ONE).
+    SeqFromZero,
+    /// Numbers and delivers a duplicate publish again (breaks DEDUP-DELIVER-ONCE).
+    RedeliverDuplicate,
+    /// Selects the client's first acceptable offer, whatever its version
+    /// (breaks VER-HIGHEST-COMMON).
+    IgnoreVersionOffer,
+    /// Closes oversized frames with 4000 instead of 1009 (breaks CLOSE-OVERSIZE).
+    WrongOversizeCode,
+    /// Sends closes and disconnects with an empty reason (breaks CLOSE-REASON-REQUIRED).
+    NoCloseReason,
+    /// Never sends heartbeat pings (breaks HB-SERVER-PING).
+    NeverPing,
+    /// Replays a resumed range newest first (breaks RESUME-EXACT-RANGE).
+    ResumeOutOfOrder,
+    /// Accepts expired credentials and never expires sessions (breaks
+    /// AUTH-EXPIRED-AT-HELLO and AUTH-EXPIRY).
+    AcceptExpiredTokens,
+    /// Sends the replay before the `subscribe_ack` (breaks ORDER-ACK-BEFORE-DATA).
+    DataBeforeSubscribeAck,
+    /// Never closes slow consumers; the send queue grows without bound
+    /// (breaks LIMIT-SLOW-CONSUMER).
+    UnboundedQueue,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 11] = [
+        Fault::SkipSeq,
+        Fault::SeqFromZero,
+        Fault::RedeliverDuplicate,
+        Fault::IgnoreVersionOffer,
+        Fault::WrongOversizeCode,
+        Fault::NoCloseReason,
+        Fault::NeverPing,
+        Fault::ResumeOutOfOrder,
+        Fault::AcceptExpiredTokens,
+        Fault::DataBeforeSubscribeAck,
+        Fault::UnboundedQueue,
+    ];
+
+    /// The kebab-case name (`skip-seq`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::SkipSeq => "skip-seq",
+            Fault::SeqFromZero => "seq-from-zero",
+            Fault::RedeliverDuplicate => "redeliver-duplicate",
+            Fault::IgnoreVersionOffer => "ignore-version-offer",
+            Fault::WrongOversizeCode => "wrong-oversize-code",
+            Fault::NoCloseReason => "no-close-reason",
+            Fault::NeverPing => "never-ping",
+            Fault::ResumeOutOfOrder => "resume-out-of-order",
+            Fault::AcceptExpiredTokens => "accept-expired-tokens",
+            Fault::DataBeforeSubscribeAck => "data-before-subscribe-ack",
+            Fault::UnboundedQueue => "unbounded-queue",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a [`Fault`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{0}`")]
+pub struct UnknownFault(pub String);
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| UnknownFault(s.to_string()))
+    }
+}
+
+/// serde for `Option<Fault>` as its kebab-case name.
+#[cfg_attr(not(feature = "faults"), allow(dead_code))]
+pub(crate) mod opt_serde {
+    use super::Fault;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Fault>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(f) => s.serialize_str(f.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Fault>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -1,0 +1,523 @@
+//! The WebSocket transport: the upgrade (subprotocol negotiation, Origin),
+//! the hello phase, then one task per connection running a reader (decode,
+//! rate limit, dispatch, heartbeat ticks) and a writer (drains the outbox,
+//! many frames per flush) side by side.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use courier_protocol::v2::envelope::Body;
+use courier_protocol::{close, v2, Codec, DecodeError, Subprotocol, Version};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::faults::Fault;
+use crate::frame::{assemble_batch, BATCH_ENTRY_OVERHEAD, BATCH_OVERHEAD};
+use crate::http::{text_response, Body as HttpBody};
+use crate::outbox::{Features, Out, Outbox};
+use crate::server::{ConnGuard, Shared, Transport};
+use crate::session::{self, Close, Session};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Sink = SplitSink<Ws, Message>;
+type Stream = SplitStream<Ws>;
+
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a write blocked on a full socket may delay a close (other than 4100).
+const BLOCKED_WRITE_GRACE: Duration = Duration::from_secs(1);
+
+/// Answers `GET /ws`: validates the upgrade, negotiates the subprotocol and
+/// spawns the connection.
+pub(crate) fn upgrade(
+    shared: &Arc<Shared>,
+    mut req: Request<Incoming>,
+    guard: ConnGuard,
+) -> Response<HttpBody> {
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = headers.get(SEC_WEBSOCKET_KEY).filter(|_| is_upgrade) else {
+        return text_response(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
+    };
+    if headers.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        let mut r = text_response(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported WebSocket version\n",
+        );
+        r.headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return r;
+    }
+    if !shared.origin_allowed(headers) {
+        return text_response(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
+    let offers: Vec<String> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .collect();
+    let selected = shared.negotiate(&offers);
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut resp = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(sp) = selected {
+        // VER-SUBPROTOCOL: echo the selected name.
+        resp = resp.header(SEC_WEBSOCKET_PROTOCOL, sp.name());
+    }
+    let shared = shared.clone();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
+        };
+        let c = &shared.config;
+        let max = c.max_message_bytes as usize;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(c.ws_read_buffer_bytes as usize)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        run(shared, ws, selected, guard).await;
+    });
+    resp.body(crate::http::empty()).expect("valid response")
+}
+
+async fn run(shared: Arc<Shared>, ws: Ws, selected: Option<Subprotocol>, guard: ConnGuard) {
+    let (mut sink, mut stream) = ws.split();
+    let Some(sp) = selected else {
+        // VER-ACCEPT-THEN-CLOSE, VER-MISMATCH-REASON: no data frame, no disconnect.
+        let reason = courier_protocol::subprotocol::mismatch_reason(&shared.supported);
+        let code = close::UNSUPPORTED_VERSION;
+        shared.metrics.disconnect(code);
+        close_frame(&shared, &mut sink, code, &reason).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut stream)).await;
+        return;
+    };
+    let codec = Codec::new(sp).with_max_message_bytes(shared.config.max_message_bytes as usize);
+    if let Some((code, reason)) = guard.refusal() {
+        // VER-REFUSE-AFTER-ACCEPT: over capacity (4102).
+        return close_early(&shared, &mut sink, &mut stream, codec, code, &reason).await;
+    }
+    let _session_guard = shared.session_opened(Transport::Ws);
+    let hello = match read_hello(&shared, &mut stream, codec).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return,
+        Err((code, reason)) => {
+            return close_early(&shared, &mut sink, &mut stream, codec, code, &reason).await
+        }
+    };
+    let identity = match shared.auth.authenticate(&hello.token, crate::now_ms()) {
+        Ok(i) => i,
+        Err(e) => {
+            let code = e.close_code();
+            return close_early(&shared, &mut sink, &mut stream, codec, code, &e.to_string()).await;
+        }
+    };
+    let (features, names) = session::negotiate_features(&shared, &hello.features, sp.version);
+    let session_id = shared.new_session_id();
+    let welcome = session::welcome(&shared, sp, &session_id, names, &identity);
+    if send_now(&mut sink, codec, &welcome).await.is_err() {
+        return;
+    }
+    tracing::debug!(session = %session_id, user = %identity.user, subprotocol = %sp, "session open");
+    let member = v2::PresenceMember {
+        session_id,
+        user: identity.user.to_string(),
+        info: identity.info.clone(),
+    };
+    let capacity = shared.config.send_queue_frames as usize;
+    let outbox = Arc::new(Outbox::new(
+        member,
+        sp,
+        features,
+        capacity,
+        shared.fault(Fault::UnboundedQueue),
+    ));
+    let _registered = shared.register(outbox.clone());
+    let mut session = Session::new(shared.clone(), outbox.clone(), identity);
+
+    {
+        let writer = write_loop(&shared, sink, &outbox);
+        let reader = read_loop(&mut session, &mut stream, codec);
+        tokio::pin!(writer, reader);
+        tokio::select! {
+            _ = &mut writer => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, &mut reader).await;
+            }
+            code = &mut reader => {
+                if outbox.closing().is_none() {
+                    shared.metrics.disconnect(code);
+                }
+            }
+        }
+    }
+    session.leave_all();
+}
+
+/// Waits for `hello` (HELLO-FIRST, HELLO-DEADLINE).
+async fn read_hello(
+    shared: &Shared,
+    stream: &mut Stream,
+    codec: Codec,
+) -> Result<Option<v2::Hello>, Close> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(shared.config.hello_timeout_ms);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                return Err((
+                    close::AUTH_TIMEOUT,
+                    "no hello before the first-message deadline".into(),
+                ))
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return read_error(shared, e).map(|_| None),
+            Ok(Some(Ok(m))) => m,
+        };
+        let (bytes, text) = match frame {
+            Message::Text(t) => (Bytes::from(t), true),
+            Message::Binary(b) => (b, false),
+            Message::Close(_) => return Ok(None),
+            _ => continue,
+        };
+        shared.metrics.messages_in(1);
+        let envelope: v2::Envelope = codec
+            .decode_frame(&bytes, Some(text))
+            .map_err(|e| decode_close(shared, e))?;
+        return match envelope.body {
+            Some(Body::Hello(h)) => Ok(Some(h)),
+            // HELLO-FIRST, CLOSE-UNAUTHENTICATED.
+            _ => Err((
+                close::PROTOCOL_VIOLATION,
+                "the first message must be hello".into(),
+            )),
+        };
+    }
+}
+
+fn decode_close(shared: &Shared, e: DecodeError) -> Close {
+    let mut code = e.close_code();
+    if code == close::MESSAGE_TOO_BIG && shared.fault(Fault::WrongOversizeCode) {
+        code = close::BAD_FRAME;
+    }
+    let mut reason = e.to_string();
+    truncate(&mut reason, 123);
+    (code, reason)
+}
+
+/// Maps a transport read error to a close, or `Ok` when the peer is gone.
+fn read_error(shared: &Shared, e: WsError) -> Result<(), Close> {
+    match e {
+        WsError::Capacity(c) => {
+            // CLOSE-OVERSIZE: tungstenite stops at the frame header, before
+            // reading the payload.
+            let code = if shared.fault(Fault::WrongOversizeCode) {
+                close::BAD_FRAME
+            } else {
+                close::MESSAGE_TOO_BIG
+            };
+            Err((code, format!("frame too large: {c}")))
+        }
+        WsError::Utf8(_) => Err((close::BAD_FRAME, "text frame is not valid UTF-8".into())),
+        WsError::Protocol(p) => Err((close::BAD_FRAME, format!("WebSocket protocol error: {p}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The reader half: returns the close code observed when the peer left.
+async fn read_loop(session: &mut Session, stream: &mut Stream, codec: Codec) -> u16 {
+    let shared = session.shared.clone();
+    let outbox = session.outbox.clone();
+    let mut shutdown = shared.shutdown_rx();
+    let mut tick = shared.tick_rx();
+    let mut closing = false;
+    if *shutdown.borrow_and_update() {
+        outbox.close(close::GOING_AWAY, "server shutting down", None);
+        closing = true;
+    }
+    loop {
+        tokio::select! {
+            r = shutdown.changed(), if !closing => {
+                if r.is_ok() && *shutdown.borrow() {
+                    // CLOSE-SHUTDOWN; spread v2 reconnects (CLOSE-RETRY-AFTER).
+                    let retry = (outbox.subprotocol().version == Version::V2).then(|| fastrand::u64(0..1000));
+                    outbox.close(close::GOING_AWAY, "server shutting down", retry);
+                    closing = true;
+                }
+            }
+            _ = tick.changed(), if !closing => {
+                if let Err((code, reason)) = session.tick(Instant::now(), true) {
+                    outbox.close(code, reason, None);
+                    closing = true;
+                }
+            }
+            frame = stream.next() => {
+                let frame = match frame {
+                    None => return close::ABNORMAL,
+                    Some(Err(e)) => match read_error(&shared, e) {
+                        Ok(()) => return close::ABNORMAL,
+                        Err((code, reason)) => {
+                            outbox.close(code, reason, None);
+                            // The stream cannot be read past a broken frame;
+                            // wait for the writer to send the close.
+                            return std::future::pending().await;
+                        }
+                    },
+                    Some(Ok(f)) => f,
+                };
+                // HB-ANY-FRAME: every frame proves liveness.
+                session.last_rx = Instant::now();
+                let (bytes, text) = match frame {
+                    Message::Text(t) => (Bytes::from(t), true),
+                    Message::Binary(b) => (b, false),
+                    Message::Close(c) => {
+                        // Let tungstenite flush its close reply before leaving.
+                        let _ = tokio::time::timeout(CLOSE_WAIT, drain(stream)).await;
+                        return c.map(|c| u16::from(c.code)).unwrap_or(close::NORMAL);
+                    }
+                    _ => continue,
+                };
+                if closing {
+                    continue;
+                }
+                shared.metrics.messages_in(1);
+                if let Err((code, reason)) = process(session, codec, &bytes, text) {
+                    outbox.close(code, reason, None);
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+fn process(session: &mut Session, codec: Codec, bytes: &[u8], text: bool) -> Result<(), Close> {
+    let envelope: v2::Envelope = codec
+        .decode_frame(bytes, Some(text))
+        .map_err(|e| decode_close(&session.shared, e))?;
+    let n = match &envelope.body {
+        Some(Body::Batch(b)) => b.envelopes.len().max(1),
+        _ => 1,
+    };
+    session.charge(n, Instant::now())?;
+    session.handle(envelope)
+}
+
+/// The writer half: drains the outbox, then sends the disconnect and close.
+async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
+    let mut buf = VecDeque::new();
+    let mut frames = Vec::new();
+    let sp = outbox.subprotocol();
+    let batch = sp.version == Version::V2
+        && outbox.features().has(Features::BATCH)
+        && shared.config.batch_deliveries;
+    let max_frame = 2 * shared.config.max_message_bytes as usize;
+    loop {
+        let close = outbox.take(&mut buf);
+        if !buf.is_empty() {
+            frames.clear();
+            frames.extend(buf.drain(..).filter_map(|o| match o {
+                Out::Own(b, _) => Some(b),
+                Out::Shared(f) => f.bytes(sp).ok(),
+            }));
+            let n = frames.len() as u64;
+            let write = write_frames(
+                &mut sink,
+                sp,
+                &frames,
+                batch,
+                shared.config.max_batch as usize,
+                max_frame,
+            );
+            let result = tokio::select! {
+                r = write => r,
+                _ = blocked_write_abort(outbox) => Err(WsError::AlreadyClosed),
+            };
+            shared.metrics.messages_out(n);
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "write failed");
+                if let Some(c) = outbox.closing() {
+                    shared.metrics.disconnect(c.code);
+                }
+                return;
+            }
+        }
+        if let Some(c) = close {
+            shared.metrics.disconnect(c.code);
+            let mut reason = if shared.fault(Fault::NoCloseReason) {
+                String::new()
+            } else {
+                c.reason
+            };
+            truncate(&mut reason, 123);
+            let disconnect = v2::Envelope {
+                body: Some(Body::Disconnect(v2::Disconnect {
+                    code: c.code as u32,
+                    reason: reason.clone(),
+                    retry_after_ms: c.retry_after_ms,
+                })),
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                // CLOSE-DISCONNECT-NOTICE: the disconnect is the last envelope.
+                send_now(&mut sink, Codec::new(sp), &disconnect).await?;
+                close_frame_raw(&mut sink, c.code, &reason).await
+            })
+            .await;
+            return;
+        }
+        outbox.changed().await;
+    }
+}
+
+/// Resolves when a blocked write should be abandoned: at once for a slow
+/// consumer (its socket is full), after a grace period for other closes.
+pub(crate) async fn blocked_write_abort(outbox: &Outbox) {
+    loop {
+        outbox.changed().await;
+        if let Some(c) = outbox.closing() {
+            if c.code != close::SLOW_CONSUMER {
+                tokio::time::sleep(BLOCKED_WRITE_GRACE).await;
+            }
+            return;
+        }
+    }
+}
+
+async fn write_frames(
+    sink: &mut Sink,
+    sp: Subprotocol,
+    frames: &[Bytes],
+    batch: bool,
+    max_batch: usize,
+    max_frame: usize,
+) -> Result<(), WsError> {
+    let mut i = 0;
+    while i < frames.len() {
+        // Coalesce consecutive frames into one `batch` (v2, feature `batch`),
+        // staying within max_batch entries and LIMIT-SERVER-FRAME.
+        let mut j = i + 1;
+        if batch {
+            let mut size = BATCH_OVERHEAD + frames[i].len() + BATCH_ENTRY_OVERHEAD;
+            while j < frames.len()
+                && j - i < max_batch
+                && size + frames[j].len() + BATCH_ENTRY_OVERHEAD <= max_frame
+            {
+                size += frames[j].len() + BATCH_ENTRY_OVERHEAD;
+                j += 1;
+            }
+        }
+        let bytes = if j - i > 1 {
+            assemble_batch(sp.encoding, &frames[i..j])
+        } else {
+            frames[i].clone()
+        };
+        sink.feed(data_message(sp, bytes)?).await?;
+        i = j;
+    }
+    sink.flush().await
+}
+
+fn data_message(sp: Subprotocol, bytes: Bytes) -> Result<Message, WsError> {
+    if sp.encoding.is_text() {
+        let text = Utf8Bytes::try_from(bytes).map_err(|e| WsError::Utf8(e.to_string()))?;
+        Ok(Message::Text(text))
+    } else {
+        Ok(Message::Binary(bytes))
+    }
+}
+
+async fn send_now(sink: &mut Sink, codec: Codec, envelope: &v2::Envelope) -> Result<(), WsError> {
+    let bytes = codec
+        .encode(envelope)
+        .map_err(|e| WsError::Utf8(e.to_string()))?;
+    sink.send(data_message(codec.subprotocol(), bytes)?).await
+}
+
+/// Closes a connection whose session never opened: disconnect, close frame,
+/// then a short wait for the client's close.
+async fn close_early(
+    shared: &Shared,
+    sink: &mut Sink,
+    stream: &mut Stream,
+    codec: Codec,
+    code: u16,
+    reason: &str,
+) {
+    shared.metrics.disconnect(code);
+    let mut reason = if shared.fault(Fault::NoCloseReason) {
+        String::new()
+    } else {
+        reason.to_string()
+    };
+    truncate(&mut reason, 123);
+    let disconnect = v2::Envelope {
+        body: Some(Body::Disconnect(v2::Disconnect {
+            code: code as u32,
+            reason: reason.clone(),
+            retry_after_ms: None,
+        })),
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        send_now(sink, codec, &disconnect).await?;
+        close_frame_raw(sink, code, &reason).await
+    })
+    .await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, drain(stream)).await;
+}
+
+async fn close_frame(shared: &Shared, sink: &mut Sink, code: u16, reason: &str) {
+    let reason = if shared.fault(Fault::NoCloseReason) {
+        ""
+    } else {
+        reason
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, close_frame_raw(sink, code, reason)).await;
+}
+
+async fn close_frame_raw(sink: &mut Sink, code: u16, reason: &str) -> Result<(), WsError> {
+    let mut reason = reason.to_string();
+    // CLOSE-REASON-REQUIRED: at most 123 bytes.
+    truncate(&mut reason, 123);
+    sink.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    })))
+    .await
+}
+
+async fn drain(stream: &mut Stream) {
+    while let Some(Ok(_)) = stream.next().await {}
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
