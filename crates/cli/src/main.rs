@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod gen;
+mod load;
 
 #[derive(Parser)]
 #[command(
@@ -23,12 +24,15 @@ enum Command {
     Demo,
     /// Generate code from the Courier definitions and your payload protos.
     Gen(gen::GenArgs),
+    /// Generate load against a server: fan-out throughput, latency, idle memory.
+    Load(load::LoadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo => demo(),
         Command::Gen(args) => gen::run(args),
+        Command::Load(args) => load::run(args),
     }
 }
 

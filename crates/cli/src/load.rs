@@ -1,0 +1,604 @@
+//! `courier load`: a load generator for any Courier server. N subscribers
+//! on one channel, one publisher sending M payloads of a given size at a
+//! fixed rate or as fast as a closed loop allows; reports connect time,
+//! delivered messages/s, end-to-end latency and errors. With `--idle` it
+//! holds N idle connections instead and reports the server's memory per
+//! connection. It uses raw connections with the protocol codec (no client
+//! library bookkeeping) so that the numbers are the server's.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::Args;
+use courier_protocol::v2::{self, envelope::Body};
+use courier_protocol::wire::{self, msgpack};
+use courier_protocol::{Codec, Subprotocol};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+/// Arguments of `courier load`.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// WebSocket URL of the server.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Subscriber connections.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    subscribers: usize,
+    /// Publishes to send (fan-out mode).
+    #[arg(long, short = 'm', default_value_t = 1000)]
+    publishes: u64,
+    /// Payload size in bytes (canonical MessagePack, including the timestamp).
+    #[arg(long, default_value_t = 128)]
+    payload_size: usize,
+    /// Publishes per second; 0 = as fast as the closed loop allows.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Closed loop: most publishes not yet delivered to every subscriber.
+    #[arg(long, default_value_t = 64)]
+    window: u64,
+    /// Channel name.
+    #[arg(long, default_value = "load")]
+    channel: String,
+    /// Subprotocol of every connection.
+    #[arg(long, default_value = "courier.v2.msgpack")]
+    subprotocol: Subprotocol,
+    /// Bearer token for hello.
+    #[arg(long, default_value = "")]
+    token: String,
+    /// Ask for the v2 `batch` feature (the server may coalesce deliveries).
+    #[arg(long)]
+    batch: bool,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Idle mode: hold the connections this many seconds, publish nothing.
+    #[arg(long)]
+    idle: Option<u64>,
+    /// PID of a server on this machine: report its RSS before and after connecting.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Latency histogram: microseconds, log-linear buckets (≤ 1.6% error).
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+    max: AtomicU64,
+}
+
+const SUB_BITS: u32 = 6;
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: (0..(64 << SUB_BITS)).map(|_| AtomicU64::new(0)).collect(),
+            max: AtomicU64::new(0),
+        }
+    }
+    fn index(us: u64) -> usize {
+        if us < (1 << SUB_BITS) {
+            return us as usize;
+        }
+        let exp = 63 - us.leading_zeros();
+        let shift = exp - SUB_BITS;
+        (((exp - SUB_BITS + 1) << SUB_BITS) as u64 + ((us >> shift) & ((1 << SUB_BITS) - 1)))
+            as usize
+    }
+    fn lower(i: usize) -> u64 {
+        let (e, m) = ((i >> SUB_BITS) as u32, (i & ((1 << SUB_BITS) - 1)) as u64);
+        if e == 0 {
+            return m;
+        }
+        let shift = e - 1;
+        ((1u64 << SUB_BITS) + m) << shift
+    }
+    fn record(&self, us: u64) {
+        self.buckets[Self::index(us).min(self.buckets.len() - 1)].fetch_add(1, Relaxed);
+        self.max.fetch_max(us, Relaxed);
+    }
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+    fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let target = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Relaxed);
+            if seen >= target {
+                return Self::lower(i);
+            }
+        }
+        self.max.load(Relaxed)
+    }
+}
+
+/// Counters shared by every task.
+struct Stats {
+    start: Instant,
+    delivered: AtomicU64,
+    published: AtomicU64,
+    acked: AtomicU64,
+    errors: AtomicU64,
+    gaps: AtomicU64,
+    connected: AtomicU64,
+    latency: Histogram,
+    connect: Histogram,
+    /// Per subscriber: messages received (closed-loop flow control).
+    received: Vec<AtomicU64>,
+    progress: Notify,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Stats {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Relaxed);
+        self.first_error.lock().expect("lock").get_or_insert(what);
+    }
+    fn min_received(&self) -> u64 {
+        self.received
+            .iter()
+            .map(|r| r.load(Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+fn frame(codec: &Codec, body: Body) -> anyhow::Result<WsMessage> {
+    let bytes = codec.encode(&v2::Envelope { body: Some(body) })?;
+    Ok(if codec.subprotocol().encoding.is_text() {
+        WsMessage::Text(String::from_utf8(bytes.to_vec())?.into())
+    } else {
+        WsMessage::Binary(bytes)
+    })
+}
+
+fn decode(codec: &Codec, msg: WsMessage) -> Option<anyhow::Result<v2::Envelope>> {
+    let (bytes, text) = match msg {
+        WsMessage::Text(t) => (Bytes::from(t), true),
+        WsMessage::Binary(b) => (b, false),
+        _ => return None,
+    };
+    Some(codec.decode_frame(&bytes, Some(text)).map_err(Into::into))
+}
+
+/// Connects, sends hello, waits for welcome; returns the socket and codec.
+async fn open(args: &LoadArgs) -> anyhow::Result<(Ws, Codec)> {
+    let mut req = args.url.as_str().into_client_request()?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(args.subprotocol.name()),
+    );
+    let addr = format!(
+        "{}:{}",
+        req.uri().host().unwrap_or("127.0.0.1"),
+        req.uri().port_u16().unwrap_or(80)
+    );
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    // 4 KiB read buffer: 10k connections must not cost the generator 1.3 GB.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(config)).await?;
+    let codec = Codec::new(args.subprotocol).with_max_message_bytes(1 << 20);
+    let features = if args.batch {
+        vec!["batch".to_string()]
+    } else {
+        vec![]
+    };
+    let hello = v2::Hello {
+        token: args.token.clone(),
+        client: "courier-load".into(),
+        features,
+    };
+    ws.send(frame(&codec, Body::Hello(hello))?).await?;
+    while let Some(msg) = ws.next().await {
+        match decode(&codec, msg?) {
+            Some(Ok(v2::Envelope {
+                body: Some(Body::Welcome(_)),
+            })) => return Ok((ws, codec)),
+            Some(Ok(v2::Envelope {
+                body: Some(Body::Disconnect(d)),
+            })) => bail!("disconnect {}: {}", d.code, d.reason),
+            Some(Err(e)) => return Err(e),
+            _ => {}
+        }
+    }
+    bail!("connection closed before welcome")
+}
+
+/// Opens a subscriber and waits for its subscribe_ack.
+async fn subscribe(args: &LoadArgs) -> anyhow::Result<(Ws, Codec)> {
+    let (mut ws, codec) = open(args).await?;
+    let sub = v2::Subscribe {
+        id: "s".into(),
+        channel: args.channel.clone(),
+        resume: None,
+    };
+    ws.send(frame(&codec, Body::Subscribe(sub))?).await?;
+    while let Some(msg) = ws.next().await {
+        match decode(&codec, msg?) {
+            Some(Ok(v2::Envelope {
+                body: Some(Body::SubscribeAck(_)),
+            })) => return Ok((ws, codec)),
+            Some(Ok(v2::Envelope {
+                body: Some(Body::Error(e)),
+            })) => bail!("subscribe refused: {}", e.message),
+            Some(Err(e)) => return Err(e),
+            _ => {}
+        }
+    }
+    bail!("connection closed before subscribe_ack")
+}
+
+/// Reads the publish timestamp (µs since start) from a payload `[t, pad]`.
+fn stamp(payload: &[u8]) -> Option<u64> {
+    let mut buf = payload;
+    match (msgpack::read(&mut buf).ok()?, msgpack::read(&mut buf).ok()?) {
+        (msgpack::Item::Array(2), msgpack::Item::Uint(t)) => Some(t),
+        _ => None,
+    }
+}
+
+/// Runs one subscriber until it has `expected` messages (or forever when idle).
+async fn run_subscriber(mut ws: Ws, codec: Codec, index: usize, expected: u64, stats: Arc<Stats>) {
+    let mut last_seq = 0u64;
+    let mut count = 0u64;
+    while count < expected {
+        let Some(msg) = ws.next().await else {
+            stats.error(format!("subscriber {index}: connection closed"));
+            return;
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => return stats.error(format!("subscriber {index}: {e}")),
+        };
+        let env = match decode(&codec, msg) {
+            None => continue,
+            Some(Ok(env)) => env,
+            Some(Err(e)) => return stats.error(format!("subscriber {index}: {e}")),
+        };
+        let envs = match env.body {
+            Some(Body::Batch(b)) => b.envelopes,
+            body => vec![v2::Envelope { body }],
+        };
+        for env in envs {
+            match env.body {
+                Some(Body::Message(m)) => {
+                    let now = stats.start.elapsed().as_micros() as u64;
+                    if last_seq != 0 && m.seq != last_seq + 1 {
+                        stats.gaps.fetch_add(1, Relaxed);
+                    }
+                    last_seq = m.seq;
+                    if let Some(t) = stamp(&m.payload) {
+                        stats.latency.record(now.saturating_sub(t));
+                    }
+                    count += 1;
+                    stats.delivered.fetch_add(1, Relaxed);
+                    stats.received[index].store(count, Relaxed);
+                    if count % 8 == 0 || count == expected {
+                        stats.progress.notify_one();
+                    }
+                }
+                Some(Body::Ping(p)) => {
+                    if let Ok(f) = frame(&codec, Body::Pong(v2::Pong { ts: p.ts })) {
+                        let _ = ws.send(f).await;
+                    }
+                }
+                Some(Body::Disconnect(d)) => {
+                    return stats.error(format!(
+                        "subscriber {index}: disconnect {} {}",
+                        d.code, d.reason
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+}
+
+/// A payload `[t, "xxx…"]` of exactly `size` bytes (at least 11).
+fn payload(t: u64, size: usize) -> anyhow::Result<Bytes> {
+    let base = wire::to_payload(&(t, ""))?.len();
+    let mut pad = size.saturating_sub(base);
+    loop {
+        let p = wire::to_payload(&(t, "x".repeat(pad)))?;
+        if p.len() <= size || pad == 0 {
+            return Ok(p);
+        }
+        pad -= 1;
+    }
+}
+
+async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> {
+    let (ws, codec) = open(&args).await.context("publisher")?;
+    let (mut tx, mut rx) = ws.split();
+    let reader_stats = stats.clone();
+    let reader_codec = codec;
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = rx.next().await {
+            match decode(&reader_codec, msg) {
+                Some(Ok(v2::Envelope {
+                    body: Some(Body::PublishAck(_)),
+                })) => {
+                    reader_stats.acked.fetch_add(1, Relaxed);
+                }
+                Some(Ok(v2::Envelope {
+                    body: Some(Body::Error(e)),
+                })) => reader_stats.error(format!("publish: {}", e.message)),
+                Some(Ok(v2::Envelope {
+                    body: Some(Body::Disconnect(d)),
+                })) => reader_stats.error(format!("publisher: disconnect {} {}", d.code, d.reason)),
+                _ => {}
+            }
+        }
+    });
+    let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let mut next = Instant::now();
+    for i in 0..args.publishes {
+        match interval {
+            Some(step) => {
+                next += step;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            None => {
+                // Closed loop: at most `window` publishes ahead of the slowest subscriber.
+                while i >= stats.min_received().saturating_add(args.window) {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(5), stats.progress.notified())
+                            .await;
+                }
+            }
+        }
+        let t = stats.start.elapsed().as_micros() as u64;
+        let p = v2::Publish {
+            id: format!("load-{i}"),
+            channel: args.channel.clone(),
+            payload: payload(t, args.payload_size)?,
+        };
+        tx.send(frame(&codec, Body::Publish(p))?).await?;
+        stats.published.fetch_add(1, Relaxed);
+    }
+    // Let the last acks arrive, bounded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stats.acked.load(Relaxed) < args.publishes && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = tx.close().await;
+    reader.abort();
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn spawn_progress(stats: Arc<Stats>, args: &LoadArgs) -> tokio::task::JoinHandle<()> {
+    let (n, tty) = (args.subscribers, std::io::stderr().is_terminal());
+    tokio::spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let d = stats.delivered.load(Relaxed);
+            let rate = (d - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            last = (Instant::now(), d);
+            let line = format!(
+                "connected {}/{n}  published {}  delivered {d} ({:.0}/s)  errors {}",
+                stats.connected.load(Relaxed),
+                stats.published.load(Relaxed),
+                rate,
+                stats.errors.load(Relaxed)
+            );
+            if tty {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    })
+}
+
+/// Runs `courier load`.
+pub fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
+    if args.subscribers == 0 {
+        bail!("--subscribers must be at least 1");
+    }
+    let stats = Arc::new(Stats {
+        start: Instant::now(),
+        delivered: AtomicU64::new(0),
+        published: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        gaps: AtomicU64::new(0),
+        connected: AtomicU64::new(0),
+        latency: Histogram::new(),
+        connect: Histogram::new(),
+        received: (0..args.subscribers).map(|_| AtomicU64::new(0)).collect(),
+        progress: Notify::new(),
+        first_error: Default::default(),
+    });
+    let progress = spawn_progress(stats.clone(), &args);
+    let rss_before = args.server_pid.and_then(rss_kib);
+
+    // Connect every subscriber, bounded concurrency.
+    let connect_start = Instant::now();
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let mut opening = Vec::with_capacity(args.subscribers);
+    for _ in 0..args.subscribers {
+        let (gate, args, stats) = (gate.clone(), args.clone(), stats.clone());
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("semaphore open");
+            let t = Instant::now();
+            let r = subscribe(&args).await;
+            if r.is_ok() {
+                stats.connected.fetch_add(1, Relaxed);
+                stats.connect.record(t.elapsed().as_micros() as u64);
+            }
+            r
+        }));
+    }
+    let mut subs = Vec::with_capacity(args.subscribers);
+    for (i, h) in opening.into_iter().enumerate() {
+        match h.await? {
+            Ok(s) => subs.push(s),
+            Err(e) => bail!("subscriber {i} failed to connect: {e:#}"),
+        }
+    }
+    let connect_time = connect_start.elapsed();
+
+    let limit = Duration::from_secs(args.timeout);
+    let mut report = serde_json::json!({
+        "url": args.url, "subprotocol": args.subprotocol.name(), "subscribers": args.subscribers,
+        "connect_seconds": connect_time.as_secs_f64(),
+        "connect_p50_ms": stats.connect.quantile(0.5) as f64 / 1000.0,
+        "connect_p99_ms": stats.connect.quantile(0.99) as f64 / 1000.0,
+    });
+
+    if let Some(secs) = args.idle {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_after = args.server_pid.and_then(rss_kib);
+        if let (Some(b), Some(a)) = (rss_before, rss_after) {
+            let per = (a.saturating_sub(b) * 1024) as f64 / args.subscribers as f64;
+            report["server_rss_before_kib"] = b.into();
+            report["server_rss_after_kib"] = a.into();
+            report["server_bytes_per_connection"] = (per.round() as u64).into();
+        }
+        let holders: Vec<_> = subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ws, codec))| {
+                tokio::spawn(run_subscriber(ws, codec, i, u64::MAX, stats.clone()))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        holders.iter().for_each(|h| h.abort());
+    } else {
+        let expected = args.publishes;
+        let readers: Vec<_> = subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ws, codec))| {
+                tokio::spawn(run_subscriber(ws, codec, i, expected, stats.clone()))
+            })
+            .collect();
+        let t0 = Instant::now();
+        let publisher = tokio::spawn(run_publisher(args.clone(), stats.clone()));
+        let all = async {
+            for r in readers {
+                let _ = r.await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            stats.error(format!("timed out after {limit:?}"));
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        publisher.await?.context("publisher")?;
+        let delivered = stats.delivered.load(Relaxed);
+        let lost = (expected * args.subscribers as u64).saturating_sub(delivered);
+        let ms = |us: u64| us as f64 / 1000.0;
+        for (k, v) in [
+            ("publishes", serde_json::json!(args.publishes)),
+            ("payload_bytes", args.payload_size.into()),
+            (
+                "rate",
+                if args.rate > 0.0 {
+                    args.rate.into()
+                } else {
+                    "closed-loop".into()
+                },
+            ),
+            ("delivered", delivered.into()),
+            ("missing", lost.into()),
+            ("gaps", stats.gaps.load(Relaxed).into()),
+            ("seconds", elapsed.into()),
+            (
+                "delivered_per_second",
+                (delivered as f64 / elapsed).round().into(),
+            ),
+            ("latency_p50_ms", ms(stats.latency.quantile(0.5)).into()),
+            ("latency_p99_ms", ms(stats.latency.quantile(0.99)).into()),
+            ("latency_max_ms", ms(stats.latency.max.load(Relaxed)).into()),
+        ] {
+            report[k] = v;
+        }
+    }
+    progress.abort();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    report["errors"] = stats.errors.load(Relaxed).into();
+    if let Some(e) = stats.first_error.lock().expect("lock").clone() {
+        report["first_error"] = e.into();
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        for (k, v) in report.as_object().expect("object") {
+            writeln!(out, "{k:>28}  {v}")?;
+        }
+    }
+    if stats.errors.load(Relaxed) > 0 {
+        bail!("{} errors", stats.errors.load(Relaxed));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_within_two_percent() {
+        let h = Histogram::new();
+        for us in 1..=100_000u64 {
+            h.record(us);
+        }
+        for (q, want) in [(0.5, 50_000f64), (0.99, 99_000f64)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - want).abs() / want < 0.02, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(h.max.load(Relaxed), 100_000);
+        assert_eq!(h.count(), 100_000);
+    }
+
+    #[test]
+    fn payload_has_the_requested_size_and_carries_the_stamp() {
+        for size in [32, 128, 1000] {
+            let p = payload(123_456_789, size).unwrap();
+            assert_eq!(p.len(), size);
+            assert_eq!(stamp(&p), Some(123_456_789));
+        }
+    }
+}
