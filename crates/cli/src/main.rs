@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod gen;
 mod load;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,8 @@ enum Command {
     Gen(gen::GenArgs),
     /// Generate load against a server: fan-out throughput, latency, idle memory.
     Load(load::LoadArgs),
+    /// Run the reference server (WebSocket, SSE, /healthz, /metrics).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => demo(),
         Command::Gen(args) => gen::run(args),
         Command::Load(args) => load::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -1,0 +1,64 @@
+//! `courier serve`: runs the reference server until SIGTERM or SIGINT, then
+//! shuts down gracefully (disconnect notice and close 1001 to every client).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use courier_server::ServerConfig;
+
+/// Options of `courier serve`. Everything else comes from the TOML file and
+/// `COURIER_*` environment variables (docs/server.md).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (default: built-in defaults, loopback only).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Listen address; overrides the file and COURIER_LISTEN (`127.0.0.1:0` picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Log filter in `tracing` syntax; default from COURIER_LOG, else `info`.
+    #[arg(long)]
+    log: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let filter = args.log.or_else(|| std::env::var("COURIER_LOG").ok()).unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = ServerConfig::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = courier_server::start(config).await?;
+        // Tests and the TypeScript suite wait for this exact line.
+        println!("courier: listening on {}", server.ws_url());
+        std::io::stdout().flush()?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
