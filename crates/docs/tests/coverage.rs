@@ -138,6 +138,38 @@ fn every_requirement_id_is_in_the_requirement_index() {
 }
 
 #[test]
+fn every_conformance_case_is_listed_and_linked_from_its_requirements() {
+    let files = render();
+    let cases = courier_conformance::cases();
+    assert!(!cases.is_empty());
+    let index = &files["requirements.html"];
+    for c in &cases {
+        assert!(
+            files["conformance.html"].contains(&format!("id=\"case-{}\"", c.id)),
+            "{} not listed",
+            c.id
+        );
+        assert!(
+            files["markdown/conformance.md"].contains(&format!("id=\"case-{}\"", c.id)),
+            "{} not in md",
+            c.id
+        );
+        for r in &c.requirements {
+            let start = index
+                .find(&format!("id=\"req-{r}\""))
+                .unwrap_or_else(|| panic!("{r} of {} not in the index", c.id));
+            let row = &index[start..];
+            let row = &row[..row.find("</tr>").unwrap()];
+            assert!(
+                row.contains(&format!("conformance.html#case-{}", c.id)),
+                "{r} does not link to {}",
+                c.id
+            );
+        }
+    }
+}
+
+#[test]
 fn cited_requirement_ids_exist_and_every_type_has_a_reply_entry() {
     let ids: BTreeSet<String> = spec_ids_on_disk().into_iter().collect();
     let fds = courier_codegen::courier_descriptors(2).unwrap();
