@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod docs;
 mod gen;
 mod load;
 mod serve;
@@ -25,6 +26,8 @@ enum Command {
     Demo,
     /// Generate code from the Courier definitions and your payload protos.
     Gen(gen::GenArgs),
+    /// Write the protocol reference: HTML site, Markdown and AsyncAPI 3.
+    Docs(docs::DocsArgs),
     /// Generate load against a server: fan-out throughput, latency, idle memory.
     Load(load::LoadArgs),
     /// Run the reference server (WebSocket, SSE, /healthz, /metrics).
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo => demo(),
         Command::Gen(args) => gen::run(args),
+        Command::Docs(args) => docs::run(args),
         Command::Load(args) => load::run(args),
         Command::Serve(args) => serve::run(args),
     }
