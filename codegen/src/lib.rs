@@ -26,6 +26,8 @@
 mod embedded;
 mod naming;
 mod policy;
+#[cfg(feature = "typescript")]
+pub mod ts;
 
 use std::path::{Path, PathBuf};
 

@@ -254,6 +254,7 @@ fn field_attrs(
         if f.r#type() == Type::Message {
             // Repeated messages need only the skip (maps go to `map_attrs`).
             serde.push(skip("Vec::is_empty"));
+            null_default(f, variant, ctx, &mut serde);
             return vec![attr("serde", &serde)];
         }
         serde.push(skip("Vec::is_empty"));
@@ -280,6 +281,7 @@ fn field_attrs(
             }
             _ => {}
         }
+        null_default(f, variant, ctx, &mut serde);
         return vec![attr("serde", &serde), attr("schemars", &schema)]
             .into_iter()
             .filter(|s| !s.is_empty())
@@ -335,10 +337,29 @@ fn field_attrs(
         }
         _ => {}
     }
+    null_default(f, variant, ctx, &mut serde);
     [attr("serde", &serde), attr("schemars", &schema)]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// ENC-DEFAULTS-OMITTED: `null` reads as the default. Fields with a serde
+/// helper of their own get this from the helper; `optional` and message
+/// fields are `Option`s, for which null is `None` already. Applied to
+/// users' types; Courier's envelopes handle null in `wire::envelope`.
+fn null_default(f: &FieldDescriptorProto, variant: bool, ctx: &Context, serde: &mut Vec<String>) {
+    let has_helper = serde
+        .iter()
+        .any(|a| a.starts_with("with") || a.starts_with("deserialize_with"));
+    let is_option =
+        f.label() != Label::Repeated && (f.proto3_optional() || f.r#type() == Type::Message);
+    if !variant && !has_helper && !is_option && !ctx.envelope_impls {
+        serde.push(format!(
+            "deserialize_with = \"{}::nulls::or_default\"",
+            ctx.rt
+        ));
+    }
 }
 
 fn attr(name: &str, parts: &[String]) -> String {

@@ -7,6 +7,7 @@
 
 pub mod maps;
 pub mod msgpack;
+pub mod nulls;
 pub mod oneof;
 pub mod payload;
 mod scalars;
