@@ -336,7 +336,7 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
         && shared.config.batch_deliveries;
     let max_frame = 2 * shared.config.max_message_bytes as usize;
     loop {
-        let close = outbox.take(&mut buf);
+        let mut close = outbox.take(&mut buf);
         if !buf.is_empty() {
             frames.clear();
             frames.extend(buf.drain(..).filter_map(|o| match o {
@@ -353,16 +353,21 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
                 max_frame,
             );
             let result = tokio::select! {
-                r = write => r,
-                _ = blocked_write_abort(outbox) => Err(WsError::AlreadyClosed),
+                r = write => r.map(|_| true),
+                // Abandoned: whole frames stay buffered, the close follows them.
+                _ = blocked_write_abort(outbox) => Ok(false),
             };
             shared.metrics.messages_out(n);
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "write failed");
-                if let Some(c) = outbox.closing() {
-                    shared.metrics.disconnect(c.code);
+            match result {
+                Ok(true) => {}
+                Ok(false) => close = close.or_else(|| outbox.closing()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "write failed");
+                    if let Some(c) = outbox.closing() {
+                        shared.metrics.disconnect(c.code);
+                    }
+                    return;
                 }
-                return;
             }
         }
         if let Some(c) = close {
