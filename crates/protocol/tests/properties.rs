@@ -14,6 +14,11 @@ fn codec(version: Version, encoding: Encoding) -> Codec {
 }
 
 fn config(cases: u32) -> ProptestConfig {
+    // PROPTEST_CASES overrides the (CI-sized) default for longer local runs.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         failure_persistence: None,
