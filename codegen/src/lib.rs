@@ -351,8 +351,13 @@ fn postprocess(code: &str, courier_itself: bool, rt: &str) -> String {
             ));
         }
     };
-    serde_import(&mut out, "");
+    let mut imported = false;
     for line in code.lines() {
+        // After prost's `@generated` header line, which tools look for first.
+        if !imported && !line.starts_with("//") {
+            serde_import(&mut out, "");
+            imported = true;
+        }
         out.push_str(line);
         out.push('\n');
         let t = line.trim_start();

@@ -27,3 +27,25 @@ fn example_prints_every_encoding() {
     );
     assert!(stdout.contains(r#""kind":"MESSAGE_KIND_USER""#), "{stdout}");
 }
+
+#[test]
+fn build_script_asks_cargo_to_watch_every_proto() {
+    // Cargo keeps a build script's stdout beside its OUT_DIR.
+    let output = std::path::Path::new(env!("OUT_DIR")).with_file_name("output");
+    let lines = std::fs::read_to_string(&output).unwrap();
+    for proto in [
+        "proto/chat/v1/chat.proto",
+        "proto/chat/moderation/v1/moderation.proto",
+    ] {
+        let want = format!("cargo:rerun-if-changed={proto}");
+        assert!(
+            lines.lines().any(|l| l
+                .replace('\\', "/")
+                .ends_with(&want[want.find('=').unwrap() + 1..])
+                && l.starts_with("cargo:rerun-if-changed=")),
+            "{want} missing in {lines}"
+        );
+    }
+    // Courier's own definitions are embedded in courier-codegen, not files to watch.
+    assert!(!lines.contains("courier/v2/"), "{lines}");
+}
