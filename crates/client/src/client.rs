@@ -410,6 +410,13 @@ impl Events {
     }
 }
 
+impl Events {
+    /// An event already waiting, without waiting for one.
+    pub fn try_next_now(&mut self) -> Option<ConnectionEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
 impl Stream for Events {
     type Item = ConnectionEvent;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
