@@ -31,6 +31,7 @@
 
 mod client;
 mod config;
+mod connect;
 mod driver;
 mod error;
 mod event;

@@ -255,13 +255,15 @@ async fn credentials_range_calls_the_token_provider_before_reconnecting() {
         let calls = calls.lock().unwrap().clone();
         let reasons: Vec<TokenReason> = calls.iter().map(|c| c.0.clone()).collect();
         assert_eq!(reasons, [TokenReason::Connect, TokenReason::Expired]);
-        let seen = server.seen.lock().unwrap();
+        let (accepted, tokens) = {
+            let seen = server.seen.lock().unwrap();
+            (seen.accepted.clone(), seen.tokens.clone())
+        };
         assert!(
-            calls[1].1 < seen.accepted[1],
+            calls[1].1 < accepted[1],
             "credentials are refreshed before reconnecting"
         );
-        assert_eq!(seen.tokens, ["token-1", "token-2"]);
-        drop(seen);
+        assert_eq!(tokens, ["token-1", "token-2"]);
         client.close().await;
     }
 }

@@ -13,11 +13,13 @@ use courier_client::{ClientConfig, Events};
 pub async fn server(
     tweak: impl FnOnce(&mut courier_server::ServerConfig),
 ) -> courier_server::RunningServer {
-    let mut config = courier_server::ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.heartbeat_interval_ms = 200;
-    config.heartbeat_grace_ms = 200;
-    config.shutdown_grace_ms = 500;
+    let mut config = courier_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat_interval_ms: 200,
+        heartbeat_grace_ms: 200,
+        shutdown_grace_ms: 500,
+        ..Default::default()
+    };
     tweak(&mut config);
     courier_server::start(config).await.expect("server starts")
 }

@@ -3,6 +3,9 @@
 //! go silent, ...) so that tests can make a server do what the reference
 //! server cannot be told to do (emit every close code).
 
+// tungstenite's handshake callback returns its error response by value.
+#![allow(clippy::result_large_err)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,7 +87,7 @@ impl ScriptServer {
                     s.frames.push(0);
                     s.accepted.len() - 1
                 };
-                tokio::spawn(serve(tcp, select.clone(), script, seen2.clone(), index));
+                tokio::spawn(serve(tcp, select, script, seen2.clone(), index));
                 n += 1;
             }
         });
