@@ -10,18 +10,24 @@
 //! In `build.rs`:
 //!
 //! ```no_run
-//! fn main() {
-//!     courier_codegen::compile_payloads(&["proto/chat.proto"], &["proto"]).unwrap();
-//! }
+//! // fn main() {
+//! courier_codegen::compile_payloads(&["proto/chat/v1/chat.proto"], &["proto"]).unwrap();
+//! // }
 //! ```
 //!
 //! and in the crate:
 //!
 //! ```ignore
 //! pub mod chat {
-//!     include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
+//!     #[allow(clippy::all)] // generated code
+//!     pub mod v1 {
+//!         include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
+//!     }
 //! }
 //! ```
+//!
+//! See `docs/codegen.md` for the JSON shape of the generated types and
+//! `examples/chat` for a complete crate.
 
 mod embedded;
 mod naming;

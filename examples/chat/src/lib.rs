@@ -7,6 +7,7 @@
 /// The chat payload packages.
 pub mod chat {
     /// Version 1 of the chat payloads (`package chat.v1`).
+    #[allow(clippy::all)] // generated code: prost's layout, not ours to lint
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
     }
@@ -14,6 +15,7 @@ pub mod chat {
     /// Moderation events (`package chat.moderation.v1`).
     pub mod moderation {
         /// Version 1 of the moderation payloads.
+        #[allow(clippy::all)] // generated code
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/chat.moderation.v1.rs"));
         }
