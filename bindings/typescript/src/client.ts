@@ -134,6 +134,7 @@ export class CourierClient extends Emitter<ClientEvents> {
   private timers: Array<ReturnType<typeof setTimeout>> = [];
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private nextId = 0;
+  private socketError = "";
 
   constructor(options: ClientOptions) {
     super();
@@ -332,8 +333,11 @@ export class CourierClient extends Emitter<ClientEvents> {
     ws.onopen = () => this.onOpen(ws, offers);
     ws.onmessage = (ev) => this.onFrame(ws, ev.data);
     ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
-    ws.onerror = () => {
-      // The close event that follows carries the code.
+    this.socketError = "";
+    ws.onerror = (ev) => {
+      // The close event that follows carries the code; keep the message for VER-CLIENT-VERIFY.
+      const m = (ev as { message?: unknown } | undefined)?.message;
+      this.socketError = typeof m === "string" ? m : "";
     };
   }
 
@@ -444,6 +448,12 @@ export class CourierClient extends Emitter<ClientEvents> {
     const notice = this.notice;
     const code = notice?.code ?? closeCode ?? 1006;
     const reason = notice?.reason ?? closeReason ?? "";
+    // Node's `ws` refuses a handshake that selects no subprotocol before the 4002 close can be
+    // read; that is the same verdict (VER-CLIENT-VERIFY), without the server's list.
+    if (!wasOpen && /no subprotocol/i.test(this.socketError)) {
+      this.afterClose(4002, "the server selected no subprotocol: no common version and encoding", undefined, false, true);
+      return;
+    }
     this.afterClose(code, reason, notice?.retry, wasOpen, ws.protocol === "");
   }
 
