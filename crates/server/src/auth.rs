@@ -76,11 +76,14 @@ impl Authenticator {
         validation.required_spec_claims.clear();
         validation.leeway = cfg.leeway_secs;
         validation.validate_aud = cfg.audience.is_some();
+        // A configured audience or issuer must also be present in the token.
         if let Some(aud) = &cfg.audience {
             validation.set_audience(&[aud]);
+            validation.required_spec_claims.insert("aud".into());
         }
         if let Some(iss) = &cfg.issuer {
             validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
         }
         let allow_anonymous = cfg.allow_anonymous.unwrap_or(keys.is_empty());
         Ok(Authenticator {

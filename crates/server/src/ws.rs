@@ -19,6 +19,7 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -243,6 +244,8 @@ fn read_error(shared: &Shared, e: WsError) -> Result<(), Close> {
             Err((code, format!("frame too large: {c}")))
         }
         WsError::Utf8(_) => Err((close::BAD_FRAME, "text frame is not valid UTF-8".into())),
+        // The peer vanished without a close frame: nothing to answer.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ok(()),
         WsError::Protocol(p) => Err((close::BAD_FRAME, format!("WebSocket protocol error: {p}"))),
         _ => Ok(()),
     }

@@ -1,0 +1,12 @@
+//! Server integration tests over real loopback sockets: a raw
+//! tokio-tungstenite client and the protocol `Codec` against `start()`.
+
+mod common;
+
+mod auth;
+mod channels;
+mod faults;
+mod features;
+mod limits;
+mod negotiation;
+mod transport;
