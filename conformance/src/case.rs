@@ -285,6 +285,13 @@ impl Ctx {
         .await
     }
 
+    /// Connects offering this instance's subprotocol with a small socket
+    /// receive buffer (see [`Conn::connect_with`]).
+    pub async fn connect_small_buffer(&self, label: &str) -> Result<Conn, CaseError> {
+        let (url, tr) = (&self.target().url, self.inner.transcript.clone());
+        Conn::connect_with(url, &[self.sp().name()], label, tr, self.step(), Some(4096)).await
+    }
+
     /// Connects offering this instance's subprotocol and checks it was selected.
     pub async fn connect(&self, label: &str) -> Result<Conn, CaseError> {
         let conn = self.connect_offering(label, &[self.sp().name()]).await?;

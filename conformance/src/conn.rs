@@ -46,36 +46,32 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Transcript {
     start: Instant,
-    entries: Mutex<Vec<Entry>>,
+    entries: Mutex<Kept>,
 }
 
-/// Entries beyond this are summarised: a load case must not hold megabytes.
-const MAX_ENTRIES: usize = 2000;
+/// The head and the tail of a long transcript (a load case must not hold
+/// megabytes, and its end is where failures show).
+#[derive(Debug, Default)]
+struct Kept {
+    head: Vec<Entry>,
+    tail: VecDeque<Entry>,
+    omitted: usize,
+}
+
+const HEAD_ENTRIES: usize = 300;
+const TAIL_ENTRIES: usize = 1200;
 
 impl Transcript {
     /// An empty transcript starting now.
     pub fn new() -> Arc<Transcript> {
         Arc::new(Transcript {
             start: Instant::now(),
-            entries: Mutex::new(Vec::new()),
+            entries: Mutex::new(Kept::default()),
         })
     }
 
     /// Records one entry.
     pub fn record(&self, conn: &str, dir: &'static str, kind: &'static str, text: String) {
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if e.len() == MAX_ENTRIES {
-            e.push(Entry {
-                t_ms: self.elapsed_ms(),
-                conn: "*".into(),
-                dir: "note",
-                kind: "note",
-                text: "transcript truncated".into(),
-            });
-        }
-        if e.len() > MAX_ENTRIES {
-            return;
-        }
         let mut text = text;
         if text.len() > 600 {
             let mut cut = 600;
@@ -83,15 +79,25 @@ impl Transcript {
                 cut -= 1;
             }
             text.truncate(cut);
-            text.push_str("…");
+            text.push('…');
         }
-        e.push(Entry {
+        let entry = Entry {
             t_ms: self.elapsed_ms(),
             conn: conn.to_string(),
             dir,
             kind,
             text,
-        });
+        };
+        let mut k = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if k.head.len() < HEAD_ENTRIES {
+            k.head.push(entry);
+            return;
+        }
+        if k.tail.len() == TAIL_ENTRIES {
+            k.tail.pop_front();
+            k.omitted += 1;
+        }
+        k.tail.push_back(entry);
     }
 
     /// A note from the case itself (what it is about to check).
@@ -99,12 +105,23 @@ impl Transcript {
         self.record("*", "note", "note", text.into());
     }
 
-    /// Everything recorded so far.
+    /// Everything recorded (the first and last entries of a long case).
     pub fn entries(&self) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let k = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = k.head.clone();
+        if k.omitted > 0 {
+            let t_ms = k.tail.front().map(|e| e.t_ms).unwrap_or(0);
+            let text = format!("… {} entries omitted …", k.omitted);
+            out.push(Entry {
+                t_ms,
+                conn: "*".into(),
+                dir: "note",
+                kind: "note",
+                text,
+            });
+        }
+        out.extend(k.tail.iter().cloned());
+        out
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -168,7 +185,21 @@ impl Conn {
         transcript: Arc<Transcript>,
         step: Duration,
     ) -> Result<Conn, CaseError> {
-        let (io, host, path) = open_stream(url).await?;
+        Conn::connect_with(url, offers, label, transcript, step, None).await
+    }
+
+    /// Like [`Conn::connect`], optionally shrinking the socket's receive
+    /// buffer so that a client that stops reading pushes back on the server
+    /// after kilobytes rather than megabytes (slow-consumer cases).
+    pub async fn connect_with(
+        url: &str,
+        offers: &[&str],
+        label: &str,
+        transcript: Arc<Transcript>,
+        step: Duration,
+        recv_buffer: Option<u32>,
+    ) -> Result<Conn, CaseError> {
+        let (io, host, path) = open_stream(url, recv_buffer).await?;
         let mut io = io;
         let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
         let mut req = format!(
@@ -411,7 +442,12 @@ impl Conn {
             };
             if let Some(limit) = self.max_message_bytes {
                 if limit > 0 && bytes.len() > 2 * limit {
-                    self.transcript.record(&self.label, "recv", if text { "text" } else { "binary" }, preview(&bytes, text));
+                    self.transcript.record(
+                        &self.label,
+                        "recv",
+                        if text { "text" } else { "binary" },
+                        preview(&bytes, text),
+                    );
                     return Err(fail(format!("server sent a {}-byte frame, over twice max_message_bytes {limit} (LIMIT-SERVER-FRAME)", bytes.len())));
                 }
             }
@@ -456,10 +492,16 @@ impl Conn {
                     }
                 }
                 Some(Body::Disconnect(d)) => self.disconnect = Some(d.clone()),
-                Some(Body::Welcome(w)) => self.max_message_bytes = w.limits.as_ref().map(|l| l.max_message_bytes as usize),
+                Some(Body::Welcome(w)) => {
+                    self.max_message_bytes = w.limits.as_ref().map(|l| l.max_message_bytes as usize)
+                }
                 Some(Body::Batch(b)) => {
                     // BATCH-NOT-HANDSHAKE and BATCH-NO-NESTING, server side.
-                    let bad = b.envelopes.iter().filter_map(|e| e.type_name()).find(|t| matches!(*t, "hello" | "welcome" | "disconnect" | "batch"));
+                    let bad = b
+                        .envelopes
+                        .iter()
+                        .filter_map(|e| e.type_name())
+                        .find(|t| matches!(*t, "hello" | "welcome" | "disconnect" | "batch"));
                     if let Some(t) = bad {
                         return Err(fail(format!("server sent a batch containing `{t}` (BATCH-NOT-HANDSHAKE / BATCH-NO-NESTING)")));
                     }
@@ -627,7 +669,10 @@ fn hex_preview(bytes: &[u8]) -> String {
 }
 
 /// Connects the byte stream for `ws://host:port/path`.
-async fn open_stream(url: &str) -> Result<(Box<dyn Io>, String, String), CaseError> {
+async fn open_stream(
+    url: &str,
+    recv_buffer: Option<u32>,
+) -> Result<(Box<dyn Io>, String, String), CaseError> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
         (false, r)
     } else if let Some(r) = url.strip_prefix("wss://") {
@@ -648,9 +693,22 @@ async fn open_stream(url: &str) -> Result<(Box<dyn Io>, String, String), CaseErr
     } else {
         format!("{authority}:{default_port}")
     };
-    let tcp = tokio::net::TcpStream::connect(&addr)
+    let cannot = |e: std::io::Error| fail(format!("cannot connect to {addr}: {e}"));
+    let sock_addr = tokio::net::lookup_host(&addr)
         .await
-        .map_err(|e| fail(format!("cannot connect to {addr}: {e}")))?;
+        .map_err(cannot)?
+        .next()
+        .ok_or_else(|| fail(format!("{addr} resolves to nothing")))?;
+    let socket = if sock_addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(cannot)?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).map_err(cannot)?;
+    }
+    let tcp = socket.connect(sock_addr).await.map_err(cannot)?;
     let _ = tcp.set_nodelay(true);
     if tls {
         return crate::tls::wrap(tcp, authority)

@@ -28,8 +28,9 @@ pub const HELLO_TIMEOUT_MS: u64 = 1000;
 /// name, with courier-server's `faults` feature) injects one defect.
 ///
 /// Timers are short so heartbeat and expiry cases take well under a second
-/// each; history and queue sizes are small so the limit cases are cheap;
-/// rate limits keep the reference defaults.
+/// each; history, subscription and queue sizes are small so the limit cases
+/// are cheap (the queue still holds a case's bursts of replies and
+/// messages); rate limits keep the reference defaults.
 pub fn config_toml(fault: Option<&str>) -> String {
     let fault = fault
         .map(|f| format!("fault = \"{f}\"\n"))
@@ -37,11 +38,11 @@ pub fn config_toml(fault: Option<&str>) -> String {
     format!(
         r#"listen = "127.0.0.1:0"
 {fault}features = ["presence", "ephemeral", "rpc", "batch", "reauth"]
-heartbeat_interval_ms = 400
-heartbeat_grace_ms = 300
+heartbeat_interval_ms = 500
+heartbeat_grace_ms = 500
 hello_timeout_ms = {HELLO_TIMEOUT_MS}
 history_size = 20
-send_queue_frames = 32
+send_queue_frames = 256
 max_subscriptions = 16
 shutdown_grace_ms = 200
 

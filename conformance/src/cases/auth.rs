@@ -70,17 +70,29 @@ async fn reauth_timeout(cx: Ctx) -> CaseResult {
     let token = cx.token(TokenKind::Valid).await?;
     // Answered in time: the session continues past the deadline.
     let (mut ok, w) = cx.open_with("answers", &token, &["reauth"]).await?;
-    check!(w.features.iter().any(|f| f == "reauth"), "reauth asked for and declared, welcome enabled {:?}", w.features);
+    check!(
+        w.features.iter().any(|f| f == "reauth"),
+        "reauth asked for and declared, welcome enabled {:?}",
+        w.features
+    );
     ok.step = cx.ms(10_000);
     let r = reauth_request(&mut ok).await?;
     let fresh = cx.token(TokenKind::Valid).await?;
-    do_refresh(&mut ok, &cx, &fresh).await?.map_err(|e| fail(format!("refresh after reauth_request failed: {}", e.message)))?;
-    ok.expect_open_for(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(300)).await?;
+    do_refresh(&mut ok, &cx, &fresh).await?.map_err(|e| {
+        fail(format!(
+            "refresh after reauth_request failed: {}",
+            e.message
+        ))
+    })?;
+    ok.expect_open_for(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(300))
+        .await?;
     // Not answered: 4301 after the deadline.
     let (mut silent, _) = cx.open_with("silent", &token, &["reauth"]).await?;
     silent.step = cx.ms(10_000);
     let r = reauth_request(&mut silent).await?;
-    let closed = silent.expect_close(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(1500)).await?;
+    let closed = silent
+        .expect_close(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(1500))
+        .await?;
     super::util::check_close(&closed, courier_protocol::close::REAUTH_TIMEOUT, true)
 }
 

@@ -224,8 +224,16 @@ async fn presence_query(cx: Ctx) -> CaseResult {
     // PRESENCE-CONSISTENT: a join after the reply arrives as an event.
     let (mut c, wc) = open_features(&cx, "c", &["presence"]).await?;
     subscribe(&mut c, &cx, &ch, None).await?;
-    let (action, who) = b.take("presence_event join after the query", |e| presence_event(e, &ch)).await?;
-    check!(action == v2::PresenceAction::Join as i32 && who == wc.session_id, "after the presence reply expected a join of {}, got action {action} of {who}", wc.session_id);
+    let (action, who) = b
+        .take("presence_event join after the query", |e| {
+            presence_event(e, &ch)
+        })
+        .await?;
+    check!(
+        action == v2::PresenceAction::Join as i32 && who == wc.session_id,
+        "after the presence reply expected a join of {}, got action {action} of {who}",
+        wc.session_id
+    );
     b.send_body(Body::PresenceQuery(v2::PresenceQuery {
         id: "q2".into(),
         channel: cx.channel("not-mine"),

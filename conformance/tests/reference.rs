@@ -1,0 +1,47 @@
+//! The whole suite against the embedded reference server: every MUST
+//! requirement the suite checks must hold, and the reports must render.
+
+use courier_conformance::embedded::{config_toml, Embedded};
+use courier_conformance::{Outcome, RunConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_server_passes_every_case() {
+    let server = Embedded::start(&config_toml(None))
+        .await
+        .expect("embedded server starts");
+    let report = RunConfig::new().run(server.target()).await;
+    server.shutdown().await;
+    assert!(report.passed(), "{}", report.summary_text());
+    // Nothing may hide behind unsupported or skipped: the embedded profile declares everything.
+    let not_run: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(
+        not_run.is_empty(),
+        "cases that did not pass against the reference server: {not_run:?}\n{}",
+        report.summary_text()
+    );
+    assert!(
+        report.results.len() > 150,
+        "only {} instances ran",
+        report.results.len()
+    );
+
+    // The reports of a green run.
+    let json: serde_json::Value =
+        serde_json::from_str(&report.to_json()).expect("JSON report parses");
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["passed"], true);
+    assert_eq!(
+        json["results"].as_array().unwrap().len(),
+        report.results.len()
+    );
+    let junit = report.to_junit();
+    assert!(
+        junit.starts_with("<?xml") && junit.matches("<testcase ").count() == report.results.len()
+    );
+    assert!(!junit.contains("<failure"));
+}
