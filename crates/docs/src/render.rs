@@ -69,7 +69,7 @@ pub const ASSETS: &[(&str, &str)] = &[
 handlebars_helper!(md_inline: |s: str| spec::inline_html(s));
 handlebars_helper!(md_block: |s: str| spec::to_html(s));
 // A Markdown table cell: no raw newlines, no column separators.
-handlebars_helper!(md_cell: |s: str| s.replace('|', "\\|").replace("\n\n", "<br><br>").replace('\n', " "));
+handlebars_helper!(md_cell: |s: str| spec::unlink_outside(s).replace('|', "\\|").replace("\n\n", "<br><br>").replace('\n', " "));
 
 /// The registry for the HTML site (HTML-escaping). Templates test optional
 /// fields with `{{#if}}`, so strict mode stays off; the snapshot and link

@@ -305,7 +305,7 @@ pub fn build(r: &Reference) -> Result<Vec<OutFile>, Error> {
         });
         out.files.push(OutFile {
             path: format!("markdown/spec/{}", d.file),
-            contents: d.source.to_string(),
+            contents: spec::unlink_outside(d.source),
         });
     }
 

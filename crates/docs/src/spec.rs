@@ -185,19 +185,21 @@ fn markdown_to_html(source: &str, spec_links: bool) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     let events: Vec<Event> = Parser::new_ext(source, options).collect();
     let mut out_events = Vec::with_capacity(events.len());
-    let mut i = 0;
-    while i < events.len() {
-        match &events[i] {
+    // Per open link, whether it was dropped (links do not nest, but a stack
+    // keeps Start/End pairs right whatever the parser emits).
+    let mut links: Vec<bool> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                // Collect the heading's text to build its id.
-                let mut text = String::new();
-                let mut j = i + 1;
-                while j < events.len() && !matches!(events[j], Event::End(TagEnd::Heading(_))) {
-                    if let Event::Text(t) | Event::Code(t) = &events[j] {
-                        text.push_str(t);
-                    }
-                    j += 1;
-                }
+                // The heading's text gives its id.
+                let text: String = events[i + 1..]
+                    .iter()
+                    .take_while(|e| !matches!(e, Event::End(TagEnd::Heading(_))))
+                    .filter_map(|e| match e {
+                        Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+                        _ => None,
+                    })
+                    .collect();
                 out_events.push(Event::Start(Tag::Heading {
                     level: *level,
                     id: Some(CowStr::from(heading_anchor(&text))),
@@ -205,26 +207,80 @@ fn markdown_to_html(source: &str, spec_links: bool) -> String {
                     attrs: vec![],
                 }));
             }
+            // Links out of docs/spec (`../codegen.md`) and, in fragments
+            // shown on other pages, any relative link have no page in the
+            // site: keep their text, drop the link.
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,
                 title,
                 id,
-            }) if spec_links => {
-                out_events.push(Event::Start(Tag::Link {
-                    link_type: *link_type,
-                    dest_url: CowStr::from(rewrite_link(dest_url)),
-                    title: title.clone(),
-                    id: id.clone(),
-                }));
+            }) => {
+                let keep = keeps_link(dest_url, spec_links);
+                links.push(keep);
+                if keep {
+                    let dest = if spec_links {
+                        rewrite_link(dest_url)
+                    } else {
+                        dest_url.to_string()
+                    };
+                    out_events.push(Event::Start(Tag::Link {
+                        link_type: *link_type,
+                        dest_url: CowStr::from(dest),
+                        title: title.clone(),
+                        id: id.clone(),
+                    }));
+                }
+            }
+            Event::End(TagEnd::Link) => {
+                if links.pop().unwrap_or(true) {
+                    out_events.push(event.clone());
+                }
             }
             other => out_events.push(other.clone()),
         }
-        i += 1;
     }
     let mut html_out = String::with_capacity(source.len() * 2);
     html::push_html(&mut html_out, out_events.into_iter());
     html_out
+}
+
+fn keeps_link(dest: &str, spec_links: bool) -> bool {
+    let external = dest.contains("://") || dest.starts_with("mailto:");
+    let anchor = dest.starts_with('#');
+    external || anchor || (spec_links && !dest.starts_with("../") && !dest.starts_with('/'))
+}
+
+/// Markdown with links that leave `docs/spec` (`[x](../codegen.md)`)
+/// reduced to their text, for the Markdown copy of the spec, whose
+/// neighbours outside `spec/` are not part of the reference.
+pub fn unlink_outside(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut rest = md;
+    while let Some(open) = rest.find('[') {
+        let (before, from_open) = rest.split_at(open);
+        out.push_str(before);
+        let parsed = from_open.find("](").and_then(|mid| {
+            let text = &from_open[1..mid];
+            let after = &from_open[mid + 2..];
+            let close = after.find(')')?;
+            let dest = &after[..close];
+            (!text.contains('[') && (dest.starts_with("../") || dest.starts_with('/')))
+                .then_some((text, mid + 2 + close + 1))
+        });
+        match parsed {
+            Some((text, len)) => {
+                out.push_str(text);
+                rest = &from_open[len..];
+            }
+            None => {
+                out.push('[');
+                rest = &from_open[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `session.md#x` → `session.html#x`; the README is the spec's index page.
@@ -278,6 +334,26 @@ mod tests {
         );
         assert!(html.contains(r#"href="index.html""#), "{html}");
         assert!(html.contains(r#"id="SEQ-GAPFREE""#), "{html}");
+    }
+
+    #[test]
+    fn links_out_of_the_spec_keep_only_their_text() {
+        let html = to_html("See [codegen.md](../codegen.md) and [enc](encoding.md).\n");
+        assert!(
+            !html.contains("codegen.html") && html.contains("codegen.md"),
+            "{html}"
+        );
+        assert!(html.contains(r#"href="encoding.html""#), "{html}");
+        let inline =
+            inline_html("See [enc](encoding.md), [site](https://x.test/) and [c](../c.md).");
+        assert_eq!(
+            inline,
+            r#"See enc, <a href="https://x.test/">site</a> and c."#
+        );
+        assert_eq!(
+            unlink_outside("a [c.md](../c.md) [e](e.md) [x]"),
+            "a c.md [e](e.md) [x]"
+        );
     }
 
     #[test]
