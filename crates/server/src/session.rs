@@ -259,12 +259,13 @@ impl Session {
             Body::Publish(p) => self.publish(p),
             Body::PresenceQuery(q) => {
                 if !self.outbox.features().has(Features::PRESENCE) {
-                    return Ok(self.error(
+                    self.error(
                         &q.id,
                         ErrorCode::Unsupported,
                         "presence is not enabled",
                         &q.channel,
-                    ));
+                    );
+                    return Ok(());
                 }
                 if let Err(e) = self
                     .shared
@@ -471,19 +472,17 @@ impl Session {
         let limit = self.shared.config.max_rpc_in_flight;
         if self.rpc_in_flight.fetch_add(1, Ordering::AcqRel) >= limit {
             self.rpc_in_flight.fetch_sub(1, Ordering::AcqRel);
-            return self
-                .outbox
-                .send(&v2::Envelope {
-                    body: Some(Body::Error(v2::Error {
-                        id: r.id,
-                        code: ErrorCode::Internal as i32,
-                        message: format!("more than {limit} calls in flight"),
-                        channel: String::new(),
-                        retry_after_ms: Some(100),
-                    })),
-                })
-                .then_some(())
-                .unwrap_or(());
+            self.outbox.send(&v2::Envelope {
+                body: Some(Body::Error(v2::Error {
+                    id: r.id,
+                    code: ErrorCode::Internal as i32,
+                    message: format!("more than {limit} calls in flight"),
+                    channel: String::new(),
+                    // ERR-RETRY-AFTER: a slot frees up as soon as a call ends.
+                    retry_after_ms: Some(100),
+                })),
+            });
+            return;
         }
         let ctx = RpcContext {
             session_id: self.session_id().into(),

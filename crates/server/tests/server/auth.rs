@@ -57,7 +57,7 @@ async fn bad_credentials_close_4004_and_expired_4300() {
             close::TOKEN_EXPIRED,
         ),
     ];
-    for (i, (token, code)) in cases.into_iter().enumerate() {
+    for (token, code) in cases {
         let mut c = raw_client(&s, "courier.v2.json").await;
         c.send(Body::Hello(v2::Hello {
             token: token.into(),

@@ -23,10 +23,11 @@ pub const SECRET: &str = "test-secret";
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn config() -> ServerConfig {
-    let mut c = ServerConfig::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.shutdown_grace_ms = 2000;
-    c
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace_ms: 2000,
+        ..ServerConfig::default()
+    }
 }
 
 pub async fn server(f: impl FnOnce(&mut ServerConfig)) -> RunningServer {

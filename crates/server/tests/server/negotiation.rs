@@ -89,7 +89,7 @@ async fn every_subprotocol_completes_hello_and_a_publish_round_trip() {
             ),
             (25_000, 10_000, 120_000)
         );
-        let l = w.limits.clone().unwrap();
+        let l = w.limits.unwrap();
         assert_eq!(
             (
                 l.max_message_bytes,

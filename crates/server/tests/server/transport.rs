@@ -66,12 +66,10 @@ impl Sse {
                 id = Some(v.to_string());
             } else if let Some(v) = l.strip_prefix("data: ") {
                 data = Some(serde_json::from_str(v).unwrap());
-            } else if l.is_empty() && data.is_some() {
-                return Event {
-                    event,
-                    id,
-                    data: data.unwrap(),
-                };
+            } else if l.is_empty() {
+                if let Some(data) = data.take() {
+                    return Event { event, id, data };
+                }
             }
         }
     }
