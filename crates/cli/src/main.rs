@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod conform;
 mod docs;
 mod gen;
 mod load;
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the conformance suite against a server (or the embedded reference server).
+    Conform(conform::ConformArgs),
     /// Show the protocol working end to end: encode and decode one envelope
     /// of every type in every version and encoding.
     Demo,
@@ -36,6 +39,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Conform(args) => std::process::exit(conform::run(args)?),
         Command::Demo => demo(),
         Command::Gen(args) => gen::run(args),
         Command::Docs(args) => docs::run(args),
