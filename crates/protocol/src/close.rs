@@ -52,18 +52,18 @@ pub enum Reaction {
     RefreshCredentials,
 }
 
-/// The reaction a close code requires. Codes outside Courier's ranges:
-/// 4400–4999 (application-defined) are terminal; other RFC 6455 codes
-/// (1000 from the server, 1006, 1011–1014) back off and resume.
+/// The reaction a close code requires (CLOSE-RANGES): 1002, 1007, 1009 and
+/// 4000–4099 are terminal; 4100–4199 back off; 1001 and 4200–4299 reconnect
+/// now; 4300–4399 refresh credentials; any other code, and 1006 (no close
+/// frame), back off, then reconnect and resume.
 pub fn reaction(code: u16) -> Reaction {
     match code {
-        MESSAGE_TOO_BIG => Reaction::Terminal,
+        1002 | 1007 | MESSAGE_TOO_BIG => Reaction::Terminal,
         GOING_AWAY => Reaction::ReconnectResume,
         4000..=4099 => Reaction::Terminal,
         4100..=4199 => Reaction::BackoffResume,
         4200..=4299 => Reaction::ReconnectResume,
         4300..=4399 => Reaction::RefreshCredentials,
-        4400..=4999 => Reaction::Terminal,
         _ => Reaction::BackoffResume,
     }
 }

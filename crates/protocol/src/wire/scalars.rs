@@ -192,11 +192,18 @@ pub mod base64 {
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("base64 text or binary")
         }
+        // ENC-BYTES: standard or URL-safe alphabet, padded or not.
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
-            ::base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .map(Bytes::from)
-                .map_err(|_| E::custom("invalid base64"))
+            use ::base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+            let url = v.contains(['-', '_']);
+            let padded = v.ends_with('=');
+            let engine = match (url, padded) {
+                (false, true) => &STANDARD,
+                (false, false) => &STANDARD_NO_PAD,
+                (true, true) => &URL_SAFE,
+                (true, false) => &URL_SAFE_NO_PAD,
+            };
+            engine.decode(v).map(Bytes::from).map_err(|_| E::custom("invalid base64"))
         }
         fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
             Ok(Bytes::copy_from_slice(v))
