@@ -97,8 +97,10 @@ pub fn record_all() -> Result<(Vec<Transcript>, String), TranscriptError> {
 }
 
 async fn record() -> Result<(Vec<Transcript>, String), TranscriptError> {
-    let mut config = courier_server::ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().expect("a valid address");
+    let mut config = courier_server::ServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Default::default()
+    };
     config.auth.hs256_secret = Some(SECRET.into());
     config.auth.allow_anonymous = Some(false);
     let server_name = config.server_name.clone();

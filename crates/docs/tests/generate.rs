@@ -30,3 +30,33 @@ fn generate_writes_site_markdown_and_asyncapi() {
         assert!(dir.join(path).is_file(), "{path} missing");
     }
 }
+
+#[test]
+fn payload_definitions_get_their_own_page() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/chat/proto");
+    let proto = root.join("chat/v1/chat.proto");
+    let mut config = courier_docs::Config::new();
+    config.transcripts(false).payloads(&[&proto], &[&root]);
+    let files = config.render().unwrap();
+    let page = &files
+        .iter()
+        .find(|f| f.path == "payloads.html")
+        .expect("payloads.html")
+        .contents;
+    let (fds, _) = courier_codegen::load(&[&proto], &[&root]).unwrap();
+    let chat = fds.file.iter().find(|f| f.package() == "chat.v1").unwrap();
+    assert!(!chat.message_type.is_empty());
+    for m in &chat.message_type {
+        assert!(
+            page.contains(&format!("id=\"type-{}\"", m.name())),
+            "{} missing",
+            m.name()
+        );
+    }
+    let index = &files
+        .iter()
+        .find(|f| f.path == "index.html")
+        .unwrap()
+        .contents;
+    assert!(index.contains("payloads.html"));
+}

@@ -18,7 +18,7 @@ fn find<'a>(ts: &'a [Transcript], id: &str) -> &'a Transcript {
         .unwrap_or_else(|| panic!("no transcript {id}"))
 }
 
-fn received<'a>(t: &'a Transcript, type_name: &str) -> Vec<Value> {
+fn received(t: &Transcript, type_name: &str) -> Vec<Value> {
     t.steps
         .iter()
         .filter(|s| s.dir == "s2c" && s.type_name.as_deref() == Some(type_name))
