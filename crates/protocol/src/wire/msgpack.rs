@@ -30,6 +30,7 @@ pub enum ReadError {
     Marker(u8),
 }
 
+#[inline]
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
     if buf.len() < n {
         return Err(ReadError::Truncated);
@@ -39,11 +40,13 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
     Ok(head)
 }
 
+#[inline]
 fn be(buf: &mut &[u8], n: usize) -> Result<u64, ReadError> {
     Ok(take(buf, n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 /// Reads one item header from `buf`, advancing it.
+#[inline]
 pub fn read<'a>(buf: &mut &'a [u8]) -> Result<Item<'a>, ReadError> {
     let m = take(buf, 1)?[0];
     Ok(match m {
