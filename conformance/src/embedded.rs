@@ -45,6 +45,7 @@ history_size = 20
 send_queue_frames = 256
 max_subscriptions = 16
 shutdown_grace_ms = 200
+sse = true
 
 [auth]
 hs256_secret = "{SECRET}"
@@ -74,6 +75,10 @@ forbidden_scope = "private"
     ))
     .expect("embedded profile is valid");
     p.url = Some(url.to_string());
+    p.sse_url = url
+        .strip_prefix("ws://")
+        .and_then(|r| r.strip_suffix("/ws"))
+        .map(|host| format!("http://{host}/sse"));
     p
 }
 

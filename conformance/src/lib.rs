@@ -37,6 +37,7 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod spec;
+pub mod sse;
 pub mod tls;
 pub mod tokens;
 pub mod trace;

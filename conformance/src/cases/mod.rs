@@ -12,6 +12,7 @@ mod negotiation;
 mod order;
 mod resume;
 mod seq;
+mod sse;
 
 use std::sync::OnceLock;
 
@@ -35,7 +36,7 @@ pub(crate) const BASE: CaseDef = CaseDef {
 pub fn registry() -> &'static [CaseDef] {
     static ALL: OnceLock<Vec<CaseDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let groups: [&[CaseDef]; 10] = [
+        let groups: [&[CaseDef]; 11] = [
             negotiation::CASES,
             seq::CASES,
             dedupe::CASES,
@@ -45,6 +46,7 @@ pub fn registry() -> &'static [CaseDef] {
             auth::CASES,
             order::CASES,
             features::CASES,
+            sse::CASES,
             crate::history::CASES,
         ];
         groups.iter().flat_map(|g| g.iter()).copied().collect()
