@@ -56,9 +56,9 @@ pub enum Next {
     },
 }
 
-/// The reaction a close code calls for. Extends
-/// [`courier_protocol::close::reaction`] with the RFC 6455 codes CLOSE-RANGES
-/// also makes terminal (1002 protocol error, 1007 invalid payload data).
+/// The reaction a close code calls for (CLOSE-RANGES), as
+/// [`courier_protocol::close::reaction`] defines it; 1002 and 1007 are
+/// terminal whatever that table says.
 pub fn reaction(code: u16) -> Reaction {
     match code {
         1002 | 1007 => Reaction::Terminal,
@@ -238,12 +238,29 @@ mod tests {
     #[test]
     fn terminal_codes_never_reconnect() {
         for code in [
-            1002, 1007, 1009, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4050, 4099, 4400,
+            1002, 1007, 1009, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4050, 4099,
         ] {
             assert_eq!(
                 policy(None).after_close(&close(code)),
                 Next::Terminal,
                 "code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_outside_the_ranges_back_off() {
+        for code in [1000, 1006, 1011, 4400, 4999] {
+            let next = policy(None).after_close(&close(code));
+            assert!(
+                matches!(
+                    next,
+                    Next::Reconnect {
+                        refresh_credentials: false,
+                        ..
+                    }
+                ),
+                "code {code}: {next:?}"
             );
         }
     }
