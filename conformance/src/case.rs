@@ -11,7 +11,7 @@ use std::time::Duration;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{v2, Subprotocol};
 
-use crate::conn::{Conn, Transcript};
+use crate::conn::{Conn, ConnectOptions, Transcript};
 use crate::profile::{Profile, TokenKind};
 use crate::spec::Level;
 use crate::tokens::{self, TokenError};
@@ -275,21 +275,31 @@ impl Ctx {
 
     /// Connects offering exactly `offers`.
     pub async fn connect_offering(&self, label: &str, offers: &[&str]) -> Result<Conn, CaseError> {
-        Conn::connect(
-            &self.target().url,
+        let (url, tr) = (&self.target().url, self.inner.transcript.clone());
+        Conn::connect_with(
+            url,
             offers,
             label,
-            self.inner.transcript.clone(),
+            tr,
             self.step(),
+            &self.connect_options(None),
         )
         .await
+    }
+
+    fn connect_options(&self, recv_buffer: Option<u32>) -> ConnectOptions {
+        ConnectOptions {
+            recv_buffer,
+            tls_ca_file: self.profile().tls_ca_file.clone(),
+        }
     }
 
     /// Connects offering this instance's subprotocol with a small socket
     /// receive buffer (see [`Conn::connect_with`]).
     pub async fn connect_small_buffer(&self, label: &str) -> Result<Conn, CaseError> {
         let (url, tr) = (&self.target().url, self.inner.transcript.clone());
-        Conn::connect_with(url, &[self.sp().name()], label, tr, self.step(), Some(4096)).await
+        let options = self.connect_options(Some(4096));
+        Conn::connect_with(url, &[self.sp().name()], label, tr, self.step(), &options).await
     }
 
     /// Connects offering this instance's subprotocol and checks it was selected.

@@ -129,6 +129,15 @@ impl Transcript {
     }
 }
 
+/// Socket and TLS settings of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Shrinks the socket receive buffer (slow-consumer cases).
+    pub recv_buffer: Option<u32>,
+    /// PEM file of extra CA certificates to trust for `wss://`.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
 /// How a connection ended.
 #[derive(Debug, Clone, Default)]
 pub struct Closed {
@@ -185,7 +194,15 @@ impl Conn {
         transcript: Arc<Transcript>,
         step: Duration,
     ) -> Result<Conn, CaseError> {
-        Conn::connect_with(url, offers, label, transcript, step, None).await
+        Conn::connect_with(
+            url,
+            offers,
+            label,
+            transcript,
+            step,
+            &ConnectOptions::default(),
+        )
+        .await
     }
 
     /// Like [`Conn::connect`], optionally shrinking the socket's receive
@@ -197,9 +214,9 @@ impl Conn {
         label: &str,
         transcript: Arc<Transcript>,
         step: Duration,
-        recv_buffer: Option<u32>,
+        options: &ConnectOptions,
     ) -> Result<Conn, CaseError> {
-        let (io, host, path) = open_stream(url, recv_buffer).await?;
+        let (io, host, path) = open_stream(url, options).await?;
         let mut io = io;
         let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
         let mut req = format!(
@@ -671,7 +688,7 @@ fn hex_preview(bytes: &[u8]) -> String {
 /// Connects the byte stream for `ws://host:port/path`.
 async fn open_stream(
     url: &str,
-    recv_buffer: Option<u32>,
+    options: &ConnectOptions,
 ) -> Result<(Box<dyn Io>, String, String), CaseError> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
         (false, r)
@@ -705,13 +722,13 @@ async fn open_stream(
         tokio::net::TcpSocket::new_v6()
     }
     .map_err(cannot)?;
-    if let Some(size) = recv_buffer {
+    if let Some(size) = options.recv_buffer {
         socket.set_recv_buffer_size(size).map_err(cannot)?;
     }
     let tcp = socket.connect(sock_addr).await.map_err(cannot)?;
     let _ = tcp.set_nodelay(true);
     if tls {
-        return crate::tls::wrap(tcp, authority)
+        return crate::tls::wrap(tcp, authority, options.tls_ca_file.as_deref())
             .await
             .map(|s| (s, authority.to_string(), path));
     }

@@ -65,6 +65,10 @@ pub struct Profile {
     /// (then a `hello` without a token must be refused with 4004).
     #[serde(default)]
     pub anonymous: bool,
+    /// PEM file of CA certificates to trust for `wss://` besides the public
+    /// web roots (for test servers with self-signed certificates). Default: none.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Channel names the suite may use.
     #[serde(default)]
     pub channels: ChannelProfile,

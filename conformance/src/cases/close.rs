@@ -408,7 +408,7 @@ async fn token_expiry(cx: Ctx) -> CaseResult {
 
 async fn rate_limit(cx: Ctx) -> CaseResult {
     let (mut c, w) = cx.open("c1").await?;
-    let l = w.limits.clone().unwrap_or_default();
+    let l = w.limits.unwrap_or_default();
     if l.max_messages_per_second == 0 || l.max_burst == 0 {
         return Err(CaseError::Unsupported(
             "welcome advertises no rate limit".into(),
@@ -462,7 +462,7 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
             _ => None,
         })
         .await?;
-    let l = w.limits.clone().unwrap_or_default();
+    let l = w.limits.unwrap_or_default();
     let queue = l.send_queue_frames as usize;
     check!(queue > 0, "welcome advertises no send_queue_frames");
     let ch = cx.channel("slow");

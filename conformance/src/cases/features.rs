@@ -102,7 +102,7 @@ async fn open_features(
 
 async fn expect_error(c: &mut Conn, id: &str, code: v2::ErrorCode, what: &str) -> CaseResult {
     let r = reply(c, id, what, |_| None::<()>).await?;
-    let e = r.err().expect("pick never matches");
+    let e = r.expect_err("pick never matches");
     check!(
         e.code == code as i32,
         "{what}: error {} instead of {}",

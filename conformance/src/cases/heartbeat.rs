@@ -142,7 +142,7 @@ async fn any_frame(cx: Ctx) -> CaseResult {
     let mut n = 0u64;
     while Instant::now() < end {
         // Alternate a WebSocket control ping and an envelope that is not a pong.
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             c.send_control_ping().await?;
         } else {
             c.send_body(Body::Unsubscribe(v2::Unsubscribe {

@@ -118,7 +118,7 @@ pub fn position(ack: &v2::SubscribeAck) -> Result<(String, u64), CaseError> {
 
 /// The ack's recovery (status, reason, replayed).
 pub fn recovery(ack: &v2::SubscribeAck) -> (v2::RecoveryStatus, v2::RecoveryReason, u64) {
-    let r = ack.recovery.clone().unwrap_or_default();
+    let r = ack.recovery.unwrap_or_default();
     (
         v2::RecoveryStatus::try_from(r.status).unwrap_or(v2::RecoveryStatus::Unspecified),
         v2::RecoveryReason::try_from(r.reason).unwrap_or(v2::RecoveryReason::Unspecified),

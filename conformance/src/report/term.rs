@@ -61,7 +61,7 @@ impl Progress for TermProgress {
                     );
                 }
             }
-        } else if done == total || done % 10 == 0 {
+        } else if done == total || done.is_multiple_of(10) {
             let _ = writeln!(err, "[{done:>3}/{total}] ...");
         }
     }
