@@ -124,11 +124,14 @@ impl Client {
     /// independent stream; one that is not read keeps the last 64 events.
     pub fn events(&self) -> Events {
         let (tx, rx) = mpsc::channel(64);
-        self.shared
-            .listeners
-            .lock()
-            .expect("listener lock")
-            .push(tx);
+        // After a stop nothing follows: the stream ends at once.
+        if !matches!(*self.state.borrow(), State::Stopped(_)) {
+            self.shared
+                .listeners
+                .lock()
+                .expect("listener lock")
+                .push(tx);
+        }
         Events { rx }
     }
 

@@ -110,6 +110,8 @@ async fn terminal_codes_stop_without_reconnecting_in_every_encoding() {
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(server.connections(), 1, "code {code} must not reconnect");
+        // A stopped client's event stream ends.
+        assert_eq!(client.events().recv().await, None);
     }
 }
 
