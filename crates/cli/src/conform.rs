@@ -67,7 +67,9 @@ pub struct ConformArgs {
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: ConformArgs) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_async(args))
 }
 
@@ -79,7 +81,10 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         Some(p) => Some(Profile::from_file(p)?),
         None => None,
     };
-    let url = args.url.clone().or_else(|| profile.as_ref().and_then(|p| p.url.clone()));
+    let url = args
+        .url
+        .clone()
+        .or_else(|| profile.as_ref().and_then(|p| p.url.clone()));
     let mut embedded = None;
     let mut target = match url {
         Some(url) => {
@@ -87,7 +92,9 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
             if let Some(sse) = &args.sse_url {
                 profile.sse_url = Some(sse.clone());
             }
-            let control = profile.restart_command.clone().map(|c| Arc::new(CommandControl(c)) as Arc<dyn courier_conformance::ServerControl>);
+            let control = profile.restart_command.clone().map(|c| {
+                Arc::new(CommandControl(c)) as Arc<dyn courier_conformance::ServerControl>
+            });
             let mut t = Target::new(url, profile);
             t.control = control;
             t
@@ -96,10 +103,15 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
             if profile.is_some() {
                 bail!("--profile describes an external server: also give its URL");
             }
-            let server = courier_conformance::embedded::Embedded::start(&courier_conformance::embedded::config_toml(None))
-                .await
-                .context("starting the embedded reference server")?;
-            eprintln!("courier conform: embedded reference server at {}", server.ws_url());
+            let server = courier_conformance::embedded::Embedded::start(
+                &courier_conformance::embedded::config_toml(None),
+            )
+            .await
+            .context("starting the embedded reference server")?;
+            eprintln!(
+                "courier conform: embedded reference server at {}",
+                server.ws_url()
+            );
             let t = server.target();
             embedded = Some(server);
             t
@@ -116,9 +128,13 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
     for p in &args.skip {
         config.skip(p);
     }
-    config.strict(args.strict).parallel(args.parallel).case_timeout(Duration::from_secs_f64(args.timeout));
+    config
+        .strict(args.strict)
+        .parallel(args.parallel)
+        .case_timeout(Duration::from_secs_f64(args.timeout));
     if let Some(path) = &args.expected_failures {
-        let ef = ExpectedFailures::from_file(path).with_context(|| format!("reading {}", path.display()))?;
+        let ef = ExpectedFailures::from_file(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         config.expected_failures(ef);
     }
     if args.list {
@@ -128,7 +144,12 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     config.progress(Arc::new(TermProgress::new(args.verbose)));
-    eprintln!("courier conform: {} case instances against {} (seed {})", config.selected_ids(&target).len(), target.url, target.seed);
+    eprintln!(
+        "courier conform: {} case instances against {} (seed {})",
+        config.selected_ids(&target).len(),
+        target.url,
+        target.seed
+    );
     let report = config.run(target).await;
     if let Some(server) = embedded {
         server.shutdown().await;
