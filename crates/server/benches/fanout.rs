@@ -148,6 +148,9 @@ fn serve() {
         config.max_messages_per_second = 1_000_000;
         config.max_burst = 1_000_000;
         config.send_queue_frames = 4096;
+        if let Ok(n) = std::env::var("READ_BUFFER") {
+            config.ws_read_buffer_bytes = n.parse().unwrap();
+        }
         let server = courier_server::start(config).await.unwrap();
         println!("listening {}", server.local_addr());
         std::future::pending::<()>().await;

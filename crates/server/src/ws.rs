@@ -367,6 +367,9 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
             };
             shared.metrics.messages_out(n);
             match result {
+                // Frames pushed during the write may have had their wake-up
+                // consumed by `blocked_write_abort`: take again before waiting.
+                Ok(true) if close.is_none() => continue,
                 Ok(true) => {}
                 Ok(false) => close = close.or_else(|| outbox.closing()),
                 Err(e) => {
