@@ -470,7 +470,9 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
     // Small messages and a small receive buffer: the server's queue, not
     // kernel buffers, must absorb what the subscriber does not read.
     let size = ((l.max_message_bytes as usize) / 4).clamp(1024, 4096);
-    let total = (queue + 64 + (1 << 20) / size).min(20_000);
+    // The server's socket send buffer can still grow to the kernel's limit
+    // (tcp_wmem max, 4 MiB by default on Linux) before its queue fills.
+    let total = (queue + 64 + send_buffer_limit() / size).min(20_000);
     cx.note(format!("publishing {total} messages of {size} bytes while the subscriber does not read (queue {queue} frames)"));
     let body = serde_json::json!("x".repeat(size - 64));
     // Enough publishers that each stays within its burst: the server gives an
@@ -505,6 +507,7 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
         t.await
             .map_err(|e| fail(format!("publisher failed: {e}")))??;
     }
+    let published = (publishers * (total / publishers + 1)) as u64;
     // Now read what the server kept for us.
     let mut got = Vec::new();
     loop {
@@ -519,6 +522,17 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
                     CaseError::Fail(m) => fail(format!("messages delivered before the slow-consumer close have a gap: {m}")),
                     o => o,
                 })?;
+                if closed.code.is_none() && (got.len() as u64) < published {
+                    // The server gave up on delivering its close notice to a
+                    // socket nobody read (a bounded close wait is allowed):
+                    // what matters is that it dropped the consumer, after a
+                    // gap-free prefix, instead of buffering everything.
+                    cx.note(format!(
+                        "link dropped without a close frame after {} of {published} messages: accepted as a slow-consumer close whose notice could not be delivered",
+                        got.len()
+                    ));
+                    return Ok(());
+                }
                 return check_close(&closed, close::SLOW_CONSUMER, true);
             }
             None => {
@@ -571,6 +585,15 @@ async fn paced_publish(
     }
     p.close(1000).await;
     Ok(())
+}
+
+/// The largest socket send buffer the kernel grants (Linux `tcp_wmem`
+/// max), with a margin; 8 MiB where it cannot be read.
+fn send_buffer_limit() -> usize {
+    let max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().last()?.parse::<usize>().ok());
+    max.map(|m| m + m / 4).unwrap_or(8 << 20).min(64 << 20)
 }
 
 async fn shutdown(cx: Ctx) -> CaseResult {
