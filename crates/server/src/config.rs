@@ -401,3 +401,91 @@ fn env_value(name: &str, value: &str, kind: Kind) -> Result<toml::Value, ConfigE
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let path = std::env::temp_dir().join(format!("courier-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nhistory_size = 10\n[auth]\naudience = \"file\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load(
+            Some(&path),
+            env(&[
+                ("COURIER_LISTEN", "127.0.0.1:9100"),
+                ("COURIER_AUTH_HS256_SECRET", "12345"),
+                ("COURIER_AUTH_ALLOW_ANONYMOUS", "true"),
+                ("COURIER_ALLOWED_ORIGINS", "[\"https://a.example\"]"),
+                ("COURIER_HEARTBEAT_INTERVAL_MS", "1000"),
+                ("COURIER_TLS_CERT_FILE", "c.pem"),
+                ("COURIER_TLS_KEY_FILE", "k.pem"),
+                ("COURIER_LOG", "debug"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.history_size, 10);
+        assert_eq!(c.auth.audience.as_deref(), Some("file"));
+        assert_eq!(
+            c.auth.hs256_secret.as_deref(),
+            Some("12345"),
+            "string keys are verbatim"
+        );
+        assert_eq!(c.auth.allow_anonymous, Some(true));
+        assert_eq!(c.allowed_origins, vec!["https://a.example".to_string()]);
+        assert_eq!(c.heartbeat_interval_ms, 1000);
+        assert_eq!(c.tls.unwrap().key_file, PathBuf::from("k.pem"));
+        assert_eq!(
+            c.dedupe_window_ms, 120_000,
+            "untouched keys keep their defaults"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_typed_errors() {
+        assert!(matches!(
+            ServerConfig::from_toml_str("no_such_key = 1"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            ServerConfig::from_toml_str("subprotocols = [\"courier.v3.json\"]"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ServerConfig::from_toml_str("heartbeat_interval_ms = 0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ServerConfig::load(None, env(&[("COURIER_MAX_BURST", "lots")])),
+            Err(ConfigError::Env { .. })
+        ));
+        assert!(matches!(
+            ServerConfig::load(Some(Path::new("/nonexistent/courier.toml")), env(&[])),
+            Err(ConfigError::Read { .. })
+        ));
+        let defaults = ServerConfig::from_toml_str("").unwrap();
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            (
+                defaults.heartbeat_interval_ms,
+                defaults.max_message_bytes,
+                defaults.max_batch
+            ),
+            (25_000, 65_536, 64)
+        );
+    }
+}

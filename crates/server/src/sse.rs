@@ -160,7 +160,7 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
     let mut buf = VecDeque::new();
     let mut closing = false;
     loop {
-        let close = outbox.take(&mut buf);
+        let mut close = outbox.take(&mut buf);
         if !buf.is_empty() {
             let write = async {
                 for out in buf.drain(..) {
@@ -182,8 +182,13 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
                 _ = crate::ws::blocked_write_abort(&outbox) => Err(()),
             };
             buf.clear();
-            if result.is_err() && outbox.closing().is_none() {
-                break;
+            match result {
+                // Wake-ups of frames pushed during the write may have been
+                // consumed by `blocked_write_abort`: take again before waiting.
+                Ok(()) if close.is_none() => continue,
+                Ok(()) => {}
+                Err(()) if outbox.closing().is_none() => break,
+                Err(()) => close = close.or_else(|| outbox.closing()),
             }
         }
         if let Some(c) = close {
