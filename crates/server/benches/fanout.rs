@@ -142,12 +142,14 @@ fn serve() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut config = courier_server::ServerConfig::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.max_connections_per_ip = 100_000;
-        config.max_messages_per_second = 1_000_000;
-        config.max_burst = 1_000_000;
-        config.send_queue_frames = 4096;
+        let mut config = courier_server::ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections_per_ip: 100_000,
+            max_messages_per_second: 1_000_000,
+            max_burst: 1_000_000,
+            send_queue_frames: 4096,
+            ..Default::default()
+        };
         if let Ok(n) = std::env::var("READ_BUFFER") {
             config.ws_read_buffer_bytes = n.parse().unwrap();
         }
