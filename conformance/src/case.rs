@@ -74,6 +74,8 @@ pub struct CaseDef {
     pub axes: Axes,
     /// Versions the case applies to (empty: all).
     pub versions: &'static [u32],
+    /// Encodings the case applies to (`json`, `msgpack`, `proto`; empty: all).
+    pub encodings: &'static [&'static str],
     /// What the profile must declare: feature names, `restart`, `sse`,
     /// `forbidden` (a forbidden channel). Missing → `unsupported`.
     pub needs: &'static [&'static str],

@@ -183,6 +183,9 @@ pub struct Conn {
     /// The session's `max_message_bytes` once known: frames from the server
     /// over twice this fail the case (LIMIT-SERVER-FRAME).
     pub max_message_bytes: Option<usize>,
+    /// JSON or MessagePack frames received whose first member is not
+    /// `type` (ENC-TYPE-FIRST, a SHOULD).
+    pub type_not_first: usize,
 }
 
 impl Conn {
@@ -290,6 +293,7 @@ impl Conn {
             disconnect: None,
             pings: Vec::new(),
             max_message_bytes: None,
+            type_not_first: 0,
         })
     }
 
@@ -479,6 +483,23 @@ impl Conn {
                     "server sent a data frame on a connection without a subprotocol",
                 ));
             };
+            let type_first = match codec.subprotocol().encoding {
+                Encoding::Json => bytes.trim_ascii_start().starts_with(b"{\"type\""),
+                // fixmap/map16/map32 header, then the 4-byte str "type".
+                Encoding::MsgPack => {
+                    let skip = match bytes.first() {
+                        Some(0x80..=0x8f) => 1,
+                        Some(0xde) => 3,
+                        Some(0xdf) => 5,
+                        _ => 0,
+                    };
+                    skip > 0 && bytes.get(skip..skip + 5) == Some(b"\xa4type".as_slice())
+                }
+                Encoding::Protobuf => true,
+            };
+            if !type_first {
+                self.type_not_first += 1;
+            }
             let env = match codec.decode_frame::<v2::Envelope>(&bytes, Some(text)) {
                 Ok(env) => env,
                 Err(e) => {

@@ -199,7 +199,8 @@ impl RunConfig {
         let mut out = Vec::new();
         for def in crate::cases::registry() {
             let fits = |sp: &Subprotocol| {
-                def.versions.is_empty() || def.versions.contains(&sp.version.number())
+                (def.versions.is_empty() || def.versions.contains(&sp.version.number()))
+                    && (def.encodings.is_empty() || def.encodings.contains(&sp.encoding.as_str()))
             };
             let sps: Vec<Subprotocol> = supported.iter().copied().filter(fits).collect();
             let mut list: Vec<(String, Option<Subprotocol>)> = match def.axes {
@@ -431,4 +432,75 @@ fn run_tag() -> String {
         .unwrap_or(0);
     let pid = std::process::id() as u128;
     format!("r{:x}", (nanos ^ (pid << 40)) & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(level: Level, result: Result<(), CaseError>) -> RawResult {
+        RawResult {
+            id: "x.case/v2/json".into(),
+            case: "x.case".into(),
+            title: String::new(),
+            level,
+            requirements: vec![],
+            sp: None,
+            result,
+            duration: Duration::ZERO,
+            transcript: vec![],
+        }
+    }
+
+    #[test]
+    fn grading_follows_level_strictness_and_expected_failures() {
+        let broken = || Err(CaseError::Fail("broken".into()));
+        let lax = RunConfig::new();
+        assert_eq!(lax.grade(raw(Level::Must, broken())).outcome, Outcome::Fail);
+        assert_eq!(
+            lax.grade(raw(Level::Should, broken())).outcome,
+            Outcome::Warn
+        );
+        assert_eq!(lax.grade(raw(Level::May, broken())).outcome, Outcome::Warn);
+        let mut strict = RunConfig::new();
+        strict.strict(true);
+        assert_eq!(
+            strict.grade(raw(Level::Should, broken())).outcome,
+            Outcome::Fail
+        );
+        assert_eq!(
+            strict.grade(raw(Level::May, broken())).outcome,
+            Outcome::Warn
+        );
+        let mut known = RunConfig::new();
+        known.expected_failures(ExpectedFailures::parse("x.case/*  # known\n"));
+        assert_eq!(
+            known.grade(raw(Level::Must, broken())).outcome,
+            Outcome::ExpectedFail
+        );
+        let xpass = known.grade(raw(Level::Must, Ok(())));
+        assert_eq!(
+            (xpass.outcome, xpass.expected_failure.as_deref()),
+            (Outcome::UnexpectedPass, Some("known"))
+        );
+        assert!(
+            xpass.outcome.is_fatal()
+                && !Outcome::Warn.is_fatal()
+                && !Outcome::ExpectedFail.is_fatal()
+        );
+        let unsupported = lax.grade(raw(Level::Must, Err(CaseError::Unsupported("no".into()))));
+        assert_eq!(unsupported.outcome, Outcome::Unsupported);
+    }
+
+    #[test]
+    fn selection_matches_instance_and_case_ids() {
+        let mut c = RunConfig::new();
+        c.only("seq.*").skip("*/v1/*");
+        assert!(c.selected("seq.gap-free/v2/json"));
+        assert!(!c.selected("seq.gap-free/v1/json"));
+        assert!(!c.selected("dedupe.distinct-ids/v2"));
+        let mut by_case = RunConfig::new();
+        by_case.only("neg.encoding");
+        assert!(by_case.selected("neg.encoding/v1/proto"));
+    }
 }

@@ -27,6 +27,7 @@ pub(crate) const BASE: CaseDef = CaseDef {
     level: Level::Must,
     axes: Axes::Once,
     versions: &[],
+    encodings: &[],
     needs: &[],
     exclusive: false,
     run: |_| Box::pin(async { Err(crate::case::fail("case has no body")) }),

@@ -40,6 +40,16 @@ pub(crate) const CASES: &[CaseDef] = &[
         ..BASE
     },
     CaseDef {
+        id: "enc.type-first",
+        title: "JSON and MessagePack envelopes from the server have `type` as their first member",
+        requirements: &["ENC-TYPE-FIRST"],
+        level: Level::Should,
+        axes: Axes::Each,
+        encodings: &["json", "msgpack"],
+        run: |cx| Box::pin(type_first(cx)),
+        ..BASE
+    },
+    CaseDef {
         id: "session.welcome-fields",
         title: "welcome carries version, encoding, a unique session id, heartbeat timing, dedupe window, limits and user",
         requirements: &["WELCOME-FIELDS", "SESSION-ID-UNIQUE", "AUTH-FIRST-MESSAGE", "ENC-V1-ISOLATION"],
@@ -175,6 +185,20 @@ async fn encoding(cx: Ctx) -> CaseResult {
     check!(
         back == serde_json::json!({"n": 1, "s": "é", "l": [true, null, 1.5]}),
         "payload came back as {back}"
+    );
+    Ok(())
+}
+
+async fn type_first(cx: Ctx) -> CaseResult {
+    let (mut c, _) = cx.open("c1").await?;
+    let ch = cx.channel("typefirst");
+    subscribe(&mut c, &cx, &ch, None).await?;
+    super::util::publish(&mut c, &ch, &cx.id("p"), serde_json::json!({"a": 1})).await?;
+    super::util::next_message(&mut c, &ch).await?;
+    check!(
+        c.type_not_first == 0,
+        "{} envelope(s) from the server did not start with the `type` member",
+        c.type_not_first
     );
     Ok(())
 }
