@@ -4,6 +4,7 @@
 export * from "./base64.js";
 export * from "./errors.js";
 export * from "./json.js";
+export * from "./maps.js";
 export * from "./msgpack.js";
 export * from "./payload.js";
 export * from "./proto.js";

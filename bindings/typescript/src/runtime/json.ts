@@ -6,7 +6,7 @@
 import { encodeBase64 } from "./base64.js";
 import { EncodeError, WireError } from "./errors.js";
 import { MAX_FRAME_DEPTH } from "./msgpack.js";
-import { F64, type Payload, type Wire } from "./wire.js";
+import { F64, keysOf, type Payload, type Wire } from "./wire.js";
 
 const I64_MIN = -(1n << 63n);
 const U64_MAX = (1n << 64n) - 1n;
@@ -242,7 +242,7 @@ export function stringifyJson(v: Payload): string {
       if (Array.isArray(v)) return `[${(v as readonly Payload[]).map(stringifyJson).join(",")}]`;
       const o = v as { readonly [key: string]: Payload };
       let out = "{";
-      for (const k of Object.keys(o)) {
+      for (const k of keysOf(o)) {
         const x = o[k];
         if (x === undefined) continue;
         if (out.length > 1) out += ",";

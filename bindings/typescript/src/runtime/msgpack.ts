@@ -1,23 +1,154 @@
 // MessagePack: a strict reader of frames into the data model (ints and floats kept apart, only
-// string map keys, no extension types, bounded nesting and allocation), and the canonical
-// writer, `@msgpack/msgpack`'s encoder (smallest headers, integers minimal, other numbers
-// float 64), which produces the bytes Courier's Rust codec produces (docs/spec/encoding.md §4).
+// string map keys, no extension types, bounded nesting and allocation), and the canonical writer:
+// smallest headers, integers in their smallest form, other numbers (and -0) as float 64, map
+// fields in key order, exactly the bytes Courier's Rust codec writes (docs/spec/encoding.md §4).
 
-import { Encoder } from "@msgpack/msgpack";
-
-import { WireError } from "./errors.js";
-import { F64, type Payload, type Wire } from "./wire.js";
+import { EncodeError, WireError } from "./errors.js";
+import { F64, keysOf, type Payload, type Wire } from "./wire.js";
 
 /** Deepest nesting of arrays and maps a frame may have (encoding.md §7). */
 export const MAX_FRAME_DEPTH = 128;
 
 const utf8 = /* @__PURE__ */ new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-let encoder: Encoder | undefined;
+const utf8Encoder = /* @__PURE__ */ new TextEncoder();
 
-/** Encodes a value of the data model canonically. */
+/** Encodes a value of the data model canonically; a value outside it throws `EncodeError`. */
 export function encodeMsgpack(value: Payload): Uint8Array {
-  encoder ??= new Encoder({ useBigInt64: true, ignoreUndefined: true, maxDepth: MAX_FRAME_DEPTH * 2 });
-  return encoder.encode(value);
+  const w = new Writer();
+  w.value(value, 0);
+  return w.buf.slice(0, w.pos);
+}
+
+class Writer {
+  buf = new Uint8Array(256);
+  view = new DataView(this.buf.buffer);
+  pos = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  private u8(b: number): void {
+    this.room(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** A marker and a big-endian length or value of `size` bytes (1, 2, 4 or 8). */
+  private head(marker: number, size: 1 | 2 | 4, n: number): void {
+    this.room(1 + size);
+    this.buf[this.pos++] = marker;
+    if (size === 1) this.view.setUint8(this.pos, n);
+    else if (size === 2) this.view.setUint16(this.pos, n);
+    else this.view.setUint32(this.pos, n);
+    this.pos += size;
+  }
+
+  /** A length header: `fix` form below `fixMax`, then 8 (when `m8` is given), 16 and 32 bits. */
+  private len(n: number, fix: number, fixMax: number, m8: number, m16: number, m32: number): void {
+    if (n <= fixMax) this.u8(fix | n);
+    else if (n <= 0xff && m8 !== 0) this.head(m8, 1, n);
+    else if (n <= 0xffff) this.head(m16, 2, n);
+    else this.head(m32, 4, n);
+  }
+
+  private int(v: bigint | number): void {
+    if (typeof v === "number" && v >= -0x80000000 && v <= 0xffffffff) {
+      if (v >= 0) {
+        if (v <= 0x7f) this.u8(v);
+        else if (v <= 0xff) this.head(0xcc, 1, v);
+        else if (v <= 0xffff) this.head(0xcd, 2, v);
+        else this.head(0xce, 4, v);
+      } else if (v >= -32) this.u8(v & 0xff);
+      else if (v >= -0x80) this.head(0xd0, 1, v & 0xff);
+      else if (v >= -0x8000) this.head(0xd1, 2, v & 0xffff);
+      else this.head(0xd2, 4, v >>> 0);
+      return;
+    }
+    const b = BigInt(v);
+    if (b < -(1n << 63n) || b >= 1n << 64n) throw new EncodeError(`integer ${b} is outside the 64-bit range`);
+    if (b >= -0x80000000n && b <= 0xffffffffn) return this.int(Number(b));
+    this.room(9);
+    this.buf[this.pos++] = b >= 0n ? 0xcf : 0xd3;
+    if (b >= 0n) this.view.setBigUint64(this.pos, b);
+    else this.view.setBigInt64(this.pos, b);
+    this.pos += 8;
+  }
+
+  private str(s: string): void {
+    const n = s.length;
+    if (n <= 31) {
+      // Short ASCII strings (keys, words) are most of a payload: no encoder call for them.
+      let ascii = true;
+      for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) ascii = false;
+      if (ascii) {
+        this.room(1 + n);
+        this.buf[this.pos++] = 0xa0 | n;
+        for (let i = 0; i < n; i++) this.buf[this.pos++] = s.charCodeAt(i);
+        return;
+      }
+    }
+    const b = utf8Encoder.encode(s);
+    this.len(b.length, 0xa0, 31, 0xd9, 0xda, 0xdb);
+    this.bytes(b);
+  }
+
+  private bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  value(v: Payload | undefined, depth: number): void {
+    switch (typeof v) {
+      case "undefined":
+        return this.u8(0xc0);
+      case "boolean":
+        return this.u8(v ? 0xc3 : 0xc2);
+      case "string":
+        return this.str(v);
+      case "bigint":
+        return this.int(v);
+      case "number":
+        if (!Number.isFinite(v)) throw new EncodeError(`${v} cannot be written in MessagePack`);
+        // Integral values within 2^53 as integers, as Rust's msgpack::write_float; -0 stays a float.
+        if (Number.isSafeInteger(v) && !Object.is(v, -0)) return this.int(v);
+        this.room(9);
+        this.buf[this.pos++] = 0xcb;
+        this.view.setFloat64(this.pos, v);
+        this.pos += 8;
+        return;
+      case "object":
+        break;
+      default:
+        throw new EncodeError(`a ${typeof v} cannot be written in MessagePack`);
+    }
+    if (v === null) return this.u8(0xc0);
+    if (v instanceof Uint8Array) {
+      this.len(v.length, 0, -1, 0xc4, 0xc5, 0xc6);
+      return this.bytes(v);
+    }
+    if (depth >= MAX_FRAME_DEPTH * 2) throw new EncodeError(`value nested deeper than ${MAX_FRAME_DEPTH * 2} levels`);
+    if (Array.isArray(v)) {
+      const a = v as readonly Payload[];
+      this.len(a.length, 0x90, 15, 0, 0xdc, 0xdd);
+      for (const x of a) this.value(x, depth + 1);
+      return;
+    }
+    if (v instanceof F64 || (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null)) {
+      throw new EncodeError("only plain objects are MessagePack maps");
+    }
+    const o = v as { readonly [key: string]: Payload | undefined };
+    const keys = keysOf(o).filter((k) => o[k] !== undefined);
+    this.len(keys.length, 0x80, 15, 0, 0xde, 0xdf);
+    for (const k of keys) {
+      this.str(k);
+      this.value(o[k], depth + 1);
+    }
+  }
 }
 
 /** Decodes exactly one MessagePack value; anything malformed or trailing throws `WireError`. */

@@ -4,7 +4,7 @@
 
 import { EncodeError, WireError } from "./errors.js";
 import { decodeMsgpack, encodeMsgpack } from "./msgpack.js";
-import { F64, type Payload, type Wire, wide } from "./wire.js";
+import { F64, KEY_ORDER, markKeyOrder, type Payload, type Wire, wide } from "./wire.js";
 
 /** Deepest nesting of arrays and maps a payload may have. */
 export const MAX_PAYLOAD_DEPTH = 64;
@@ -78,6 +78,9 @@ function normalise(v: Payload, depth: number, path: string): Payload {
         if (x === undefined) continue;
         setOwn(out, k, normalise(x, depth + 1, path));
       }
+      // A map field written by generated code keeps its key order (see `KEY_ORDER`).
+      const order = (o as { [KEY_ORDER]?: "string" | "int" })[KEY_ORDER];
+      if (order !== undefined) markKeyOrder(out, order);
       return out;
     }
     default:

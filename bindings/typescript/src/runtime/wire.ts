@@ -34,6 +34,59 @@ export type WireObject = { [key: string]: Payload };
 /** A decoded map. */
 export type WireMap = { readonly [key: string]: Wire };
 
+/**
+ * Marks an object written for a proto `map` field: its keys are written in key order (ENC-CANONICAL),
+ * code point order for `"string"` keys, numeric order for `"int"` keys. A JavaScript object cannot
+ * hold that order itself (integer-like keys always come first), so the writers sort marked objects.
+ * A registered symbol, so that two copies of the runtime agree; not enumerable, so `JSON.stringify`
+ * and spreads ignore it.
+ */
+export const KEY_ORDER: unique symbol = Symbol.for("@courier/client.keyOrder");
+
+/** How the keys of a marked object sort. */
+export type KeyOrder = "string" | "int";
+
+/** Marks `o` as a map whose keys are written in `order`. */
+export function markKeyOrder(o: object, order: KeyOrder): void {
+  Object.defineProperty(o, KEY_ORDER, { value: order, enumerable: false });
+}
+
+/**
+ * Orders strings by Unicode code point, which is UTF-8 byte order and so Rust's `str` order; `<`
+ * compares UTF-16 code units, which puts U+E000..U+FFFF after astral characters.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // Surrogates (astral code points) move above the rest of the BMP.
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Orders decimal integer strings numerically (exactly, beyond 2^53 too). */
+export function compareIntKeys(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The keys of `o` in the order the writers write them: map key order when marked, else as held. */
+export function keysOf(o: object): string[] {
+  const keys = Object.keys(o);
+  const order = (o as { [KEY_ORDER]?: KeyOrder })[KEY_ORDER];
+  if (order === "int") keys.sort(compareIntKeys);
+  else if (order === "string") keys.sort(compareCodePoints);
+  return keys;
+}
+
 /** Largest integer a JavaScript number holds exactly (ENC-INT53). */
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -150,8 +203,8 @@ export const outI32 = (v: number, path: string): number => outInt(v, path, -0x80
 /** Checks a `uint32` before writing. */
 export const outU32 = (v: number, path: string): number => outInt(v, path, 0, 0xffffffff);
 /**
- * An integer as the writers want it: beyond 32 bits as a `bigint`, which `@msgpack/msgpack`
- * writes as a 64-bit integer (a large `number` would become a float 64).
+ * An integer as the writers want it: beyond 32 bits as a `bigint`, so that a tree handed to any
+ * MessagePack encoder keeps it an integer (some write a large `number` as a float 64).
  */
 export function wide(v: number): number | bigint {
   return v > 0xffffffff || v < -0x80000000 ? BigInt(v) : v;
@@ -172,6 +225,16 @@ export function outNum(v: number, path: string): number {
 export function outEnum<E extends string>(v: E, numbers: { readonly [K in E]: number }, path: string): E {
   if (!Object.prototype.hasOwnProperty.call(numbers, v)) throw new EncodeError(`${path}: unknown enum value ${String(v)}`);
   return v;
+}
+
+/**
+ * Checks that at most one member of a oneof to write is set (the `XInit` types allow one) and
+ * returns whether one is.
+ */
+export function oneMember(o: object, members: readonly string[], path: string): boolean {
+  const set = members.filter((k) => (o as { [key: string]: unknown })[k] !== undefined);
+  if (set.length > 1) throw new EncodeError(`${path}: oneof members ${set.join(", ")} are all set; set one`);
+  return set.length === 1;
 }
 
 /** The number of an enum value name, for Protobuf. */
