@@ -87,6 +87,13 @@ impl Client {
         }
         let url =
             handshake::parse_url(&config.url).map_err(|e| ClientError::Config(e.to_string()))?;
+        // Trust settings are checked here, once, not on every reconnect.
+        let tls = if url.tls {
+            Some(crate::tls::client_config(&config)?)
+        } else {
+            None
+        };
+        let endpoint = handshake::Endpoint { url, tls };
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (state_tx, state_rx) = watch::channel(State::Connecting);
         let shared = Arc::new(Shared {
@@ -95,7 +102,7 @@ impl Client {
         });
         let driver = Driver::new(
             config.clone(),
-            url,
+            endpoint,
             cmd_rx,
             cmd_tx.downgrade(),
             shared.clone(),

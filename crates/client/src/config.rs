@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier_protocol::Subprotocol;
+use rustls::pki_types::CertificateDer;
 
 use crate::{Client, ClientError};
 
@@ -108,7 +109,9 @@ impl TokenProvider for StaticToken {
 /// ```
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// WebSocket URL of the server (`ws://host:port/ws`). Required; no default.
+    /// WebSocket URL of the server: `ws://host[:port]/path`, or
+    /// `wss://host[:port]/path` for TLS (port 443 by default). Required; no
+    /// default.
     pub url: String,
     /// Subprotocols offered, most preferred first. Default: all six,
     /// version 2 first (VER-HIGHEST-COMMON picks the highest common version),
@@ -160,6 +163,19 @@ pub struct ClientConfig {
     /// default is zeroed on every read and stays resident
     /// (docs/benchmarks.md).
     pub read_buffer_size: usize,
+    /// For `wss://`: trust Mozilla's root program (compiled in from
+    /// `webpki-roots`). Default `true`: public servers work on every OS and
+    /// in minimal containers without reading a platform store. Set `false`
+    /// to trust only [`root_certificates`](Self::root_certificates).
+    pub web_roots: bool,
+    /// For `wss://`: extra trust anchors (DER), added to the web roots: a
+    /// private CA, or a self-signed certificate in tests. Default empty.
+    pub root_certificates: Vec<CertificateDer<'static>>,
+    /// For `wss://`: a complete rustls configuration, used instead of
+    /// `web_roots` and `root_certificates` (client certificates, custom
+    /// verification). Default `None`. It should offer ALPN `http/1.1` or
+    /// nothing: the WebSocket upgrade is HTTP/1.1.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -172,6 +188,9 @@ impl fmt::Debug for ClientConfig {
             .field("backoff_cap", &self.backoff_cap)
             .field("max_attempts", &self.max_attempts)
             .field("offline_queue_capacity", &self.offline_queue_capacity)
+            .field("web_roots", &self.web_roots)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +218,9 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(10),
             refresh_margin: Duration::from_secs(30),
             read_buffer_size: 4096,
+            web_roots: true,
+            root_certificates: Vec::new(),
+            tls: None,
         }
     }
 
@@ -285,6 +307,53 @@ impl ClientConfig {
     /// Sets the early-refresh margin.
     pub fn refresh_margin(&mut self, d: Duration) -> &mut Self {
         self.refresh_margin = d;
+        self
+    }
+
+    /// Whether `wss://` trusts the compiled-in web roots (default `true`).
+    pub fn web_roots(&mut self, enabled: bool) -> &mut Self {
+        self.web_roots = enabled;
+        self
+    }
+
+    /// Trusts one more CA certificate (DER) for `wss://`. An unusable
+    /// certificate fails at connect with [`ClientError::Config`].
+    pub fn add_root_certificate(&mut self, der: impl Into<CertificateDer<'static>>) -> &mut Self {
+        self.root_certificates.push(der.into());
+        self
+    }
+
+    /// Trusts every certificate of a PEM document (a CA bundle file's
+    /// contents) for `wss://`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] when the document is not PEM or holds no
+    /// `CERTIFICATE` block; nothing is added then.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use courier_client::ClientConfig;
+    ///
+    /// let ca = std::fs::read("/etc/courier/ca.pem")?;
+    /// let client = ClientConfig::new("wss://courier.internal:8443/ws")
+    ///     .web_roots(false)
+    ///     .add_root_certificates_pem(&ca)?
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn add_root_certificates_pem(&mut self, pem: &[u8]) -> Result<&mut Self, ClientError> {
+        let certs = crate::tls::certificates_from_pem(pem)?;
+        self.root_certificates.extend(certs);
+        Ok(self)
+    }
+
+    /// Uses a complete rustls configuration for `wss://`.
+    pub fn tls_config(&mut self, tls: Arc<rustls::ClientConfig>) -> &mut Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -9,16 +9,15 @@ use courier_protocol::subprotocol::parse_mismatch_reason;
 use courier_protocol::v2::{self, envelope::Body};
 use courier_protocol::{close, Codec, Subprotocol, DEFAULT_MAX_MESSAGE_BYTES};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::error::ClientError;
-use crate::handshake::{self, WsUrl};
+use crate::handshake::{self, Endpoint};
 use crate::reconnect::CloseInfo;
 
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<crate::tls::Stream>;
 
 pub(crate) enum OpenError {
     /// Refused, timed out, reset: back off.
@@ -49,12 +48,12 @@ pub(crate) fn to_ws(frame: Bytes, codec: &Codec) -> WsMessage {
 
 /// Upgrades, checks the subprotocol, sends `hello` and waits for `welcome`.
 pub(crate) async fn open(
-    url: WsUrl,
+    endpoint: Endpoint,
     offers: Vec<Subprotocol>,
     hello: v2::Hello,
     config: WebSocketConfig,
 ) -> Result<Opened, OpenError> {
-    let up = handshake::connect(&url, &offers, config)
+    let up = handshake::connect(&endpoint, &offers, config)
         .await
         .map_err(|e| OpenError::Transient(e.to_string()))?;
     let mut ws = up.ws;

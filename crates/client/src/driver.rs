@@ -22,7 +22,7 @@ use crate::config::{ClientConfig, TokenReason};
 use crate::connect::{open, to_ws, OpenError, Opened, Ws};
 use crate::error::{ClientError, PublishError, SubscribeError};
 use crate::event::ConnectionEvent;
-use crate::handshake::WsUrl;
+use crate::handshake::Endpoint;
 use crate::reconnect::{Backoff, CloseInfo, Next};
 use crate::session::{CallKind, CallReply, EventTx, Notice, PublishReply, Session};
 
@@ -93,7 +93,7 @@ enum SessionEnd {
 
 pub(crate) struct Driver {
     cfg: ClientConfig,
-    url: WsUrl,
+    endpoint: Endpoint,
     session: Session,
     backoff: Backoff,
     cmd_rx: mpsc::Receiver<Command>,
@@ -118,7 +118,7 @@ fn far_future() -> tokio::time::Instant {
 impl Driver {
     pub fn new(
         cfg: ClientConfig,
-        url: WsUrl,
+        endpoint: Endpoint,
         cmd_rx: mpsc::Receiver<Command>,
         cmd_tx: mpsc::WeakSender<Command>,
         shared: Arc<Shared>,
@@ -137,7 +137,7 @@ impl Driver {
         let first = cfg.offers.first().copied().unwrap_or(Subprotocol::ALL[0]);
         Driver {
             cfg,
-            url,
+            endpoint,
             session,
             backoff,
             cmd_rx,
@@ -337,7 +337,7 @@ impl Driver {
                 Err(e) => return Some(Err(OpenError::Transient(e.to_string()))),
             }
         }
-        let url = self.url.clone();
+        let endpoint = self.endpoint.clone();
         let offers = self.cfg.offers.clone();
         let hello = v2::Hello {
             token: self.token.clone().unwrap_or_default(),
@@ -347,7 +347,7 @@ impl Driver {
         let ws_config = WebSocketConfig::default().read_buffer_size(self.cfg.read_buffer_size);
         let timeout = self.cfg.connect_timeout;
         let fut = async move {
-            match tokio::time::timeout(timeout, open(url, offers, hello, ws_config)).await {
+            match tokio::time::timeout(timeout, open(endpoint, offers, hello, ws_config)).await {
                 Ok(r) => r,
                 Err(_) => Err(OpenError::Transient(format!(
                     "no session within {timeout:?}"

@@ -1,6 +1,9 @@
 //! The WebSocket opening handshake, done here rather than by tungstenite's
 //! client so that a response selecting no subprotocol is still accepted and
 //! its 4002 close can be read (VER-CLIENT-VERIFY, VER-ACCEPT-THEN-CLOSE).
+//! `wss://` runs the TLS handshake first (`tls.rs`).
+
+use std::sync::Arc;
 
 use courier_protocol::Subprotocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,28 +13,42 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::tls::{self, Stream};
+
 /// Largest HTTP response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`.
+    pub tls: bool,
     /// `host:port` to connect to.
     pub authority: String,
     /// The `Host` header value.
     pub host: String,
+    /// The host alone (no port, no IPv6 brackets): the TLS server name.
+    pub hostname: String,
     /// Path and query (`/ws`).
     pub path: String,
+}
+
+/// Where to connect: the URL and, for `wss://`, the TLS configuration
+/// (built once per client, shared by every reconnect).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The URL.
+    pub url: WsUrl,
+    /// `Some` exactly when `url.tls`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Why the handshake failed. All of these are transient from the policy's
 /// view (backoff), except a bad URL, which the caller checks up front.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    /// The URL is not a supported `ws://` URL.
-    #[error(
-        "unsupported URL `{0}` (expected ws://host[:port]/path; for wss, terminate TLS in front)"
-    )]
+    /// The URL is not a supported `ws://` or `wss://` URL.
+    #[error("unsupported URL `{0}` (expected ws://host[:port]/path or wss://host[:port]/path)")]
     Url(String),
     /// Socket error.
     #[error("i/o: {0}")]
@@ -41,11 +58,14 @@ pub enum HandshakeError {
     Refused(String),
 }
 
-/// Parses `ws://host[:port][/path]`.
+/// Parses `ws://host[:port][/path]` (port 80) and
+/// `wss://host[:port][/path]` (port 443).
 pub fn parse_url(url: &str) -> Result<WsUrl, HandshakeError> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| HandshakeError::Url(url.to_string()))?;
+    let (tls, rest) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(HandshakeError::Url(url.to_string())),
+    };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -53,18 +73,31 @@ pub fn parse_url(url: &str) -> Result<WsUrl, HandshakeError> {
     if hostport.is_empty() || hostport.contains('@') {
         return Err(HandshakeError::Url(url.to_string()));
     }
-    let has_port = match hostport.rfind(']') {
-        Some(b) => hostport[b..].contains(':'),
-        None => hostport.contains(':'),
+    let (hostname, has_port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| HandshakeError::Url(url.to_string()))?;
+            (addr, after.starts_with(':'))
+        }
+        None => match hostport.split_once(':') {
+            Some((h, _)) => (h, true),
+            None => (hostport, false),
+        },
     };
+    if hostname.is_empty() {
+        return Err(HandshakeError::Url(url.to_string()));
+    }
     let authority = if has_port {
         hostport.to_string()
     } else {
-        format!("{hostport}:80")
+        format!("{hostport}:{}", if tls { 443 } else { 80 })
     };
     Ok(WsUrl {
+        tls,
         authority,
         host: hostport.to_string(),
+        hostname: hostname.to_string(),
         path: path.to_string(),
     })
 }
@@ -72,19 +105,24 @@ pub fn parse_url(url: &str) -> Result<WsUrl, HandshakeError> {
 /// An upgraded connection and the subprotocol the server selected.
 pub struct Upgraded {
     /// The WebSocket stream.
-    pub ws: WebSocketStream<TcpStream>,
+    pub ws: WebSocketStream<Stream>,
     /// `Sec-WebSocket-Protocol` of the response, if any.
     pub selected: Option<String>,
 }
 
-/// Connects and upgrades, offering `offers`.
+/// Connects (TLS first for `wss://`) and upgrades, offering `offers`.
 pub async fn connect(
-    url: &WsUrl,
+    endpoint: &Endpoint,
     offers: &[Subprotocol],
     config: WebSocketConfig,
 ) -> Result<Upgraded, HandshakeError> {
-    let mut tcp = TcpStream::connect(&url.authority).await?;
+    let url = &endpoint.url;
+    let tcp = TcpStream::connect(&url.authority).await?;
     tcp.set_nodelay(true)?;
+    let mut stream = match &endpoint.tls {
+        Some(tls) => tls::connect(tcp, &url.hostname, tls.clone()).await?,
+        None => Stream::Plain(tcp),
+    };
     let key = generate_key();
     let protocols: Vec<&str> = offers.iter().map(|p| p.name()).collect();
     let request = format!(
@@ -94,7 +132,9 @@ pub async fn connect(
         url.host,
         protocols.join(", ")
     );
-    tcp.write_all(request.as_bytes()).await?;
+    stream.write_all(request.as_bytes()).await?;
+    // TLS buffers records; the request must leave before we wait for the answer.
+    stream.flush().await?;
 
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
@@ -105,7 +145,7 @@ pub async fn connect(
             return Err(HandshakeError::Refused("response head too large".into()));
         }
         let mut chunk = [0u8; 1024];
-        let n = tcp.read(&mut chunk).await?;
+        let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(HandshakeError::Refused(
                 "connection closed during the handshake".into(),
@@ -137,7 +177,7 @@ pub async fn connect(
         return Err(HandshakeError::Refused("bad Sec-WebSocket-Accept".into()));
     }
     let rest = buf[head_end + 4..].to_vec();
-    let ws = WebSocketStream::from_partially_read(tcp, rest, Role::Client, Some(config)).await;
+    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await;
     Ok(Upgraded { ws, selected })
 }
 
@@ -153,8 +193,8 @@ mod tests {
     fn parses_urls() {
         let u = parse_url("ws://127.0.0.1:8080/ws").unwrap();
         assert_eq!(
-            (u.authority.as_str(), u.path.as_str()),
-            ("127.0.0.1:8080", "/ws")
+            (u.tls, u.authority.as_str(), u.path.as_str()),
+            (false, "127.0.0.1:8080", "/ws")
         );
         let u = parse_url("ws://example.test").unwrap();
         assert_eq!(
@@ -163,10 +203,28 @@ mod tests {
         );
         let u = parse_url("ws://[::1]:9/x?y=1").unwrap();
         assert_eq!(
-            (u.authority.as_str(), u.path.as_str()),
-            ("[::1]:9", "/x?y=1")
+            (u.authority.as_str(), u.hostname.as_str(), u.path.as_str()),
+            ("[::1]:9", "::1", "/x?y=1")
         );
-        assert!(parse_url("wss://example.test/ws").is_err());
+        let u = parse_url("wss://example.test/ws").unwrap();
+        assert_eq!(
+            (u.tls, u.authority.as_str(), u.hostname.as_str()),
+            (true, "example.test:443", "example.test")
+        );
+        let u = parse_url("wss://[::1]/ws").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.host.as_str(), u.hostname.as_str()),
+            ("[::1]:443", "[::1]", "::1")
+        );
+        let u = parse_url("wss://localhost:8443").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.hostname.as_str(), u.path.as_str()),
+            ("localhost:8443", "localhost", "/")
+        );
+        assert!(parse_url("wss://").is_err());
+        assert!(parse_url("wss://:443/ws").is_err());
+        assert!(parse_url("ws://[::1/ws").is_err());
+        assert!(parse_url("WSS//example.test").is_err());
         assert!(parse_url("http://example.test/ws").is_err());
         assert!(parse_url("ws://user@example.test/ws").is_err());
     }

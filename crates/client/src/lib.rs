@@ -38,6 +38,7 @@ mod event;
 mod handshake;
 pub mod reconnect;
 mod session;
+mod tls;
 pub mod tracker;
 
 pub use client::{Client, Events, Subscription, Typed};
@@ -48,3 +49,11 @@ pub use error::{ClientError, PublishError, RequestError, SubscribeError};
 pub use event::{
     ConnectionEvent, Message, Position, PresenceMember, PublishAck, Recovery, SubscriptionEvent,
 };
+/// The rustls this crate uses, for [`ClientConfig::tls`] and
+/// [`ClientConfig::root_certificates`] (`rustls::pki_types::CertificateDer`).
+pub use rustls;
+
+// The examples in docs/client.md compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/client.md")]
+struct ClientGuideExamples;
