@@ -24,41 +24,56 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let filter = args.log.or_else(|| std::env::var("COURIER_LOG").ok()).unwrap_or_else(|| "info".into());
+    let filter = args
+        .log
+        .or_else(|| std::env::var("COURIER_LOG").ok())
+        .unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut config = ServerConfig::load(args.config.as_deref(), std::env::vars())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
+        // Handlers go in before the line below: a supervisor may send
+        // SIGTERM as soon as it reads it, and must not kill us outright.
+        let signal = shutdown_signal()?;
         let server = courier_server::start(config).await?;
         // Tests and the TypeScript suite wait for this exact line.
         println!("courier: listening on {}", server.ws_url());
         std::io::stdout().flush()?;
-        wait_for_signal().await?;
+        signal.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         anyhow::Ok(())
     })
 }
 
+/// Registers the SIGTERM and SIGINT handlers now; the future resolves on
+/// the first of them.
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

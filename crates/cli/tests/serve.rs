@@ -1,0 +1,467 @@
+//! `courier serve` and `courier load` as a user runs them: the real binary
+//! as a child process on a free loopback port, its stdout line, HTTP
+//! probes, a WebSocket session, configuration files (good and bad), SIGTERM
+//! with the shutdown notice, and a small fan-out run of `courier load`.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use courier_protocol::v2::{self, envelope::Body};
+use courier_protocol::{close, wire, Codec, Subprotocol};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Bound on every wait: a hung step fails the test instead of the CI job.
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn courier() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
+    cmd.kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "courier-cli-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Collects a child's stderr (bounded) so a failure can show the logs, and
+/// so the pipe never fills and blocks the server.
+fn drain_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let mut log = sink.lock().unwrap();
+            if log.len() < 64 * 1024 {
+                log.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    log
+}
+
+/// A running `courier serve`.
+struct Served {
+    child: Child,
+    /// Kept open: the server's stdout stays a live pipe.
+    _stdout: BufReader<ChildStdout>,
+    log: Arc<Mutex<String>>,
+    ws_url: String,
+    /// `127.0.0.1:PORT`.
+    addr: String,
+}
+
+impl Served {
+    /// Starts `courier serve ARGS` and waits for its listening line.
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut cmd = courier();
+        cmd.arg("serve").args(args).arg("--log").arg("info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("courier starts");
+        let log = drain_stderr(&mut child);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let read = tokio::time::timeout(LIMIT, stdout.read_line(&mut line)).await;
+        let logs = log.lock().unwrap().clone();
+        assert!(
+            matches!(read, Ok(Ok(n)) if n > 0),
+            "no listening line; stderr:\n{logs}"
+        );
+        let ws_url = line
+            .trim_end()
+            .strip_prefix("courier: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr:\n{logs}"))
+            .to_string();
+        let addr = ws_url
+            .strip_prefix("ws://")
+            .and_then(|r| r.strip_suffix("/ws"))
+            .unwrap_or_else(|| panic!("not ws://ADDR/ws: {ws_url}"))
+            .to_string();
+        Served {
+            child,
+            _stdout: stdout,
+            log,
+            ws_url,
+            addr,
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) with the `kill` command (no signal
+    /// crate needed) and waits for the exit.
+    async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        match tokio::time::timeout(LIMIT, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("no exit after SIG{signal}; stderr:\n{}", self.logs()),
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// `GET path` over a fresh connection: (status, body).
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await.unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let response = tokio::time::timeout(LIMIT, exchange)
+        .await
+        .expect("HTTP answer");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line in {head:?}"));
+    (status, body.to_string())
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A raw v2 JSON session: upgrade, `hello`, `welcome`.
+async fn session(url: &str) -> (Ws, Codec, v2::Welcome) {
+    let sp = Subprotocol::ALL[0];
+    assert_eq!(sp.name(), "courier.v2.json");
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(sp.name()),
+    );
+    let (mut ws, response) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("upgrade in time")
+        .expect("upgrade");
+    assert_eq!(
+        response.headers().get("Sec-WebSocket-Protocol").unwrap(),
+        sp.name()
+    );
+    let codec = Codec::new(sp);
+    send(
+        &mut ws,
+        &codec,
+        Body::Hello(v2::Hello {
+            client: "cli-e2e".into(),
+            features: vec![],
+            ..Default::default()
+        }),
+    )
+    .await;
+    match next(&mut ws, &codec).await {
+        Some(Body::Welcome(w)) => (ws, codec, w),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+async fn send(ws: &mut Ws, codec: &Codec, body: Body) {
+    let frame = codec.encode(&v2::Envelope { body: Some(body) }).unwrap();
+    ws.send(WsMessage::Text(
+        String::from_utf8(frame.to_vec()).unwrap().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The next envelope body, skipping pings; None once a close frame came.
+async fn next(ws: &mut Ws, codec: &Codec) -> Option<Body> {
+    loop {
+        let msg = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("a frame in time")?
+            .ok()?;
+        let bytes = match msg {
+            WsMessage::Text(t) => Bytes::from(t),
+            WsMessage::Close(_) => return None,
+            _ => continue,
+        };
+        match codec
+            .decode_frame::<v2::Envelope>(&bytes, Some(true))
+            .unwrap()
+            .body
+        {
+            Some(Body::Ping(_)) => continue,
+            body => return body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_without_config_answers_http_and_websocket_and_drains_on_sigterm() {
+    let mut served = Served::start(&["--listen", "127.0.0.1:0"], &[]).await;
+    assert!(
+        served.ws_url.starts_with("ws://127.0.0.1:"),
+        "{}",
+        served.ws_url
+    );
+    let port: u16 = served.addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "the printed address is the bound one");
+
+    let (status, body) = http_get(&served.addr, "/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+
+    // One session: subscribe, publish, receive our own message.
+    let (mut ws, codec, welcome) = session(&served.ws_url).await;
+    assert!(welcome.server.starts_with("courier/"), "{}", welcome.server);
+    send(
+        &mut ws,
+        &codec,
+        Body::Subscribe(v2::Subscribe {
+            id: "s1".into(),
+            channel: "e2e".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert!(
+        matches!(next(&mut ws, &codec).await, Some(Body::SubscribeAck(a)) if a.channel == "e2e")
+    );
+    let value = serde_json::json!({"text": "from the CLI test"});
+    send(
+        &mut ws,
+        &codec,
+        Body::Publish(v2::Publish {
+            id: "p1".into(),
+            channel: "e2e".into(),
+            payload: wire::payload::from_json(&value).unwrap(),
+        }),
+    )
+    .await;
+    let (mut acked, mut delivered) = (None, None);
+    while acked.is_none() || delivered.is_none() {
+        match next(&mut ws, &codec).await {
+            Some(Body::PublishAck(a)) => acked = Some(a),
+            Some(Body::Message(m)) => delivered = Some(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (acked, delivered) = (acked.unwrap(), delivered.unwrap());
+    assert_eq!((acked.seq, delivered.seq), (1, 1));
+    assert_eq!(wire::payload::to_json(&delivered.payload).unwrap(), value);
+
+    let (status, metrics) = http_get(&served.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("# TYPE courier_connections gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("courier_connections{transport=\"ws\"} 1"),
+        "{metrics}"
+    );
+
+    // CLOSE-SHUTDOWN: SIGTERM sends the notice, then close 1001, then exits 0.
+    let pid = served.child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let notice = loop {
+        match next(&mut ws, &codec).await {
+            Some(Body::Disconnect(d)) => break d,
+            Some(_) => continue,
+            None => panic!("closed without a disconnect notice"),
+        }
+    };
+    assert_eq!(notice.code, u32::from(close::GOING_AWAY));
+    let close_frame = loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(WsMessage::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        close_frame.map(|f| u16::from(f.code)),
+        Some(close::GOING_AWAY)
+    );
+    drop(ws);
+    let status = tokio::time::timeout(LIMIT, served.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", served.logs());
+    assert!(served.logs().contains("shutting down"), "{}", served.logs());
+}
+
+#[tokio::test]
+async fn serve_reads_a_config_file_and_the_environment_overrides_it() {
+    let dir = scratch("config");
+    let file = dir.join("courier.toml");
+    std::fs::write(
+        &file,
+        r#"
+listen = "127.0.0.1:0"
+server_name = "e2e-from-file"
+heartbeat_interval_ms = 7000
+max_message_bytes = 4096
+
+[[channels]]
+pattern = "closed.*"
+subscribe = "admin"
+"#,
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let mut served = Served::start(
+        &["--config", file_arg],
+        &[("COURIER_HEARTBEAT_INTERVAL_MS", "9000")],
+    )
+    .await;
+    let (mut ws, codec, welcome) = session(&served.ws_url).await;
+    assert_eq!(welcome.server, "e2e-from-file");
+    assert_eq!(
+        welcome.heartbeat_interval_ms, 9000,
+        "environment wins over the file"
+    );
+    assert_eq!(welcome.limits.unwrap().max_message_bytes, 4096);
+    // The file's channel rule applies: an anonymous session may not subscribe.
+    send(
+        &mut ws,
+        &codec,
+        Body::Subscribe(v2::Subscribe {
+            id: "s1".into(),
+            channel: "closed.room".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    match next(&mut ws, &codec).await {
+        Some(Body::Error(e)) => assert_eq!(e.code, v2::ErrorCode::Forbidden as i32),
+        other => panic!("expected FORBIDDEN, got {other:?}"),
+    }
+    drop(ws);
+    // SIGINT (Ctrl-C) stops it as cleanly as SIGTERM.
+    let status = served.stop("INT").await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status:?} stderr:\n{}",
+        served.logs()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_config_files_fail_with_a_clear_error_and_no_listening_line() {
+    let dir = scratch("bad-config");
+    let unknown_key = dir.join("typo.toml");
+    std::fs::write(&unknown_key, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let bad_value = dir.join("zero.toml");
+    std::fs::write(
+        &bad_value,
+        "listen = \"127.0.0.1:0\"\nheartbeat_interval_ms = 0\n",
+    )
+    .unwrap();
+    let not_toml = dir.join("broken.toml");
+    std::fs::write(&not_toml, "listen = [\n").unwrap();
+    let missing = dir.join("missing.toml");
+
+    for (file, expected) in [
+        (&unknown_key, "lisen"),
+        (&bad_value, "heartbeat_interval_ms"),
+        (&not_toml, "invalid configuration"),
+        (&missing, "cannot read"),
+    ] {
+        let out = tokio::time::timeout(
+            LIMIT,
+            courier().arg("serve").arg("--config").arg(file).output(),
+        )
+        .await
+        .expect("exits promptly")
+        .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(!out.status.success(), "{}: {stdout}", file.display());
+        assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+        assert!(
+            stderr.contains(expected),
+            "{} should explain `{expected}`:\n{stderr}",
+            file.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn load_against_a_served_server_reports_nothing_missing() {
+    let mut served = Served::start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        courier()
+            .args(["load", "--url", &served.ws_url])
+            .args(["-n", "20", "-m", "50", "--timeout", "30", "--json"])
+            .output(),
+    )
+    .await
+    .expect("load finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["subscribers"], 20, "{report}");
+    assert_eq!(report["publishes"], 50, "{report}");
+    assert_eq!(report["delivered"], 20 * 50, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["gaps"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["latency_p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+
+    // The server saw every load connection; then it stops cleanly.
+    let (_, metrics) = http_get(&served.addr, "/metrics").await;
+    let total: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("courier_connections_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(total >= 21, "20 subscribers + 1 publisher, saw {total}");
+    assert_eq!(served.stop("TERM").await.code(), Some(0));
+}
