@@ -1,7 +1,8 @@
 //! `courier serve` and `courier load` as a user runs them: the real binary
 //! as a child process on a free loopback port, its stdout line, HTTP
 //! probes, a WebSocket session, configuration files (good and bad), SIGTERM
-//! with the shutdown notice, and a small fan-out run of `courier load`.
+//! with the shutdown notice, TLS from the configuration file with the Rust
+//! client over `wss://`, and a small fan-out run of `courier load`.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -102,8 +103,9 @@ impl Served {
             .to_string();
         let addr = ws_url
             .strip_prefix("ws://")
+            .or_else(|| ws_url.strip_prefix("wss://"))
             .and_then(|r| r.strip_suffix("/ws"))
-            .unwrap_or_else(|| panic!("not ws://ADDR/ws: {ws_url}"))
+            .unwrap_or_else(|| panic!("not ws[s]://ADDR/ws: {ws_url}"))
             .to_string();
         Served {
             child,
@@ -424,6 +426,84 @@ async fn bad_config_files_fail_with_a_clear_error_and_no_listening_line() {
             file.display()
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn serve_with_tls_talks_to_the_rust_client_over_wss() {
+    use courier_client::{ClientConfig, ConnectionEvent, SubscriptionEvent};
+
+    let dir = scratch("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let file = dir.join("courier.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nshutdown_grace_ms = 2000\n\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            cert_file.to_str().unwrap(),
+            key_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut served = Served::start(&["--config", file.to_str().unwrap()], &[]).await;
+    assert!(
+        served.ws_url.starts_with("wss://127.0.0.1:"),
+        "{}",
+        served.ws_url
+    );
+
+    // The certificate names `localhost`; the client trusts only it.
+    let url = served.ws_url.replace("127.0.0.1", "localhost");
+    let mut config = ClientConfig::new(url);
+    config
+        .web_roots(false)
+        .add_root_certificates_pem(cert.cert.pem().as_bytes())
+        .unwrap()
+        .connect_timeout(LIMIT);
+    let client = tokio::time::timeout(LIMIT, config.connect())
+        .await
+        .expect("connects in time")
+        .expect("connects over wss://");
+    let mut events = client.events();
+    let mut sub = client.subscribe("secure").await.unwrap();
+    let ack = client
+        .publish("secure", &serde_json::json!({"text": "tls"}))
+        .await
+        .unwrap();
+    let message = loop {
+        match tokio::time::timeout(LIMIT, sub.recv())
+            .await
+            .expect("delivery")
+        {
+            Some(SubscriptionEvent::Message(m)) => break m,
+            Some(_) => continue,
+            None => panic!("subscription ended"),
+        }
+    };
+    assert_eq!(message.seq, ack.seq);
+    assert_eq!(
+        message.decode::<serde_json::Value>().unwrap(),
+        serde_json::json!({"text": "tls"})
+    );
+
+    // SIGTERM: the client is told 1001 (and would reconnect elsewhere).
+    let status = served.stop("TERM").await;
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", served.logs());
+    let disconnect = tokio::time::timeout(LIMIT, async {
+        while let Some(event) = events.recv().await {
+            if let ConnectionEvent::Disconnected { code, .. } = event {
+                return Some(code);
+            }
+        }
+        None
+    })
+    .await
+    .expect("a disconnect event");
+    assert_eq!(disconnect, Some(close::GOING_AWAY));
+    client.close().await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
