@@ -156,7 +156,7 @@ fn unsupported_constructs_name_the_field() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("m.proto"),
-        "syntax = \"proto3\";\npackage m.v1;\nmessage M { map<string, int32> counts = 1; }\n",
+        "syntax = \"proto2\";\npackage m.v1;\nmessage M { optional group Item = 1 { optional int32 x = 2; } }\n",
     )
     .unwrap();
     let err = TsConfig::new()
@@ -164,7 +164,24 @@ fn unsupported_constructs_name_the_field() {
         .unwrap_err();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(
-        matches!(&err, TsError::Unsupported { item, .. } if item == "m.v1.M.counts"),
+        matches!(&err, TsError::Unsupported { item, what } if item == "m.v1.M.item" && what.contains("group")),
         "{err}"
     );
+}
+
+#[test]
+fn oneof_type_moves_aside_for_a_nested_type_of_its_name() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts_fixtures");
+    let files = TsConfig::new()
+        .generate(&[fixtures.join("chat.proto")], &[&fixtures])
+        .unwrap();
+    let types = &files
+        .iter()
+        .find(|f| f.path == "chat/v1/types.ts")
+        .unwrap()
+        .content;
+    assert!(types.contains("export interface ChatMessage_Reaction {"));
+    assert!(types.contains("export type ChatMessage_ReactionOneof ="));
+    assert!(types.contains("  reaction?: ChatMessage_ReactionOneof;"));
+    assert!(types.contains("export type ChatMessage_Body ="));
 }

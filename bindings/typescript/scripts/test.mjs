@@ -1,5 +1,6 @@
 // `npm test`: every check of the TypeScript package, in the order that fails fastest.
-//   1. tsc --strict: the package (to dist/) and the tests (to build/)
+//   1. `courier gen ts` for examples/chat/proto into test/gen/, then tsc --strict: the package
+//      (to dist/) and the tests (to build/)
 //   2. the checked-in bindings (src/gen) equal what `courier gen ts` writes now, and code
 //      generated for a user's payload proto compiles under --strict
 //   3. the browser test page is bundled (esbuild)
@@ -22,14 +23,24 @@ const run = (cmd, args, opts = {}) => {
 };
 
 rmSync(join(pkg, "build"), { recursive: true, force: true });
-run(bin("tsc"), ["-p", "tsconfig.json"]);
-run(bin("tsc"), ["-p", "tsconfig.test.json"]);
-
 const courier = process.env.COURIER_BIN ?? join(root, "target/debug/courier");
 if (!existsSync(courier)) {
   console.error(`${courier} is missing: build it with \`cargo build -p courier-cli\` (cargo xtask ci does)`);
   process.exit(1);
 }
+// TypeScript for the chat example's payload protos (maps, oneofs, imports across packages), which
+// test/payloads.test.ts checks byte for byte against the Rust codec's fixtures.
+const chatGen = join(pkg, "test/gen");
+const chatProto = join(root, "examples/chat/proto");
+rmSync(chatGen, { recursive: true, force: true });
+run(
+  courier,
+  ["gen", "ts", "--out", chatGen, "--include", chatProto, "--proto", join(chatProto, "chat/v1/chat.proto"), "--proto", join(chatProto, "chat/moderation/v1/moderation.proto"), "--runtime-import", "../../src/runtime/index.js"],
+  { stdio: "ignore" },
+);
+
+run(bin("tsc"), ["-p", "tsconfig.json"]);
+run(bin("tsc"), ["-p", "tsconfig.test.json"]);
 // The checked-in bindings must be what the generator writes today.
 const fresh = join(pkg, "build/gen-fresh");
 run(courier, ["gen", "ts", "--out", fresh, "--runtime-import", "../runtime/index.js"], { stdio: "ignore" });

@@ -4,7 +4,8 @@
 
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{
-    DescriptorProto, EnumDescriptorProto, FileDescriptorProto, FileDescriptorSet, SourceCodeInfo,
+    DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, FileDescriptorProto,
+    FileDescriptorSet, SourceCodeInfo,
 };
 
 use super::TsError;
@@ -54,6 +55,8 @@ pub enum Cardinality {
     /// proto3 `optional`: presence is tracked, a set 0 is written.
     Optional,
     Repeated,
+    /// `map<K, V>` with this key type; the field's kind is the value's.
+    Map(Scalar),
 }
 
 #[derive(Debug, Clone)]
@@ -65,12 +68,27 @@ pub struct Field {
     pub card: Cardinality,
 }
 
+/// A (non-envelope) `oneof`: an object under its name holding one member.
+#[derive(Debug, Clone)]
+pub struct Oneof {
+    /// The proto name, which is the member name in the data model.
+    pub name: String,
+    /// TypeScript name of its type (`Outer_Body`).
+    pub ts_name: String,
+    pub doc: String,
+    /// Members, singular fields, in declaration order.
+    pub members: Vec<Field>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Message {
     /// TypeScript name (`Outer_Inner` for nested messages).
     pub name: String,
     pub doc: String,
+    /// Fields outside oneofs, in declaration order.
     pub fields: Vec<Field>,
+    /// Oneofs in declaration order (written after the fields, as prost's struct orders them).
+    pub oneofs: Vec<Oneof>,
     /// For the envelope: the oneof members, which become the `type` union.
     pub envelope: Option<Vec<Field>>,
 }
@@ -158,11 +176,7 @@ impl FileCx<'_> {
     ) -> Result<(), TsError> {
         let name = format!("{prefix}{}", m.name());
         let fq = format!("{}.{name}", self.file.package());
-        if m.options
-            .as_ref()
-            .and_then(|o| o.map_entry)
-            .unwrap_or(false)
-        {
+        if is_map_entry(m) {
             return Ok(());
         }
         let envelope_msg = self.file.package().starts_with("courier.v")
@@ -170,61 +184,28 @@ impl FileCx<'_> {
             && m.name() == "Envelope";
         let mut fields = Vec::new();
         let mut variants = Vec::new();
+        let mut oneofs: Vec<Oneof> = Vec::new();
         for (i, f) in m.field.iter().enumerate() {
-            let unsupported = |what: &str| TsError::Unsupported {
-                item: format!("{fq}.{}", f.name()),
-                what: what.into(),
-            };
-            let in_oneof = f.oneof_index.is_some() && !f.proto3_optional();
-            if in_oneof && !envelope_msg {
-                return Err(unsupported("a oneof field"));
-            }
-            let card = if f.label() == Label::Repeated {
+            let oneof = f.oneof_index.filter(|_| !f.proto3_optional());
+            let card = if let Some(entry) = map_entry(m, f) {
+                let key = entry_field(entry, 1);
+                match scalar(key.r#type()) {
+                    Some(k) => Cardinality::Map(k),
+                    None => return Err(unsupported(&fq, f, "a map key of this type")),
+                }
+            } else if f.label() == Label::Repeated {
                 Cardinality::Repeated
             } else if f.proto3_optional() {
                 Cardinality::Optional
             } else {
                 Cardinality::Singular
             };
-            let kind = match f.r#type() {
-                Type::String => Kind::Scalar(Scalar::String),
-                Type::Bool => Kind::Scalar(Scalar::Bool),
-                Type::Int32 => Kind::Scalar(Scalar::Int32),
-                Type::Sint32 => Kind::Scalar(Scalar::Sint32),
-                Type::Sfixed32 => Kind::Scalar(Scalar::Sfixed32),
-                Type::Uint32 => Kind::Scalar(Scalar::Uint32),
-                Type::Fixed32 => Kind::Scalar(Scalar::Fixed32),
-                Type::Int64 => Kind::Scalar(Scalar::Int64),
-                Type::Sint64 => Kind::Scalar(Scalar::Sint64),
-                Type::Sfixed64 => Kind::Scalar(Scalar::Sfixed64),
-                Type::Uint64 => Kind::Scalar(Scalar::Uint64),
-                Type::Fixed64 => Kind::Scalar(Scalar::Fixed64),
-                Type::Double => Kind::Scalar(Scalar::Double),
-                Type::Float => Kind::Scalar(Scalar::Float),
-                Type::Bytes
-                    if PAYLOAD_FIELDS.contains(&f.name()) && card != Cardinality::Repeated =>
-                {
-                    Kind::Payload
+            let kind = match card {
+                Cardinality::Map(_) => {
+                    let entry = map_entry(m, f).expect("checked above");
+                    self.kind(&fq, entry_field(entry, 2), false)?
                 }
-                Type::Bytes => Kind::Scalar(Scalar::Bytes),
-                Type::Enum => {
-                    let r = self.type_ref(f.type_name());
-                    Kind::Enum(r, String::new())
-                }
-                Type::Message => {
-                    let entry = f.type_name().rsplit('.').next().unwrap_or_default();
-                    if m.nested_type.iter().any(|n| {
-                        n.name() == entry
-                            && n.options
-                                .as_ref()
-                                .and_then(|o| o.map_entry)
-                                .unwrap_or(false)
-                    }) {
-                        return Err(unsupported("a map field"));
-                    }
-                    Kind::Message(self.type_ref(f.type_name()))
-                }
-                Type::Group => return Err(unsupported("a proto2 group")),
+                _ => self.kind(&fq, f, card != Cardinality::Repeated)?,
             };
             let field = Field {
                 name: f.name().to_string(),
@@ -233,16 +214,38 @@ impl FileCx<'_> {
                 kind,
                 card,
             };
-            if in_oneof {
-                variants.push(field);
-            } else {
-                fields.push(field);
+            match oneof {
+                Some(_) if envelope_msg => variants.push(field),
+                Some(index) => {
+                    let decl = &m.oneof_decl[index as usize];
+                    match oneofs.iter_mut().find(|o| o.name == decl.name()) {
+                        Some(o) => o.members.push(field),
+                        None => {
+                            let pascal = pascal(decl.name());
+                            // A nested type of the same name keeps its name; the oneof's type
+                            // moves aside.
+                            let taken = m.nested_type.iter().any(|n| n.name() == pascal)
+                                || m.enum_type.iter().any(|e| e.name() == pascal);
+                            oneofs.push(Oneof {
+                                name: decl.name().to_string(),
+                                ts_name: format!(
+                                    "{name}_{pascal}{}",
+                                    if taken { "Oneof" } else { "" }
+                                ),
+                                doc: self.doc(&[path, &[8, index]].concat()),
+                                members: vec![field],
+                            });
+                        }
+                    }
+                }
+                None => fields.push(field),
             }
         }
         pkg.messages.push(Message {
             name: name.clone(),
             doc: self.doc(path),
             fields,
+            oneofs,
             envelope: envelope_msg.then_some(variants),
         });
         for (i, e) in m.enum_type.iter().enumerate() {
@@ -261,6 +264,18 @@ impl FileCx<'_> {
             )?;
         }
         Ok(())
+    }
+
+    /// The encoding-relevant kind of field `f` of message `fq`. `payload_ok`: a
+    /// `bytes payload`/`info` here is a payload (not in lists or map values).
+    fn kind(&self, fq: &str, f: &FieldDescriptorProto, payload_ok: bool) -> Result<Kind, TsError> {
+        Ok(match f.r#type() {
+            Type::Bytes if payload_ok && PAYLOAD_FIELDS.contains(&f.name()) => Kind::Payload,
+            Type::Enum => Kind::Enum(self.type_ref(f.type_name()), String::new()),
+            Type::Message => Kind::Message(self.type_ref(f.type_name())),
+            Type::Group => return Err(unsupported(fq, f, "a proto2 group")),
+            t => Kind::Scalar(scalar(t).expect("every other type is a scalar")),
+        })
     }
 
     /// `.pkg.Outer.Inner` → package `pkg`, TypeScript name `Outer_Inner`.
@@ -285,6 +300,76 @@ impl FileCx<'_> {
     }
 }
 
+fn unsupported(fq: &str, f: &FieldDescriptorProto, what: &str) -> TsError {
+    TsError::Unsupported {
+        item: format!("{fq}.{}", f.name()),
+        what: what.into(),
+    }
+}
+
+/// The scalar of a proto type; `None` for enums, messages and groups.
+fn scalar(t: Type) -> Option<Scalar> {
+    Some(match t {
+        Type::String => Scalar::String,
+        Type::Bool => Scalar::Bool,
+        Type::Int32 => Scalar::Int32,
+        Type::Sint32 => Scalar::Sint32,
+        Type::Sfixed32 => Scalar::Sfixed32,
+        Type::Uint32 => Scalar::Uint32,
+        Type::Fixed32 => Scalar::Fixed32,
+        Type::Int64 => Scalar::Int64,
+        Type::Sint64 => Scalar::Sint64,
+        Type::Sfixed64 => Scalar::Sfixed64,
+        Type::Uint64 => Scalar::Uint64,
+        Type::Fixed64 => Scalar::Fixed64,
+        Type::Double => Scalar::Double,
+        Type::Float => Scalar::Float,
+        Type::Bytes => Scalar::Bytes,
+        Type::Enum | Type::Message | Type::Group => return None,
+    })
+}
+
+fn is_map_entry(m: &DescriptorProto) -> bool {
+    m.options
+        .as_ref()
+        .and_then(|o| o.map_entry)
+        .unwrap_or(false)
+}
+
+/// The map entry message of `f` when `f` is a map field of `m` (entries are
+/// nested in `m` itself, so the last name segment finds it).
+fn map_entry<'m>(m: &'m DescriptorProto, f: &FieldDescriptorProto) -> Option<&'m DescriptorProto> {
+    if f.label() != Label::Repeated || f.r#type() != Type::Message {
+        return None;
+    }
+    let entry = f.type_name().rsplit('.').next().unwrap_or_default();
+    m.nested_type
+        .iter()
+        .find(|n| n.name() == entry && is_map_entry(n))
+}
+
+/// Field `number` (1 = key, 2 = value) of a map entry.
+fn entry_field(entry: &DescriptorProto, number: i32) -> &FieldDescriptorProto {
+    entry
+        .field
+        .iter()
+        .find(|f| f.number() == number)
+        .expect("map entries have a key and a value field")
+}
+
+/// `snake_case` → `PascalCase`, for type names made from field names.
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|first| first.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Fills in the zero value of every enum-typed field (needs all packages).
 fn resolve_enum_defaults(packages: &mut [Package]) {
     let zeros: Vec<(String, String, String)> = packages
@@ -302,7 +387,8 @@ fn resolve_enum_defaults(packages: &mut [Package]) {
         .collect();
     for p in packages.iter_mut() {
         for m in p.messages.iter_mut() {
-            for f in m.fields.iter_mut() {
+            let members = m.oneofs.iter_mut().flat_map(|o| o.members.iter_mut());
+            for f in m.fields.iter_mut().chain(members) {
                 if let Kind::Enum(r, zero) = &mut f.kind {
                     if let Some((_, _, z)) = zeros
                         .iter()

@@ -4,7 +4,7 @@
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 
-use super::model::{Cardinality, Field, Kind, Message, Package, Scalar, TypeRef};
+use super::model::{Cardinality, Field, Kind, Message, Oneof, Package, Scalar, TypeRef};
 use super::{GeneratedFile, TsError};
 
 /// First line of every generated file.
@@ -87,7 +87,13 @@ fn package_data(pkg: &Package, dir: &str, runtime_import: &str) -> Value {
     };
     let mut imports: Vec<String> = Vec::new();
     for m in &pkg.messages {
-        for f in m.fields.iter().chain(m.envelope.iter().flatten()) {
+        let members = m.oneofs.iter().flat_map(|o| &o.members);
+        for f in m
+            .fields
+            .iter()
+            .chain(m.envelope.iter().flatten())
+            .chain(members)
+        {
             if let Kind::Enum(r, _) | Kind::Message(r) = &f.kind {
                 if r.package != pkg.name && !imports.contains(&r.package) {
                     imports.push(r.package.clone());
@@ -171,6 +177,7 @@ impl Cx<'_> {
             .iter()
             .filter_map(|f| match (&f.card, &f.kind) {
                 (Cardinality::Repeated, _) => Some(format!("{}: []", f.name)),
+                (Cardinality::Map(_), _) => Some(format!("{}: {{}}", f.name)),
                 (Cardinality::Optional, _) | (_, Kind::Message(_)) | (_, Kind::Payload) => None,
                 (_, Kind::Enum(_, zero)) => Some(format!("{}: {zero:?}", f.name)),
                 (_, Kind::Scalar(s)) => Some(format!("{}: {}", f.name, default_of(*s))),
@@ -198,14 +205,97 @@ impl Cx<'_> {
                 })
                 .collect::<Vec<_>>()
         });
+        let oneofs: Vec<Value> = m.oneofs.iter().map(|o| self.oneof(name, o)).collect();
+        // Statement lists: data-model reads and writes in declaration order, oneofs last
+        // (prost's struct order, which serde writes); Protobuf fields by (lowest) field number,
+        // the order prost encodes in.
+        let strings = |list: &[Value], key: &str| -> Vec<String> {
+            list.iter()
+                .filter_map(|v| v[key].as_str().filter(|s| !s.is_empty()))
+                .map(str::to_string)
+                .collect()
+        };
+        let reads = [strings(&fields, "read"), strings(&oneofs, "read")].concat();
+        let writes = [strings(&fields, "write"), strings(&oneofs, "write")].concat();
+        let mut encodes: Vec<(i64, String)> = fields
+            .iter()
+            .chain(&oneofs)
+            .map(|v| {
+                (
+                    v["number"].as_i64().unwrap_or_default(),
+                    v["encode"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        encodes.sort_by_key(|(n, _)| *n);
+        let mut decodes: Vec<(i64, String)> = fields
+            .iter()
+            .chain(
+                oneofs
+                    .iter()
+                    .flat_map(|o| o["decodes"].as_array().into_iter().flatten()),
+            )
+            .map(|v| {
+                (
+                    v["number"].as_i64().unwrap_or_default(),
+                    v["decode"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        decodes.sort_by_key(|(n, _)| *n);
+        let decodes: Vec<String> = decodes.into_iter().map(|(_, d)| d).collect();
         json!({
             "name": name,
             "doc": jsdoc(&m.doc, ""),
             "fields": fields,
+            "oneofs": oneofs,
+            "reads": reads,
+            "writes": writes,
+            "encodes": encodes.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+            "decodes": decodes,
             "defaults": defaults.join(", "),
             "read_literal": read_literal,
             "envelope": envelope,
         })
+    }
+
+    /// TypeScript types of one value of `kind`: decoded and init.
+    fn elem_types(&self, kind: &Kind) -> (String, String) {
+        match kind {
+            Kind::Scalar(s) => (ts_scalar(*s).to_string(), ts_scalar(*s).to_string()),
+            Kind::Payload => ("rt.Payload".to_string(), "rt.Payload".to_string()),
+            Kind::Enum(r, _) => (self.ty(r, true), self.ty(r, true)),
+            Kind::Message(r) => (self.ty(r, true), format!("{}Init", self.ty(r, true))),
+        }
+    }
+
+    /// wire.ts: reads one value of `kind` from data-model expression `x`.
+    fn conv(&self, kind: &Kind, x: &str, path: &str) -> String {
+        match kind {
+            Kind::Scalar(s) => format!("rt.{}({x}, {path:?})", wire_reader(*s)),
+            Kind::Payload => format!("rt.payload({x}, {path:?})"),
+            Kind::Enum(r, _) => format!(
+                "rt.enumByName({x}, {}_names, {}_numbers, {path:?})",
+                self.ty(r, false),
+                self.ty(r, false)
+            ),
+            Kind::Message(r) => format!("{}({x})", self.func(r, "read", "wire")),
+        }
+    }
+
+    /// wire.ts: writes one value of `kind` to the data model.
+    fn out(&self, kind: &Kind, x: &str, path: &str) -> String {
+        match kind {
+            Kind::Scalar(s) => match wire_writer(*s) {
+                Some(w) => format!("rt.{w}({x}, {path:?})"),
+                None => x.to_string(),
+            },
+            Kind::Payload => format!("rt.outPayload({x}, {path:?})"),
+            Kind::Enum(r, _) => {
+                format!("rt.outEnum({x}, {}_numbers, {path:?})", self.ty(r, false))
+            }
+            Kind::Message(r) => format!("{}({x})", self.func(r, "write", "wire")),
+        }
     }
 
     fn field(&self, msg: &str, f: &Field) -> Value {
@@ -213,50 +303,36 @@ impl Cx<'_> {
         let n = &f.name;
         let repeated = f.card == Cardinality::Repeated;
         // TypeScript types: decoded (defaults filled in) and init (all optional).
-        let (elem, elem_init) = match &f.kind {
-            Kind::Scalar(s) => (ts_scalar(*s).to_string(), ts_scalar(*s).to_string()),
-            Kind::Payload => ("rt.Payload".to_string(), "rt.Payload".to_string()),
-            Kind::Enum(r, _) => (self.ty(r, true), self.ty(r, true)),
-            Kind::Message(r) => (self.ty(r, true), format!("{}Init", self.ty(r, true))),
+        let (elem, elem_init) = self.elem_types(&f.kind);
+        let (ts_type, init_type) = match f.card {
+            Cardinality::Repeated => (format!("{elem}[]"), format!("readonly {elem_init}[]")),
+            Cardinality::Map(key) => (
+                map_type(key, &elem, ""),
+                map_type(key, &elem_init, "readonly "),
+            ),
+            _ => (elem, elem_init),
         };
-        let (ts_type, init_type) = if repeated {
-            (format!("{elem}[]"), format!("readonly {elem_init}[]"))
-        } else {
-            (elem, elem_init)
-        };
-        let optional = !repeated
+        let optional = matches!(f.card, Cardinality::Singular | Cardinality::Optional)
             && (f.card == Cardinality::Optional
                 || matches!(f.kind, Kind::Message(_) | Kind::Payload));
 
         // wire.ts: read from the data model, write to it.
-        let conv = |x: &str| -> String {
-            match &f.kind {
-                Kind::Scalar(s) => format!("rt.{}({x}, {path:?})", wire_reader(*s)),
-                Kind::Payload => format!("rt.payload({x}, {path:?})"),
-                Kind::Enum(r, _) => format!(
-                    "rt.enumByName({x}, {}_names, {}_numbers, {path:?})",
-                    self.ty(r, false),
-                    self.ty(r, false)
-                ),
-                Kind::Message(r) => format!("{}({x})", self.func(r, "read", "wire")),
-            }
-        };
-        let out = |x: &str| -> String {
-            match &f.kind {
-                Kind::Scalar(s) => match wire_writer(*s) {
-                    Some(w) => format!("rt.{w}({x}, {path:?})"),
-                    None => x.to_string(),
-                },
-                Kind::Payload => format!("rt.outPayload({x}, {path:?})"),
-                Kind::Enum(r, _) => {
-                    format!("rt.outEnum({x}, {}_numbers, {path:?})", self.ty(r, false))
-                }
-                Kind::Message(r) => format!("{}({x})", self.func(r, "write", "wire")),
-            }
-        };
+        let conv = |x: &str| self.conv(&f.kind, x, &path);
+        let out = |x: &str| self.out(&f.kind, x, &path);
         // `read_init` fills the object literal; `read` sets an optional field.
         let (read, read_init, write);
-        if repeated {
+        if let Cardinality::Map(key) = f.card {
+            let kind = map_key_kind(key);
+            read = String::new();
+            read_init = format!(
+                "{n}: rt.mapOf(rt.get(o, {n:?}), {kind:?}, {path:?}, (x) => {})",
+                conv("x")
+            );
+            write = format!(
+                "if (m.{n} !== undefined) {{ const x = rt.outMap(m.{n}, {kind:?}, {path:?}, (v) => {}); if (x !== undefined) o.{n} = x; }}",
+                out("v")
+            );
+        } else if repeated {
             read = String::new();
             read_init = format!(
                 "{n}: rt.list(rt.get(o, {n:?}), {path:?}, (x) => {})",
@@ -286,13 +362,16 @@ impl Cx<'_> {
             read_init = format!("{n}: {}", conv(&format!("rt.get(o, {n:?})")));
             write = format!(
                 "if ({}) o.{n} = {};",
-                not_default(f, &format!("m.{n}")),
+                not_default(&f.kind, &format!("m.{n}")),
                 out(&format!("m.{n}"))
             );
         }
 
         // proto.ts: encode and decode.
-        let (encode, decode) = self.proto(f, &path, optional);
+        let (encode, decode) = match f.card {
+            Cardinality::Map(key) => self.proto_map(f, key, &path),
+            _ => self.proto(f, &path, optional),
+        };
         json!({
             "name": n,
             "doc": jsdoc(&f.doc, "  "),
@@ -306,6 +385,222 @@ impl Cx<'_> {
             "decode": decode,
             "number": f.number,
         })
+    }
+
+    /// A oneof: its types (a union of single-member objects), and the statements that read,
+    /// write, encode and decode it.
+    fn oneof(&self, msg: &str, o: &Oneof) -> Value {
+        let n = &o.name;
+        let path = format!("{msg}.{n}");
+        let names: Vec<String> = o.members.iter().map(|f| format!("{:?}", f.name)).collect();
+        let names = format!("[{}]", names.join(", "));
+        let mut members = Vec::new();
+        let (mut reads, mut writes, mut encodes, mut decodes) = (vec![], vec![], vec![], vec![]);
+        for (i, f) in o.members.iter().enumerate() {
+            let fname = &f.name;
+            let mpath = format!("{msg}.{fname}");
+            let (ts_type, init_type) = self.elem_types(&f.kind);
+            let others: String = o
+                .members
+                .iter()
+                .filter(|g| g.name != f.name)
+                .map(|g| format!("; {}?: never", g.name))
+                .collect();
+            members.push(json!({
+                "name": fname,
+                "doc": jsdoc(&f.doc, "  "),
+                "ts_type": ts_type,
+                "init_type": init_type,
+                "others": others,
+            }));
+            reads.push(format!(
+                "case {fname:?}: m.{n} = {{ {fname}: {} }}; break;",
+                self.conv(&f.kind, "b[k]!", &mpath)
+            ));
+            let els = if i == 0 { "" } else { "else " };
+            writes.push(format!(
+                "{els}if (b.{fname} !== undefined) o.{n} = {{ {fname}: {} }};",
+                self.out(&f.kind, &format!("b.{fname}"), &mpath)
+            ));
+            let no = f.number;
+            match &f.kind {
+                Kind::Message(r) => {
+                    let enc = self.func(r, "encode", "proto");
+                    let dec = self.func(r, "decode", "proto");
+                    encodes.push(format!(
+                        "{els}if (b.{fname} !== undefined) {{ w.tag({no}, {LEN}).fork(); {enc}(b.{fname}, w); w.join(); }}"
+                    ));
+                    // A member repeated on the wire merges, as in prost; another member replaces it.
+                    decodes.push(json!({ "number": no, "decode": format!(
+                        "case {no}: rt.expectWire(wt, {LEN}, {mpath:?}); m.{n} = {{ {fname}: {dec}(r, rt.sub(r, end), depth + 1, m.{n} !== undefined && {fname:?} in m.{n} ? m.{n}.{fname} : undefined) }}; break;"
+                    )}));
+                }
+                kind => {
+                    let (method, wire, value) = self.pb_out(kind, &format!("b.{fname}"), &mpath);
+                    encodes.push(format!(
+                        "{els}if (b.{fname} !== undefined) w.tag({no}, {wire}).{method}({value});"
+                    ));
+                    let (wire, read) = self.pb_in(kind, &mpath);
+                    decodes.push(json!({ "number": no, "decode": format!(
+                        "case {no}: rt.expectWire(wt, {wire}, {mpath:?}); m.{n} = {{ {fname}: {read} }}; break;"
+                    )}));
+                }
+            }
+        }
+        let read = format!(
+            "{{\n    const x = rt.get(o, {n:?});\n    if (x !== undefined && x !== null) {{\n      \
+             // ENC-UNKNOWN-FIELD: unknown members are skipped; of several members the last counts.\n      \
+             const b = rt.map(x, {path:?});\n      for (const k of Object.keys(b)) {{\n        switch (k) {{\n          {}\n        }}\n      }}\n    }}\n  }}",
+            reads.join("\n          ")
+        );
+        let write = format!(
+            "if (m.{n} !== undefined && rt.oneMember(m.{n}, {names}, {path:?})) {{\n    const b = m.{n};\n    {}\n  }}",
+            writes.join("\n    ")
+        );
+        let encode = format!(
+            "if (m.{n} !== undefined && rt.oneMember(m.{n}, {names}, {path:?})) {{\n    const b = m.{n};\n    {}\n  }}",
+            encodes.join("\n    ")
+        );
+        json!({
+            "name": n,
+            "ts_name": o.ts_name,
+            "doc": jsdoc(&o.doc, ""),
+            "field_doc": jsdoc(&o.doc, "  "),
+            "members": members,
+            "read": read,
+            "write": write,
+            "encode": encode,
+            "decodes": decodes,
+            "number": o.members.iter().map(|f| f.number).min().unwrap_or_default(),
+        })
+    }
+
+    /// proto.ts: `BinaryWriter` method, wire type and value expression writing `x` of a
+    /// non-message `kind`.
+    fn pb_out(&self, kind: &Kind, x: &str, path: &str) -> (&'static str, u8, String) {
+        match kind {
+            Kind::Scalar(s) => {
+                let (method, wire) = pb_scalar(*s);
+                let value = match wire_writer(*s) {
+                    Some(w) => format!("rt.{w}({x}, {path:?})"),
+                    None => x.to_string(),
+                };
+                (method, wire, value)
+            }
+            Kind::Enum(r, _) => (
+                "int32",
+                VARINT,
+                format!(
+                    "rt.enumNumber({x}, {}_numbers, {path:?})",
+                    self.ty(r, false)
+                ),
+            ),
+            Kind::Payload => ("bytes", LEN, format!("rt.payloadBytes({x}, {path:?})")),
+            Kind::Message(_) => unreachable!("messages are written with fork/join"),
+        }
+    }
+
+    /// proto.ts: wire type and expression reading one value of a non-message `kind`.
+    fn pb_in(&self, kind: &Kind, path: &str) -> (u8, String) {
+        match kind {
+            Kind::Scalar(Scalar::String) => (LEN, "r.string(true)".into()),
+            Kind::Scalar(Scalar::Bytes) => (LEN, "r.bytes().slice()".into()),
+            Kind::Scalar(s) => {
+                let (method, wire) = pb_scalar(*s);
+                let read = match s {
+                    Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => {
+                        format!("rt.pbI53(r.{method}(), {path:?})")
+                    }
+                    Scalar::Uint64 | Scalar::Fixed64 => format!("rt.pbU53(r.{method}(), {path:?})"),
+                    _ => format!("r.{method}()"),
+                };
+                (wire, read)
+            }
+            Kind::Enum(r, zero) => (
+                VARINT,
+                format!(
+                    "rt.enumByNumber(r.int32(), {}_names, {zero:?})",
+                    self.ty(r, false)
+                ),
+            ),
+            Kind::Payload => (LEN, format!("rt.payloadFromBytes(r.bytes(), {path:?})")),
+            Kind::Message(_) => unreachable!("messages are read with sub-readers"),
+        }
+    }
+
+    /// proto.ts for a map field: one length-delimited entry per key (key 1, value 2), in key
+    /// order; as prost, a key or value at its default is left out of the entry.
+    fn proto_map(&self, f: &Field, key: Scalar, path: &str) -> (String, String) {
+        let n = &f.name;
+        let no = f.number;
+        let kind = map_key_kind(key);
+        let (kmethod, kwire) = pb_scalar(key);
+        let (key_default, key_value, key_read) = match key {
+            Scalar::String => ("\"\"", "k".to_string(), "r.string(true)".to_string()),
+            Scalar::Bool => (
+                "\"false\"",
+                "k === \"true\"".to_string(),
+                "String(r.bool())".to_string(),
+            ),
+            Scalar::Int64
+            | Scalar::Sint64
+            | Scalar::Sfixed64
+            | Scalar::Uint64
+            | Scalar::Fixed64 => ("\"0\"", "k".to_string(), format!("String(r.{kmethod}())")),
+            _ => (
+                "\"0\"",
+                "Number(k)".to_string(),
+                format!("String(r.{kmethod}())"),
+            ),
+        };
+        // proto.ts names its package's types `t.X`.
+        let vty = match &f.kind {
+            Kind::Enum(r, _) | Kind::Message(r) => self.ty(r, false),
+            kind => self.elem_types(kind).0,
+        };
+        let (value_encode, value_decode, value_default) = match &f.kind {
+            Kind::Message(r) => {
+                let to_binary = self.func(r, "toBinary", "proto");
+                let dec = self.func(r, "decode", "proto");
+                (
+                    format!("const b = {to_binary}(v); if (b.length > 0) w.tag(2, {LEN}).bytes(b);"),
+                    format!("rt.expectWire(et, {LEN}, {path:?}); v = {dec}(r, rt.sub(r, e), depth + 1, v);"),
+                    // An entry without a value holds the empty message.
+                    format!("{dec}(r, r.pos, depth + 1)"),
+                )
+            }
+            kind => {
+                let (method, wire, value) = self.pb_out(kind, "v", path);
+                let (rwire, read) = self.pb_in(kind, path);
+                let default = match kind {
+                    Kind::Scalar(s) => default_of(*s).to_string(),
+                    Kind::Enum(_, zero) => format!("{zero:?}"),
+                    _ => "undefined".to_string(),
+                };
+                (
+                    format!(
+                        "if ({}) w.tag(2, {wire}).{method}({value});",
+                        not_default(kind, "v")
+                    ),
+                    format!("rt.expectWire(et, {rwire}, {path:?}); v = {read};"),
+                    default,
+                )
+            }
+        };
+        let encode = format!(
+            "if (m.{n} !== undefined) {{\n    for (const [k, v] of rt.mapEntries(m.{n}, {kind:?}, {path:?})) {{\n      \
+             w.tag({no}, {LEN}).fork();\n      if (k !== {key_default}) w.tag(1, {kwire}).{kmethod}({key_value});\n      \
+             {value_encode}\n      w.join();\n    }}\n  }}"
+        );
+        let decode = format!(
+            "case {no}: {{\n        rt.expectWire(wt, {LEN}, {path:?});\n        const e = rt.sub(r, end);\n        \
+             let k = {key_default};\n        let v: {vty} | undefined;\n        while (r.pos < e) {{\n          \
+             const [en, et] = r.tag();\n          \
+             if (en === 1) {{ rt.expectWire(et, {kwire}, {path:?}); k = {key_read}; }}\n          \
+             else if (en === 2) {{ {value_decode} }}\n          else r.skip(et, en);\n        }}\n        \
+             rt.endAt(r, e);\n        rt.setEntry(m.{n}, k, v ?? {value_default});\n        break;\n      }}"
+        );
+        (encode, decode)
     }
 
     fn proto(&self, f: &Field, path: &str, optional: bool) -> (String, String) {
@@ -385,7 +680,7 @@ impl Cx<'_> {
                         ),
                     )
                 } else {
-                    let cond = if optional { format!("m.{n} !== undefined") } else { not_default(f, &format!("m.{n}")) };
+                    let cond = if optional { format!("m.{n} !== undefined") } else { not_default(&f.kind, &format!("m.{n}")) };
                     (
                         format!("if ({cond}) w.tag({no}, {wire}).{method}({});", to_wire(&format!("m.{n}"))),
                         format!("case {no}: rt.expectWire(wt, {wire}, {path:?}); m.{n} = {from_wire}; break;"),
@@ -396,9 +691,9 @@ impl Cx<'_> {
     }
 }
 
-/// A condition true when a singular field of `x` differs from its default.
-fn not_default(f: &Field, x: &str) -> String {
-    match &f.kind {
+/// A condition true when a singular value `x` of `kind` differs from its default.
+fn not_default(kind: &Kind, x: &str) -> String {
+    match kind {
         Kind::Scalar(Scalar::String | Scalar::Bytes) => {
             format!("{x} !== undefined && {x}.length > 0")
         }
@@ -406,6 +701,32 @@ fn not_default(f: &Field, x: &str) -> String {
         Kind::Scalar(_) => format!("{x} !== undefined && {x} !== 0"),
         Kind::Enum(_, zero) => format!("{x} !== undefined && {x} !== {zero:?}"),
         Kind::Message(_) | Kind::Payload => format!("{x} !== undefined"),
+    }
+}
+
+/// The TypeScript type of a map with `key` keys and `value` values (`readonly ` or not).
+fn map_type(key: Scalar, value: &str, ro: &str) -> String {
+    match key {
+        Scalar::String => format!("{{ {ro}[key: string]: {value} }}"),
+        Scalar::Bool => format!("{{ {ro}true?: {value}; {ro}false?: {value} }}"),
+        // 64-bit keys are decimal strings: they may exceed 2^53.
+        Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 | Scalar::Uint64 | Scalar::Fixed64 => {
+            format!("{{ {ro}[key: string]: {value} }}")
+        }
+        _ => format!("{{ {ro}[key: number]: {value} }}"),
+    }
+}
+
+/// The runtime's `MapKey` of a key type.
+fn map_key_kind(key: Scalar) -> &'static str {
+    match key {
+        Scalar::String => "string",
+        Scalar::Bool => "bool",
+        Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => "i32",
+        Scalar::Uint32 | Scalar::Fixed32 => "u32",
+        Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => "i64",
+        Scalar::Uint64 | Scalar::Fixed64 => "u64",
+        Scalar::Double | Scalar::Float | Scalar::Bytes => unreachable!("not a proto map key type"),
     }
 }
 

@@ -4,6 +4,8 @@
 //! Modules mirror proto packages (`chat.v1` is `chat::v1`), as with
 //! prost-build: generated code refers to other packages by relative paths.
 
+pub mod fixtures;
+
 /// The chat payload packages.
 pub mod chat {
     /// Version 1 of the chat payloads (`package chat.v1`).

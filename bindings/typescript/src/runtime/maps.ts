@@ -93,3 +93,8 @@ export function outMap<V>(
   markKeyOrder(o, kind === "string" || kind === "bool" ? "string" : "int");
   return o;
 }
+
+/** Sets entry `k` of a map field being decoded from Protobuf (a repeated key keeps the last value). */
+export function setEntry(m: object, k: string, v: unknown): void {
+  setOwn(m as { [key: string]: unknown }, k, v);
+}
