@@ -283,6 +283,15 @@ impl Cx<'_> {
         }
     }
 
+    /// wire.ts: reads a map value or oneof member, where `null` is an error for scalars (as
+    /// for Rust's serde) and the zero value for enums.
+    fn conv_value(&self, kind: &Kind, x: &str, path: &str) -> String {
+        match kind {
+            Kind::Scalar(_) => self.conv(kind, &format!("rt.nonNull({x}, {path:?})"), path),
+            _ => self.conv(kind, x, path),
+        }
+    }
+
     /// wire.ts: writes one value of `kind` to the data model.
     fn out(&self, kind: &Kind, x: &str, path: &str) -> String {
         match kind {
@@ -317,7 +326,10 @@ impl Cx<'_> {
                 || matches!(f.kind, Kind::Message(_) | Kind::Payload));
 
         // wire.ts: read from the data model, write to it.
-        let conv = |x: &str| self.conv(&f.kind, x, &path);
+        let conv = |x: &str| match f.card {
+            Cardinality::Map(_) => self.conv_value(&f.kind, x, &path),
+            _ => self.conv(&f.kind, x, &path),
+        };
         let out = |x: &str| self.out(&f.kind, x, &path);
         // `read_init` fills the object literal; `read` sets an optional field.
         let (read, read_init, write);
@@ -415,7 +427,7 @@ impl Cx<'_> {
             }));
             reads.push(format!(
                 "case {fname:?}: m.{n} = {{ {fname}: {} }}; break;",
-                self.conv(&f.kind, "b[k]!", &mpath)
+                self.conv_value(&f.kind, "b[k]!", &mpath)
             ));
             let els = if i == 0 { "" } else { "else " };
             writes.push(format!(

@@ -253,6 +253,7 @@ fn decode() -> Vec<Value> {
         ("int_keys_noncanonical", "chat.moderation.v1.ModerationEvent", "integer keys with a sign or leading zeros read as the integer; a repeated key keeps the last value", r#"{"strikes":{"+7":"ACTION_BAN","007":"ACTION_WARN","010":"ACTION_MUTE"},"reviews":{"-0":true,"+3":false}}"#),
         ("map_enum_by_number", "chat.moderation.v1.ModerationEvent", "enum map values by number; an unknown name or number reads as the zero value (ENC-UNKNOWN-ENUM)", r#"{"strikes":{"1":2,"2":"ACTION_NEW","3":99}}"#),
         ("map_bytes_base64_forms", "chat.moderation.v1.ModerationEvent", "bytes map values in the URL-safe and unpadded base64 alphabets (ENC-BYTES)", r#"{"evidence":{"a":"-_8","b":"AQ"}}"#),
+        ("enum_null", "chat.moderation.v1.ModerationEvent", "a null enum map value or oneof member reads as the zero value", r#"{"strikes":{"1":null},"target":{"kind":null}}"#),
         ("oneof_enum_by_number", "chat.moderation.v1.ModerationEvent", "an enum oneof member by number", r#"{"target":{"kind":3}}"#),
         ("nested_unknown_fields", "chat.moderation.v1.ModerationEvent", "unknown members inside a oneof member message and a map value message are ignored", r#"{"target":{"message":{"id":"m","extra":1,"body":{"text":"x"}}}}"#),
     ];
@@ -353,6 +354,36 @@ fn invalid() -> Vec<Value> {
             "chat.moderation.v1.ModerationEvent",
             "a uint64 oneof member beyond 2^53-1 (ENC-INT53)",
             r#"{"target":{"seq":9007199254740992}}"#,
+        ),
+        (
+            "oneof_member_null",
+            "chat.v1.ChatMessage",
+            "a null string oneof member (null is no default here: it would not say which member is set)",
+            r#"{"body":{"text":null}}"#,
+        ),
+        (
+            "oneof_message_member_null",
+            "chat.v1.ChatMessage",
+            "a null message oneof member",
+            r#"{"body":{"image":null}}"#,
+        ),
+        (
+            "oneof_uint64_member_null",
+            "chat.moderation.v1.ModerationEvent",
+            "a null uint64 oneof member",
+            r#"{"target":{"seq":null}}"#,
+        ),
+        (
+            "map_value_null",
+            "chat.v1.ChatMessage",
+            "a null string map value",
+            r#"{"metadata":{"a":null}}"#,
+        ),
+        (
+            "map_uint64_value_null",
+            "chat.v1.ChatMessage",
+            "a null uint64 map value",
+            r#"{"read_counts":{"a":null}}"#,
         ),
         (
             "oneof_message_member_not_an_object",

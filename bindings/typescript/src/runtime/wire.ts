@@ -113,6 +113,15 @@ export function get(o: WireMap, key: string): Wire | undefined {
   return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
 }
 
+/**
+ * A map value or oneof member of a scalar type, which `null` cannot stand for: a map entry or a
+ * oneof member is written even at its default, so there is no default to fall back on.
+ */
+export function nonNull(v: Wire, path: string): Wire {
+  if (v === null) throw new WireError("expected a value, found null", path);
+  return v;
+}
+
 /** A `string` field; missing or null reads as "" (ENC-DEFAULTS-OMITTED). */
 export function str(v: Wire | undefined, path: string): string {
   if (v === undefined || v === null) return "";
