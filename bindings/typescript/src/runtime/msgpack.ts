@@ -12,15 +12,25 @@ export const MAX_FRAME_DEPTH = 128;
 const utf8 = /* @__PURE__ */ new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = /* @__PURE__ */ new TextEncoder();
 
+// One writer, reused: allocating a buffer per frame cost more than encoding a small one.
+let shared: Writer | undefined;
+
 /** Encodes a value of the data model canonically; a value outside it throws `EncodeError`. */
 export function encodeMsgpack(value: Payload): Uint8Array {
-  const w = new Writer();
-  w.value(value, 0);
-  return w.buf.slice(0, w.pos);
+  const w = shared ?? new Writer();
+  shared = undefined; // a nested call (from a getter) gets a writer of its own
+  try {
+    w.pos = 0;
+    w.value(value, 0);
+    return w.buf.slice(0, w.pos);
+  } finally {
+    // Keep a modest buffer only: one huge frame should not pin its memory.
+    if (w.buf.length <= 64 * 1024) shared = w;
+  }
 }
 
 class Writer {
-  buf = new Uint8Array(256);
+  buf = new Uint8Array(1024);
   view = new DataView(this.buf.buffer);
   pos = 0;
 
@@ -138,15 +148,18 @@ class Writer {
       for (const x of a) this.value(x, depth + 1);
       return;
     }
-    if (v instanceof F64 || (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null)) {
-      throw new EncodeError("only plain objects are MessagePack maps");
-    }
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) throw new EncodeError("only plain objects are MessagePack maps");
     const o = v as { readonly [key: string]: Payload | undefined };
-    const keys = keysOf(o).filter((k) => o[k] !== undefined);
-    this.len(keys.length, 0x80, 15, 0, 0xde, 0xdf);
+    const keys = keysOf(o);
+    let n = 0;
+    for (const k of keys) if (o[k] !== undefined) n++;
+    this.len(n, 0x80, 15, 0, 0xde, 0xdf);
     for (const k of keys) {
+      const x = o[k];
+      if (x === undefined) continue;
       this.str(k);
-      this.value(o[k], depth + 1);
+      this.value(x, depth + 1);
     }
   }
 }
