@@ -152,6 +152,32 @@ describe("chat payload fixtures: invalid input is a WireError", () => {
   }
 });
 
+describe("maps and oneofs: the generated types", () => {
+  test("a typed value written, published and read back, narrowed with `in`", () => {
+    const init: chatT.ChatMessageInit = {
+      id: "m-1",
+      body: { image: { url: "u", width: 2 } },
+      metadata: { client: "web/1.0", "10": "ten", "9": "nine" },
+      read_counts: { "u-grace": 3 },
+    };
+    const codec = new Codec({ version: 2, encoding: "msgpack" });
+    const env = codec.decode(codec.encode({ type: "publish", id: "p", channel: "room.lobby", payload: chat.writeChatMessage(init) }));
+    assert.ok(env.type === "publish" && env.payload !== undefined);
+    const msg: chatT.ChatMessage = chat.readChatMessage(env.payload);
+    const body: chatT.ChatMessage_Body | undefined = msg.body;
+    assert.ok(body !== undefined && "image" in body);
+    assert.equal(body.image.width, 2);
+    assert.deepEqual(msg.metadata, { client: "web/1.0", "10": "ten", "9": "nine" });
+    assert.equal(msg.read_counts["u-grace"], 3);
+    // Integer and bool keys: numbers index 32-bit keys, 64-bit keys are decimal strings.
+    const ev = mod.readModerationEvent(mod.writeModerationEvent({ strikes: { 3: "ACTION_BAN" }, notes: { true: "yes" }, reviews: { "-1": true } }));
+    assert.equal(ev.strikes[3], "ACTION_BAN");
+    assert.equal(ev.notes.true, "yes");
+    assert.equal(ev.notes.false, undefined);
+    assert.equal(ev.reviews["-1"], true);
+  });
+});
+
 describe("maps and oneofs: writers refuse what the types refuse", () => {
   test("two oneof members set", () => {
     const m = { body: { text: "a", image: { url: "u" } } } as unknown as chatT.ChatMessageInit;
