@@ -24,14 +24,18 @@ fn files() -> Vec<(String, String)> {
         .runtime_import("../runtime/index.js")
         .generate(&[] as &[&str], &[] as &[&str])
         .expect("the Courier definitions generate");
-    out.extend(ts.into_iter().map(|f| (format!("bindings/typescript/src/gen/{}", f.path), f.content)));
+    out.extend(
+        ts.into_iter()
+            .map(|f| (format!("bindings/typescript/src/gen/{}", f.path), f.content)),
+    );
     // Chat payload fixtures for the TypeScript generator (test: examples/chat/tests/fixtures.rs).
     out.push((
         courier_example_chat::fixtures::PATH.to_string(),
         courier_example_chat::fixtures::file(),
     ));
     // Conformance case list and traceability table (test: conformance/tests/traceability.rs).
-    let doc = std::fs::read_to_string(crate::root().join("docs/conformance.md")).unwrap_or_default();
+    let doc =
+        std::fs::read_to_string(crate::root().join("docs/conformance.md")).unwrap_or_default();
     if let Some(text) = courier_conformance::trace::render_doc(&doc) {
         out.push(("docs/conformance.md".to_string(), text));
     }

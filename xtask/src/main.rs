@@ -20,13 +20,19 @@ fn main() -> Result<()> {
 
 /// The workspace root.
 pub fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Runs a command in `dir`, failing with its status.
 pub fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> Result<()> {
     eprintln!("$ (cd {}) {program} {}", dir.display(), args.join(" "));
-    let status = std::process::Command::new(program).args(args).current_dir(dir).status()?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()?;
     if !status.success() {
         bail!("`{program} {}` failed with {status}", args.join(" "));
     }

@@ -70,5 +70,7 @@ pub fn reaction(code: u16) -> Reaction {
 
 /// The proto name of a Courier close code (`CLOSE_CODE_SLOW_CONSUMER`).
 pub fn name(code: u16) -> Option<&'static str> {
-    crate::v2::CloseCode::try_from(i32::from(code)).ok().map(|c| c.as_str_name())
+    crate::v2::CloseCode::try_from(i32::from(code))
+        .ok()
+        .map(|c| c.as_str_name())
 }

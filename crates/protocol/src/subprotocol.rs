@@ -136,7 +136,10 @@ impl FromStr for Subprotocol {
 /// VER-HIGHEST-COMMON: picks the highest version both sides support, and
 /// for it the client's first-offered encoding the server supports. Offers
 /// that are not Courier names are ignored.
-pub fn negotiate<'a>(offers: impl IntoIterator<Item = &'a str>, supported: &[Subprotocol]) -> Option<Subprotocol> {
+pub fn negotiate<'a>(
+    offers: impl IntoIterator<Item = &'a str>,
+    supported: &[Subprotocol],
+) -> Option<Subprotocol> {
     let offered: Vec<Subprotocol> = offers
         .into_iter()
         .filter_map(|o| o.parse().ok())
@@ -152,7 +155,11 @@ pub fn negotiate<'a>(offers: impl IntoIterator<Item = &'a str>, supported: &[Sub
 pub fn mismatch_reason(supported: &[Subprotocol]) -> String {
     let mut groups: Vec<String> = Vec::new();
     for v in Version::ALL {
-        let encs: Vec<&str> = supported.iter().filter(|p| p.version == v).map(|p| p.encoding.as_str()).collect();
+        let encs: Vec<&str> = supported
+            .iter()
+            .filter(|p| p.version == v)
+            .map(|p| p.encoding.as_str())
+            .collect();
         if !encs.is_empty() {
             groups.push(format!("courier.{v}.{}", encs.join(",")));
         }
@@ -162,10 +169,14 @@ pub fn mismatch_reason(supported: &[Subprotocol]) -> String {
 
 /// Reads the subprotocols listed in a [`mismatch_reason`] text.
 pub fn parse_mismatch_reason(reason: &str) -> Vec<Subprotocol> {
-    let Some((_, list)) = reason.split_once("supported:") else { return Vec::new() };
+    let Some((_, list)) = reason.split_once("supported:") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for group in list.split_whitespace() {
-        let Some((prefix, encs)) = group.rsplit_once('.') else { continue };
+        let Some((prefix, encs)) = group.rsplit_once('.') else {
+            continue;
+        };
         for enc in encs.split(',') {
             if let Ok(p) = format!("{prefix}.{enc}").parse() {
                 out.push(p);

@@ -37,7 +37,8 @@ pub trait WireEnvelope:
     fn type_name(&self) -> Option<&'static str>;
     /// Deserializes the body named `type_name` from `d` (the rest of the
     /// map). Returns `None`, having consumed the input, for unknown names.
-    fn dispatch<'de, D: Deserializer<'de>>(type_name: &str, d: D) -> Result<Option<Self>, D::Error>;
+    fn dispatch<'de, D: Deserializer<'de>>(type_name: &str, d: D)
+        -> Result<Option<Self>, D::Error>;
     /// Deserializes an envelope, reporting unknown and missing types apart.
     fn deserialize_tagged<'de, D: Deserializer<'de>>(d: D) -> Result<Tagged<Self>, D::Error> {
         d.deserialize_map(EnvelopeVisitor::<Self>(std::marker::PhantomData))
@@ -60,10 +61,18 @@ impl<'de> Visitor<'de> for KeyVisitor {
         f.write_str("a field name")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(if v == "type" { Key::Type } else { Key::Borrowed(v) })
+        Ok(if v == "type" {
+            Key::Type
+        } else {
+            Key::Borrowed(v)
+        })
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(if v == "type" { Key::Type } else { Key::Owned(v.to_string()) })
+        Ok(if v == "type" {
+            Key::Type
+        } else {
+            Key::Owned(v.to_string())
+        })
     }
 }
 
@@ -124,7 +133,10 @@ impl<'de> de::Deserialize<'de> for TypeName<'de> {
             fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<TypeName<'de>, E> {
                 Ok(TypeName::NotString)
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TypeName<'de>, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TypeName<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(TypeName::NotString)
             }
@@ -164,22 +176,36 @@ impl<'de, E: WireEnvelope> Visitor<'de> for EnvelopeVisitor<E> {
         let mut n = 0u32;
         let mut type_name: Option<String> = None;
         let mut key = Some(first);
-        while let Some(k) = key.take().map(Ok).or_else(|| map.next_key::<Key<'de>>().transpose()) {
+        while let Some(k) = key
+            .take()
+            .map(Ok)
+            .or_else(|| map.next_key::<Key<'de>>().transpose())
+        {
             match k? {
-                Key::Type => type_name = Some(map.next_value::<TypeName<'de>>()?.as_str().to_string()),
+                Key::Type => {
+                    type_name = Some(map.next_value::<TypeName<'de>>()?.as_str().to_string())
+                }
                 Key::Borrowed(k) => {
                     msgpack::write_str(&mut buf, k);
-                    map.next_value_seed(ValueSeed { out: &mut buf, depth: 0 })?;
+                    map.next_value_seed(ValueSeed {
+                        out: &mut buf,
+                        depth: 0,
+                    })?;
                     n += 1;
                 }
                 Key::Owned(k) => {
                     msgpack::write_str(&mut buf, &k);
-                    map.next_value_seed(ValueSeed { out: &mut buf, depth: 0 })?;
+                    map.next_value_seed(ValueSeed {
+                        out: &mut buf,
+                        depth: 0,
+                    })?;
                     n += 1;
                 }
             }
         }
-        let Some(t) = type_name else { return Ok(Tagged::Missing) };
+        let Some(t) = type_name else {
+            return Ok(Tagged::Missing);
+        };
         let mut whole = msgpack::map_header(n);
         whole.extend_from_slice(&buf);
         let mut de = rmp_serde::Deserializer::from_read_ref(&whole);

@@ -42,7 +42,9 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
 
 #[inline]
 fn be(buf: &mut &[u8], n: usize) -> Result<u64, ReadError> {
-    Ok(take(buf, n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Ok(take(buf, n)?
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 /// Reads one item header from `buf`, advancing it.
@@ -128,7 +130,8 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// Writes a number: integral values within ±2^53 as integers (as JavaScript
 /// encoders do), everything else as `float 64`.
 pub fn write_float(out: &mut Vec<u8>, v: f64) {
-    if v.fract() == 0.0 && v.abs() <= MAX_SAFE_INTEGER as f64 && !(v == 0.0 && v.is_sign_negative()) {
+    if v.fract() == 0.0 && v.abs() <= MAX_SAFE_INTEGER as f64 && !(v == 0.0 && v.is_sign_negative())
+    {
         write_int(out, v as i64);
     } else {
         out.push(0xcb);

@@ -149,7 +149,10 @@ pub fn enum_list_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<Vec
             enum_de::<E, D>(d).map(|v| Item(v, PhantomData))
         }
     }
-    Ok(Vec::<Item<E>>::deserialize(d)?.into_iter().map(|i| i.0).collect())
+    Ok(Vec::<Item<E>>::deserialize(d)?
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
 }
 
 /// JSON Schema of an enum field: one of its value names.
@@ -194,7 +197,9 @@ pub mod base64 {
         }
         // ENC-BYTES: standard or URL-safe alphabet, padded or not.
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
-            use ::base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+            use ::base64::engine::general_purpose::{
+                STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+            };
             let url = v.contains(['-', '_']);
             let padded = v.ends_with('=');
             let engine = match (url, padded) {
@@ -203,7 +208,10 @@ pub mod base64 {
                 (true, true) => &URL_SAFE,
                 (true, false) => &URL_SAFE_NO_PAD,
             };
-            engine.decode(v).map(Bytes::from).map_err(|_| E::custom("invalid base64"))
+            engine
+                .decode(v)
+                .map(Bytes::from)
+                .map_err(|_| E::custom("invalid base64"))
         }
         fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
             Ok(Bytes::copy_from_slice(v))
@@ -260,7 +268,10 @@ pub mod base64_list {
                 super::base64::deserialize(d).map(One)
             }
         }
-        Ok(Vec::<One>::deserialize(d)?.into_iter().map(|o| o.0).collect())
+        Ok(Vec::<One>::deserialize(d)?
+            .into_iter()
+            .map(|o| o.0)
+            .collect())
     }
 }
 
