@@ -145,8 +145,14 @@ struct Stats {
     connected: AtomicU64,
     latency: Histogram,
     connect: Histogram,
-    /// Per subscriber: messages received (closed-loop flow control).
-    received: Vec<AtomicU64>,
+    /// Closed loop: for publish `i`, slot `i % window` counts the
+    /// subscribers that have not received it yet (a ring: publish `i +
+    /// window` is sent only after publish `i` reached everyone).
+    pending: Vec<AtomicU64>,
+    /// Closed loop: publishes `0..frontier` reached every subscriber.
+    frontier: AtomicU64,
+    /// Signalled when the frontier moves (exactly then: the publisher
+    /// never waits on a timer for a window that is already open).
     progress: Notify,
     first_error: std::sync::Mutex<Option<String>>,
 }
@@ -156,12 +162,18 @@ impl Stats {
         self.errors.fetch_add(1, Relaxed);
         self.first_error.lock().expect("lock").get_or_insert(what);
     }
-    fn min_received(&self) -> u64 {
-        self.received
-            .iter()
-            .map(|r| r.load(Relaxed))
-            .min()
-            .unwrap_or(u64::MAX)
+    /// Records that one subscriber received publish `index` (closed loop).
+    fn received(&self, index: u64) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let slot = &self.pending[(index % self.pending.len() as u64) as usize];
+        if slot.fetch_sub(1, Relaxed) == 1 {
+            // The last subscriber: the publish reached everyone. Every
+            // subscriber reads in order, so no earlier slot is still open.
+            self.frontier.fetch_max(index + 1, Relaxed);
+            self.progress.notify_one();
+        }
     }
 }
 
@@ -181,6 +193,52 @@ fn decode(codec: &Codec, msg: WsMessage) -> Option<anyhow::Result<v2::Envelope>>
         _ => return None,
     };
     Some(codec.decode_frame(&bytes, Some(text)).map_err(Into::into))
+}
+
+/// What a subscriber needs from a `message`: its seq and the publish stamp.
+#[derive(Debug, PartialEq, Eq)]
+struct Delivery {
+    seq: u64,
+    stamp: Option<u64>,
+}
+
+/// Reads a MessagePack `message` frame without building the envelope
+/// (no copies, no payload validation): the generator must cost far less
+/// per delivery than the server it measures. `None` for anything else
+/// (other types, batches, unexpected shapes), which takes the full decode.
+fn fast_message(frame: &[u8]) -> Option<Delivery> {
+    let mut buf = frame;
+    let msgpack::Item::Map(n) = msgpack::read(&mut buf).ok()? else {
+        return None;
+    };
+    let (mut is_message, mut seq, mut stamp_at) = (false, None, None);
+    for _ in 0..n {
+        let msgpack::Item::Str(key) = msgpack::read(&mut buf).ok()? else {
+            return None;
+        };
+        match key {
+            b"type" => match msgpack::read(&mut buf).ok()? {
+                msgpack::Item::Str(b"message") => is_message = true,
+                _ => return None,
+            },
+            b"seq" => match msgpack::read(&mut buf).ok()? {
+                msgpack::Item::Uint(v) => seq = Some(v),
+                _ => return None,
+            },
+            b"payload" => {
+                stamp_at = Some(buf);
+                msgpack::skip(&mut buf).ok()?;
+            }
+            _ => msgpack::skip(&mut buf).ok()?,
+        }
+    }
+    match (is_message, seq) {
+        (true, Some(seq)) => Some(Delivery {
+            seq,
+            stamp: stamp_at.and_then(stamp),
+        }),
+        _ => None,
+    }
 }
 
 /// Connects, sends hello, waits for welcome; returns the socket and codec.
@@ -264,6 +322,20 @@ fn stamp(payload: &[u8]) -> Option<u64> {
 async fn run_subscriber(mut ws: Ws, codec: Codec, index: usize, expected: u64, stats: Arc<Stats>) {
     let mut last_seq = 0u64;
     let mut count = 0u64;
+    let fast = codec.subprotocol().encoding == courier_protocol::Encoding::MsgPack;
+    let mut on_message = |d: Delivery, count: &mut u64| {
+        let now = stats.start.elapsed().as_micros() as u64;
+        if last_seq != 0 && d.seq != last_seq + 1 {
+            stats.gaps.fetch_add(1, Relaxed);
+        }
+        last_seq = d.seq;
+        if let Some(t) = d.stamp {
+            stats.latency.record(now.saturating_sub(t));
+        }
+        stats.delivered.fetch_add(1, Relaxed);
+        stats.received(*count);
+        *count += 1;
+    };
     while count < expected {
         let Some(msg) = ws.next().await else {
             stats.error(format!("subscriber {index}: connection closed"));
@@ -273,6 +345,12 @@ async fn run_subscriber(mut ws: Ws, codec: Codec, index: usize, expected: u64, s
             Ok(m) => m,
             Err(e) => return stats.error(format!("subscriber {index}: {e}")),
         };
+        if let (true, WsMessage::Binary(b)) = (fast, &msg) {
+            if let Some(d) = fast_message(b) {
+                on_message(d, &mut count);
+                continue;
+            }
+        }
         let env = match decode(&codec, msg) {
             None => continue,
             Some(Ok(env)) => env,
@@ -285,20 +363,11 @@ async fn run_subscriber(mut ws: Ws, codec: Codec, index: usize, expected: u64, s
         for env in envs {
             match env.body {
                 Some(Body::Message(m)) => {
-                    let now = stats.start.elapsed().as_micros() as u64;
-                    if last_seq != 0 && m.seq != last_seq + 1 {
-                        stats.gaps.fetch_add(1, Relaxed);
-                    }
-                    last_seq = m.seq;
-                    if let Some(t) = stamp(&m.payload) {
-                        stats.latency.record(now.saturating_sub(t));
-                    }
-                    count += 1;
-                    stats.delivered.fetch_add(1, Relaxed);
-                    stats.received[index].store(count, Relaxed);
-                    if count % 8 == 0 || count == expected {
-                        stats.progress.notify_one();
-                    }
+                    let d = Delivery {
+                        seq: m.seq,
+                        stamp: stamp(&m.payload),
+                    };
+                    on_message(d, &mut count);
                 }
                 Some(Body::Ping(p)) => {
                     if let Ok(f) = frame(&codec, Body::Pong(v2::Pong { ts: p.ts })) {
@@ -363,12 +432,13 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
                 tokio::time::sleep_until(next.into()).await;
             }
             None => {
-                // Closed loop: at most `window` publishes ahead of the slowest subscriber.
-                while i >= stats.min_received().saturating_add(args.window) {
-                    let _ =
-                        tokio::time::timeout(Duration::from_millis(5), stats.progress.notified())
-                            .await;
+                // Closed loop: at most `window` publishes not yet delivered
+                // to every subscriber.
+                while i >= stats.frontier.load(Relaxed) + args.window {
+                    stats.progress.notified().await;
                 }
+                let slot = &stats.pending[(i % args.window) as usize];
+                slot.store(args.subscribers as u64, Relaxed);
             }
         }
         let t = stats.start.elapsed().as_micros() as u64;
@@ -421,10 +491,11 @@ fn spawn_progress(stats: Arc<Stats>, args: &LoadArgs) -> tokio::task::JoinHandle
     })
 }
 
-/// Runs `courier load`.
+/// Runs `courier load`. One thread: the generator is meant to be pinned to
+/// one core (`taskset`), and a single-threaded runtime wakes tasks without
+/// cross-thread signalling.
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(run_async(args))
@@ -433,6 +504,9 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     if args.subscribers == 0 {
         bail!("--subscribers must be at least 1");
+    }
+    if args.window == 0 {
+        bail!("--window must be at least 1");
     }
     let stats = Arc::new(Stats {
         start: Instant::now(),
@@ -444,7 +518,12 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         connected: AtomicU64::new(0),
         latency: Histogram::new(),
         connect: Histogram::new(),
-        received: (0..args.subscribers).map(|_| AtomicU64::new(0)).collect(),
+        pending: if args.rate > 0.0 || args.idle.is_some() {
+            Vec::new()
+        } else {
+            (0..args.window).map(|_| AtomicU64::new(0)).collect()
+        },
+        frontier: AtomicU64::new(0),
         progress: Notify::new(),
         first_error: Default::default(),
     });
@@ -600,5 +679,39 @@ mod tests {
             assert_eq!(p.len(), size);
             assert_eq!(stamp(&p), Some(123_456_789));
         }
+    }
+
+    #[test]
+    fn fast_message_reads_what_the_codec_reads() {
+        let codec = Codec::new("courier.v2.msgpack".parse().unwrap());
+        let payload = payload(987_654, 128).unwrap();
+        let message = v2::Envelope {
+            body: Some(Body::Message(v2::Message {
+                channel: "load".into(),
+                epoch: "e-1".into(),
+                seq: 70_000,
+                id: "load-3".into(),
+                ts: 1_700_000_000_000,
+                payload: payload.clone(),
+                publisher: "s_1".into(),
+            })),
+        };
+        let bytes = codec.encode(&message).unwrap();
+        assert_eq!(
+            fast_message(&bytes),
+            Some(Delivery {
+                seq: 70_000,
+                stamp: Some(987_654)
+            })
+        );
+        // Anything else takes the full decode.
+        let ping = codec
+            .encode(&v2::Envelope {
+                body: Some(Body::Ping(v2::Ping { ts: 5 })),
+            })
+            .unwrap();
+        assert_eq!(fast_message(&ping), None);
+        assert_eq!(fast_message(&bytes[..bytes.len() - 3]), None);
+        assert_eq!(fast_message(b""), None);
     }
 }
