@@ -101,7 +101,10 @@ pub struct Codec {
 impl Codec {
     /// A codec for `subprotocol` with the default frame limit.
     pub fn new(subprotocol: Subprotocol) -> Self {
-        Codec { subprotocol, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES }
+        Codec {
+            subprotocol,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
     }
 
     /// Sets the largest frame `decode` accepts (default 64 KiB).
@@ -121,62 +124,159 @@ impl Codec {
     }
 
     /// Encodes an envelope into one frame's bytes (text for JSON).
-    pub fn encode<E: WireEnvelope + VersionCompat>(&self, envelope: &E) -> Result<Bytes, EncodeError> {
+    pub fn encode<E: WireEnvelope + VersionCompat>(
+        &self,
+        envelope: &E,
+    ) -> Result<Bytes, EncodeError> {
         let envelope = envelope.for_version(self.subprotocol.version)?;
         let envelope: &E = &envelope;
         if envelope.type_name().is_none() {
             return Err(EncodeError::NoBody);
         }
         let ser = |e: String| EncodeError::Serialize(e);
-        // One allocation for typical envelopes instead of a doubling series
-        // (the codec benchmark's publish frame is ~220 bytes of JSON).
-        let mut out = Vec::with_capacity(256);
         Ok(match self.subprotocol.encoding {
             Encoding::Json => {
+                // One allocation for typical envelopes instead of a doubling
+                // series (the codec benchmark's publish frame is ~220 bytes).
+                let mut out = Vec::with_capacity(256);
                 serde_json::to_writer(&mut out, envelope).map_err(|e| ser(e.to_string()))?;
                 Bytes::from(out)
             }
             Encoding::MsgPack => {
+                let mut out = Vec::with_capacity(256);
                 let mut ser_ = rmp_serde::Serializer::new(&mut out).with_struct_map();
                 serde::Serialize::serialize(envelope, &mut ser_).map_err(|e| ser(e.to_string()))?;
                 Bytes::from(out)
             }
+            // Sized exactly by `encoded_len`: one allocation, no growth.
             Encoding::Protobuf => Bytes::from(envelope.encode_to_vec()),
         })
     }
 
     /// Decodes one frame. `text` says whether it arrived as a text frame
     /// (pass `None` when the transport has no frame kinds).
-    pub fn decode_frame<E: WireEnvelope + VersionCompat>(&self, frame: &[u8], text: Option<bool>) -> Result<E, DecodeError> {
-        if let Some(text) = text {
-            if text != self.subprotocol.encoding.is_text() {
-                return Err(DecodeError::WrongFrameKind { encoding: self.subprotocol.encoding });
-            }
-        }
+    pub fn decode_frame<E: WireEnvelope + VersionCompat>(
+        &self,
+        frame: &[u8],
+        text: Option<bool>,
+    ) -> Result<E, DecodeError> {
+        self.check_kind(text)?;
         self.decode(frame)
+    }
+
+    /// [`Codec::decode_frame`] for a frame the transport already holds as
+    /// [`Bytes`]: Protobuf payloads become slices of it instead of copies.
+    pub fn decode_frame_bytes<E: WireEnvelope + VersionCompat>(
+        &self,
+        frame: Bytes,
+        text: Option<bool>,
+    ) -> Result<E, DecodeError> {
+        self.check_kind(text)?;
+        self.decode_bytes(frame)
+    }
+
+    fn check_kind(&self, text: Option<bool>) -> Result<(), DecodeError> {
+        match text {
+            Some(text) if text != self.subprotocol.encoding.is_text() => {
+                Err(DecodeError::WrongFrameKind {
+                    encoding: self.subprotocol.encoding,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decodes one frame's bytes.
     pub fn decode<E: WireEnvelope + VersionCompat>(&self, frame: &[u8]) -> Result<E, DecodeError> {
-        if frame.len() > self.max_message_bytes {
-            return Err(DecodeError::TooLarge { size: frame.len(), limit: self.max_message_bytes });
+        self.check_size(frame.len())?;
+        match self.subprotocol.encoding {
+            Encoding::Protobuf => self.decode_protobuf(frame),
+            _ => self.decode_map(frame),
         }
-        let encoding = self.subprotocol.encoding;
-        let malformed = |detail: String| {
-            if let Some(t) = detail.strip_prefix(UNKNOWN_TYPE_PREFIX) {
-                let t = t.split('`').nth(1).unwrap_or_default();
-                return DecodeError::UnknownType(t.to_string());
-            }
-            DecodeError::Malformed { encoding, detail }
-        };
-        let tagged = match encoding {
+    }
+
+    /// Decodes one frame held as [`Bytes`]. In Protobuf, `bytes` fields (the
+    /// payloads) are zero-copy slices of `frame`; JSON and MessagePack
+    /// payloads are re-encoded anyway, so this is [`Codec::decode`] for them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use courier_protocol::{v2, wire, Codec, Subprotocol};
+    ///
+    /// let codec = Codec::new("courier.v2.proto".parse::<Subprotocol>().unwrap());
+    /// let publish = v2::Envelope {
+    ///     body: Some(v2::envelope::Body::Publish(v2::Publish {
+    ///         id: "p-1".into(),
+    ///         channel: "chat".into(),
+    ///         payload: wire::to_payload(&"hi").unwrap(),
+    ///     })),
+    /// };
+    /// let frame = codec.encode(&publish).unwrap();
+    /// assert_eq!(codec.decode_bytes::<v2::Envelope>(frame).unwrap(), publish);
+    /// ```
+    pub fn decode_bytes<E: WireEnvelope + VersionCompat>(
+        &self,
+        frame: Bytes,
+    ) -> Result<E, DecodeError> {
+        self.check_size(frame.len())?;
+        match self.subprotocol.encoding {
+            Encoding::Protobuf => self.decode_protobuf(frame),
+            _ => self.decode_map(&frame),
+        }
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), DecodeError> {
+        if size > self.max_message_bytes {
+            return Err(DecodeError::TooLarge {
+                size,
+                limit: self.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn malformed(&self, detail: String) -> DecodeError {
+        if let Some(t) = detail.strip_prefix(UNKNOWN_TYPE_PREFIX) {
+            let t = t.split('`').nth(1).unwrap_or_default();
+            return DecodeError::UnknownType(t.to_string());
+        }
+        DecodeError::Malformed {
+            encoding: self.subprotocol.encoding,
+            detail,
+        }
+    }
+
+    fn decode_protobuf<E: WireEnvelope + VersionCompat, B: bytes::Buf>(
+        &self,
+        frame: B,
+    ) -> Result<E, DecodeError> {
+        // Decoded and checked in place: the envelope moves once, on return.
+        let mut env = E::default();
+        if let Err(e) = env.merge(frame) {
+            return Err(self.malformed(e.to_string()));
+        }
+        crate::wire::Validate::validate(&env)?;
+        if env.type_name().is_none() {
+            // ENC-UNKNOWN-TYPE: prost skips unknown fields, so an unknown
+            // body arrives as no body at all.
+            return Err(DecodeError::UnknownType(String::new()));
+        }
+        env.check_version(self.subprotocol.version)?;
+        Ok(env)
+    }
+
+    /// JSON and MessagePack: both are the same map data model.
+    fn decode_map<E: WireEnvelope + VersionCompat>(&self, frame: &[u8]) -> Result<E, DecodeError> {
+        let malformed = |e: String| self.malformed(e);
+        let tagged = match self.subprotocol.encoding {
             Encoding::Json => {
                 let mut de = serde_json::Deserializer::from_slice(frame);
                 let t = E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?;
                 de.end().map_err(|e| malformed(e.to_string()))?;
                 t
             }
-            Encoding::MsgPack => {
+            _ => {
                 let mut rest = frame;
                 crate::wire::msgpack::skip(&mut rest).map_err(|e| malformed(e.to_string()))?;
                 if !rest.is_empty() {
@@ -186,22 +286,13 @@ impl Codec {
                 de.set_max_depth(MAX_MSGPACK_DEPTH);
                 E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?
             }
-            Encoding::Protobuf => {
-                let env = E::decode(frame).map_err(|e| malformed(e.to_string()))?;
-                crate::wire::Validate::validate(&env)?;
-                if env.type_name().is_none() {
-                    // ENC-UNKNOWN-TYPE: prost skips unknown fields, so an
-                    // unknown body arrives as no body at all.
-                    return Err(DecodeError::UnknownType(String::new()));
-                }
-                Tagged::Known(env)
-            }
         };
-        let env = match tagged {
+        let mut env = match tagged {
             Tagged::Known(e) => e,
             Tagged::Unknown(t) => return Err(DecodeError::UnknownType(t)),
             Tagged::Missing => return Err(DecodeError::UnknownType(String::new())),
         };
-        env.check_version(self.subprotocol.version)
+        env.check_version(self.subprotocol.version)?;
+        Ok(env)
     }
 }

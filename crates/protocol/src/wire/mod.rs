@@ -11,6 +11,7 @@ pub mod nulls;
 pub mod oneof;
 pub mod payload;
 mod scalars;
+mod scan;
 
 #[doc(hidden)]
 pub use prost;

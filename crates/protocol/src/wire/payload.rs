@@ -46,53 +46,10 @@ pub enum PayloadError {
     Typed(String),
 }
 
-/// Checks that `bytes` is exactly one well-formed payload value.
+/// Checks that `bytes` is exactly one well-formed payload value
+/// (ENC-PAYLOAD-INVALID), in one pass without allocating.
 pub fn validate(bytes: &[u8]) -> Result<(), PayloadError> {
-    let mut buf = bytes;
-    skip_value(&mut buf, 0)?;
-    if buf.is_empty() {
-        Ok(())
-    } else {
-        Err(PayloadError::Trailing)
-    }
-}
-
-/// UTF-8 check with a fast path for the short ASCII strings (keys, words)
-/// payloads are mostly made of: `from_utf8`'s call overhead dominated
-/// payload validation in the codec benchmark.
-#[inline]
-fn check_utf8(s: &[u8]) -> Result<(), PayloadError> {
-    if s.iter().all(u8::is_ascii) || std::str::from_utf8(s).is_ok() {
-        Ok(())
-    } else {
-        Err(PayloadError::Utf8)
-    }
-}
-
-fn skip_value(buf: &mut &[u8], depth: usize) -> Result<(), PayloadError> {
-    match msgpack::read(buf)? {
-        Item::Str(s) => check_utf8(s),
-        Item::Float(f) if !f.is_finite() => Err(PayloadError::NonFinite),
-        Item::Array(n) => {
-            if depth >= MAX_DEPTH {
-                return Err(PayloadError::TooDeep);
-            }
-            (0..n).try_for_each(|_| skip_value(buf, depth + 1))
-        }
-        Item::Map(n) => {
-            if depth >= MAX_DEPTH {
-                return Err(PayloadError::TooDeep);
-            }
-            (0..n).try_for_each(|_| {
-                match msgpack::read(buf)? {
-                    Item::Str(s) => check_utf8(s)?,
-                    _ => return Err(PayloadError::NonStringKey),
-                };
-                skip_value(buf, depth + 1)
-            })
-        }
-        _ => Ok(()),
-    }
+    super::scan::validate(bytes)
 }
 
 /// Encodes a typed value as a payload (canonical MessagePack).
@@ -101,9 +58,12 @@ pub fn to_payload<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, PayloadErro
     // Re-write canonically (integral floats as integers, shortest headers).
     let mut de = rmp_serde::Deserializer::from_read_ref(&raw);
     let mut out = Vec::with_capacity(raw.len());
-    ValueSeed { out: &mut out, depth: 0 }
-        .deserialize(&mut de)
-        .map_err(|e| PayloadError::Typed(e.to_string()))?;
+    ValueSeed {
+        out: &mut out,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| PayloadError::Typed(e.to_string()))?;
     Ok(Bytes::from(out))
 }
 
@@ -115,9 +75,12 @@ pub fn from_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T,
 /// Encodes a `serde_json::Value` as a payload.
 pub fn from_json(value: &serde_json::Value) -> Result<Bytes, PayloadError> {
     let mut out = Vec::new();
-    ValueSeed { out: &mut out, depth: 0 }
-        .deserialize(value)
-        .map_err(|e: serde_json::Error| PayloadError::Typed(e.to_string()))?;
+    ValueSeed {
+        out: &mut out,
+        depth: 0,
+    }
+    .deserialize(value)
+    .map_err(|e: serde_json::Error| PayloadError::Typed(e.to_string()))?;
     Ok(Bytes::from(out))
 }
 
@@ -134,7 +97,11 @@ pub fn serialize<S: Serializer>(payload: &Bytes, s: S) -> Result<S::Ok, S::Error
 /// Deserializes an embedded value into canonical payload bytes.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
     let mut out = Vec::new();
-    ValueSeed { out: &mut out, depth: 0 }.deserialize(d)?;
+    ValueSeed {
+        out: &mut out,
+        depth: 0,
+    }
+    .deserialize(d)?;
     Ok(Bytes::from(out))
 }
 
@@ -144,7 +111,11 @@ pub struct Embedded<'a>(pub &'a [u8]);
 impl Serialize for Embedded<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let cursor = Cell::new(self.0);
-        let r = At { cursor: &cursor, depth: 0 }.serialize(s)?;
+        let r = At {
+            cursor: &cursor,
+            depth: 0,
+        }
+        .serialize(s)?;
         Ok(r)
     }
 }
@@ -184,7 +155,10 @@ impl Serialize for At<'_, '_> {
             Item::Array(n) => {
                 let mut seq = s.serialize_seq(Some((n as usize).min(buf.len())))?;
                 for _ in 0..n {
-                    seq.serialize_element(&At { cursor: self.cursor, depth: self.depth + 1 })?;
+                    seq.serialize_element(&At {
+                        cursor: self.cursor,
+                        depth: self.depth + 1,
+                    })?;
                 }
                 seq.end()
             }
@@ -197,7 +171,13 @@ impl Serialize for At<'_, '_> {
                         _ => return Err(ser::Error::custom(PayloadError::NonStringKey)),
                     };
                     self.cursor.set(buf);
-                    map.serialize_entry(key, &At { cursor: self.cursor, depth: self.depth + 1 })?;
+                    map.serialize_entry(
+                        key,
+                        &At {
+                            cursor: self.cursor,
+                            depth: self.depth + 1,
+                        },
+                    )?;
                 }
                 map.end()
             }
@@ -223,7 +203,10 @@ impl ValueSeed<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(PayloadError::TooDeep));
         }
-        Ok(ValueSeed { out: self.out, depth: self.depth + 1 })
+        Ok(ValueSeed {
+            out: self.out,
+            depth: self.depth + 1,
+        })
     }
 
     /// Replaces the 5 bytes reserved at `at` by the real header, shifting

@@ -1,0 +1,209 @@
+//! The payload check (`wire::payload::validate`, ENC-PAYLOAD-INVALID) is a
+//! hand-optimised single pass; these tests hold it to a plain recursive
+//! reference written from the spec's rules, on valid payloads, on mutated
+//! ones and on arbitrary bytes, and pin each error on a hand-made input.
+
+mod common;
+
+use courier_protocol::wire::msgpack::{self, Item, ReadError};
+use courier_protocol::wire::payload::{validate, PayloadError, MAX_DEPTH};
+use proptest::prelude::*;
+
+/// The rules, read item by item: one value of the data model (string map
+/// keys, valid UTF-8, finite floats, no extension types, at most
+/// `MAX_DEPTH` nested containers), nothing after it.
+fn reference(bytes: &[u8]) -> bool {
+    fn value(buf: &mut &[u8], depth: usize) -> bool {
+        match msgpack::read(buf) {
+            Err(_) => false,
+            Ok(Item::Str(s)) => std::str::from_utf8(s).is_ok(),
+            Ok(Item::Float(f)) => f.is_finite(),
+            Ok(Item::Array(n)) => depth < MAX_DEPTH && (0..n).all(|_| value(buf, depth + 1)),
+            Ok(Item::Map(n)) => {
+                depth < MAX_DEPTH && (0..n).all(|_| {
+                    matches!(msgpack::read(buf), Ok(Item::Str(k)) if std::str::from_utf8(k).is_ok())
+                        && value(buf, depth + 1)
+                })
+            }
+            Ok(_) => true,
+        }
+    }
+    let mut buf = bytes;
+    value(&mut buf, 0) && buf.is_empty()
+}
+
+fn nested(depth: usize, leaf: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x91; depth];
+    v.extend_from_slice(leaf);
+    v
+}
+
+#[test]
+fn each_rule_has_its_error() {
+    let read = |e: ReadError| Err(PayloadError::Read(e));
+    let cases: &[(&str, Vec<u8>, Result<(), PayloadError>)] = &[
+        ("null", vec![0xc0], Ok(())),
+        ("empty map", vec![0x80], Ok(())),
+        (
+            "map of str16 key",
+            [&[0x81, 0xda, 0, 1, b'k'][..], &[0x01]].concat(),
+            Ok(()),
+        ),
+        ("float32 1.5", vec![0xca, 0x3f, 0xc0, 0, 0], Ok(())),
+        ("bin8", vec![0xc4, 2, 0xff, 0x00], Ok(())),
+        (
+            "non-ASCII text",
+            [&[0xa2][..], "é".as_bytes()].concat(),
+            Ok(()),
+        ),
+        (
+            "long non-ASCII text",
+            [&[0xd9, 21][..], "ééééééééé✓".as_bytes()].concat(),
+            Ok(()),
+        ),
+        (
+            "long text cut inside a character",
+            [&[0xd9, 20][..], &"ééééééééé✓".as_bytes()[..20]].concat(),
+            Err(PayloadError::Utf8),
+        ),
+        ("empty input", vec![], read(ReadError::Truncated)),
+        (
+            "truncated str",
+            vec![0xa5, b'a'],
+            read(ReadError::Truncated),
+        ),
+        (
+            "truncated array",
+            vec![0x92, 0x01],
+            read(ReadError::Truncated),
+        ),
+        (
+            "truncated u64",
+            vec![0xcf, 0, 0],
+            read(ReadError::Truncated),
+        ),
+        ("reserved marker", vec![0xc1], read(ReadError::Marker(0xc1))),
+        ("fixext1", vec![0xd4, 1, 0], read(ReadError::Marker(0xd4))),
+        (
+            "ext8 in a map",
+            vec![0x81, 0xa1, b'k', 0xc7, 1, 1, 0],
+            read(ReadError::Marker(0xc7)),
+        ),
+        ("two values", vec![0x01, 0x02], Err(PayloadError::Trailing)),
+        (
+            "int key",
+            vec![0x81, 0x01, 0x02],
+            Err(PayloadError::NonStringKey),
+        ),
+        (
+            "bin key",
+            vec![0x81, 0xc4, 1, b'k', 0x02],
+            Err(PayloadError::NonStringKey),
+        ),
+        (
+            "invalid UTF-8 value",
+            vec![0xa2, 0xc3, 0x28],
+            Err(PayloadError::Utf8),
+        ),
+        (
+            "invalid UTF-8 key",
+            vec![0x81, 0xa1, 0xff, 0xc0],
+            Err(PayloadError::Utf8),
+        ),
+        (
+            "NaN float64",
+            vec![0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0],
+            Err(PayloadError::NonFinite),
+        ),
+        (
+            "infinite float32",
+            vec![0xca, 0x7f, 0x80, 0, 0],
+            Err(PayloadError::NonFinite),
+        ),
+        ("64 levels", nested(MAX_DEPTH, &[0xc0]), Ok(())),
+        (
+            "65 levels",
+            nested(MAX_DEPTH + 1, &[0xc0]),
+            Err(PayloadError::TooDeep),
+        ),
+        (
+            "65th level empty",
+            nested(MAX_DEPTH, &[0x90]),
+            Err(PayloadError::TooDeep),
+        ),
+        (
+            "huge announced map",
+            vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+            read(ReadError::Truncated),
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        assert_eq!(&validate(bytes), want, "{name}: {bytes:02x?}");
+        assert_eq!(
+            reference(bytes),
+            want.is_ok(),
+            "reference disagrees on {name}"
+        );
+    }
+}
+
+#[test]
+fn deep_payloads_leave_the_inline_levels_correctly() {
+    // Maps and arrays alternating 40 deep, each holding a sibling after the
+    // nested value: closing a level must resume its parent where it was.
+    let depth = 40;
+    let mut v = Vec::new();
+    for i in 0..depth {
+        if i % 2 == 0 {
+            v.extend_from_slice(&[0x82, 0xa1, b'a']);
+        } else {
+            v.push(0x92);
+        }
+    }
+    v.push(0xc0);
+    for i in (0..depth).rev() {
+        if i % 2 == 0 {
+            v.extend_from_slice(&[0xa1, b'b', 0x07]);
+        } else {
+            v.push(0xc3);
+        }
+    }
+    assert_eq!(validate(&v), Ok(()));
+    // A non-string key at the outermost level, after all the nesting.
+    let last_key = v.len() - 3;
+    v[last_key] = 0x05;
+    v.remove(last_key + 1);
+    assert_eq!(validate(&v), Err(PayloadError::NonStringKey));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn valid_payloads_pass(payload in common::strategies::payload()) {
+        prop_assume!(!payload.is_empty());
+        prop_assert_eq!(validate(&payload), Ok(()));
+    }
+
+    #[test]
+    fn mutated_payloads_agree_with_the_reference(
+        payload in common::strategies::payload(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        prop_assume!(!payload.is_empty());
+        let mut bytes = payload.to_vec();
+        for (at, byte) in &edits {
+            let i = at.index(bytes.len());
+            bytes[i] = *byte;
+        }
+        prop_assert_eq!(validate(&bytes).is_ok(), reference(&bytes), "{:02x?}", bytes);
+        let cut = &bytes[..cut.index(bytes.len())];
+        prop_assert_eq!(validate(cut).is_ok(), reference(cut), "{:02x?}", cut);
+    }
+
+    #[test]
+    fn arbitrary_bytes_agree_with_the_reference(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert_eq!(validate(&bytes).is_ok(), reference(&bytes));
+    }
+}
