@@ -302,9 +302,19 @@ fn field_attrs(
             serde[0] = skip(&format!("{rt}::is_default"));
         }
     }
-    let o = if opt { "opt_" } else { "" };
+    // Fields read null as their default (ENC-DEFAULTS-OMITTED); oneof
+    // members are values, where null is an error (as in TypeScript).
+    let o = if opt {
+        "opt_"
+    } else if variant {
+        "non_null_"
+    } else {
+        ""
+    };
     match f.r#type() {
         Type::Enum => {
+            // Null is the zero value for members too: no `non_null_` form.
+            let o = if opt { "opt_" } else { "" };
             let e = enum_path(f, scope, ctx);
             serde.push(format!("serialize_with = \"{rt}::{o}enum_ser::<{e}, _>\""));
             serde.push(format!("deserialize_with = \"{rt}::{o}enum_de::<{e}, _>\""));
@@ -328,6 +338,8 @@ fn field_attrs(
             });
         }
         Type::Bytes if PAYLOAD_FIELDS.contains(&f.name()) => {
+            // A null payload is the payload value null, member or field.
+            let o = if opt { "opt_" } else { "" };
             serde.push(format!("with = \"{rt}::{o}payload\""));
             schema.push(format!("schema_with = \"{rt}::payload_schema\""));
         }
@@ -344,17 +356,20 @@ fn field_attrs(
         .collect()
 }
 
-/// ENC-DEFAULTS-OMITTED: `null` reads as the default. Fields with a serde
-/// helper of their own get this from the helper; `optional` and message
-/// fields are `Option`s, for which null is `None` already. Applied to
-/// users' types; Courier's envelopes handle null in `wire::envelope`.
+/// ENC-DEFAULTS-OMITTED: `null` reads as the default, in Courier's own
+/// messages and in users' alike. Fields with a serde helper of their own
+/// get this from the helper (`wire::u53`, `wire::base64`, ...); `optional`
+/// and message fields are `Option`s, for which null is `None` already;
+/// everything else (strings, bools, 32-bit numbers, repeated fields) gets
+/// `wire::nulls::or_default`. Oneof members are values, not fields: null
+/// stays an error there.
 fn null_default(f: &FieldDescriptorProto, variant: bool, ctx: &Context, serde: &mut Vec<String>) {
     let has_helper = serde
         .iter()
         .any(|a| a.starts_with("with") || a.starts_with("deserialize_with"));
     let is_option =
         f.label() != Label::Repeated && (f.proto3_optional() || f.r#type() == Type::Message);
-    if !variant && !has_helper && !is_option && !ctx.envelope_impls {
+    if !variant && !has_helper && !is_option {
         serde.push(format!(
             "deserialize_with = \"{}::nulls::or_default\"",
             ctx.rt

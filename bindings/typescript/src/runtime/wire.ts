@@ -193,11 +193,15 @@ export function enumByNumber<E extends string>(n: number, names: { readonly [n: 
   return names[n] ?? zero;
 }
 
-/** A repeated field; missing or null reads as []. */
+/** A repeated field; missing or null reads as [], a null element is an error. */
 export function list<T>(v: Wire | undefined, path: string, item: (x: Wire) => T): T[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new WireError(`expected an array, found ${describe(v as Wire)}`, path);
-  return (v as readonly Wire[]).map(item);
+  // Elements are values, not fields: null is not their default (ENC-DEFAULTS-OMITTED).
+  return (v as readonly Wire[]).map((x) => {
+    if (x === null) throw new WireError("null element in a repeated field", path);
+    return item(x);
+  });
 }
 
 function outInt(v: number, path: string, min: number, max: number): number {

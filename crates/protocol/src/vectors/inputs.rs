@@ -229,6 +229,92 @@ pub fn decode(version: Version) -> Vec<Decode> {
             json!({"type": "pong", "ts": 7}),
         ),
     ];
+    // ENC-DEFAULTS-OMITTED: null reads as the default for every kind of
+    // field, except payloads, where null is a value.
+    let mp_null = |k: &str| mp::cat(&[mp::s(k), vec![0xc0]]);
+    v.extend([
+        text(
+            "json_null_scalar",
+            "A null 64-bit field reads as 0, like a missing one (ENC-DEFAULTS-OMITTED).",
+            r#"{"type":"ping","ts":null}"#,
+            json!({"type": "ping"}),
+        ),
+        text(
+            "json_null_every_field_kind",
+            "Null for a uint32, an enum, a string, a repeated field, a uint64, a message and a \
+             proto3 `optional` field reads as the default (unset for `optional`) (ENC-DEFAULTS-OMITTED).",
+            r#"{"type":"welcome","version":null,"encoding":null,"session_id":"s-1","features":null,"heartbeat_interval_ms":null,"limits":null,"token_expires_at_ms":null,"server":null}"#,
+            json!({"type": "welcome", "session_id": "s-1"}),
+        ),
+        text(
+            "json_null_bool",
+            "A null bool reads as false (ENC-DEFAULTS-OMITTED).",
+            r#"{"type":"publish_ack","id":"p-1","seq":null,"duplicate":null}"#,
+            json!({"type": "publish_ack", "id": "p-1"}),
+        ),
+        text(
+            "json_null_in_nested_messages",
+            "Null fields inside nested messages read as defaults; the messages stay present (ENC-DEFAULTS-OMITTED).",
+            r#"{"type":"subscribe_ack","id":"s-1","channel":"c","position":{"epoch":null,"seq":null},"recovery":{"status":null,"reason":null,"replayed":null}}"#,
+            json!({"type": "subscribe_ack", "id": "s-1", "channel": "c", "position": {}, "recovery": {}}),
+        ),
+        text(
+            "json_null_payload_is_a_value",
+            "A null payload is the payload value null, not a missing payload (ENC-PAYLOAD-WIRE).",
+            r#"{"type":"rpc_response","id":"c-1","payload":null}"#,
+            json!({"type": "rpc_response", "id": "c-1", "payload": null}),
+        ),
+        binary(
+            "msgpack_null_every_field_kind",
+            "nil for a uint32, an enum, a string, a repeated field, a message and a proto3 \
+             `optional` field reads as the default (ENC-DEFAULTS-OMITTED).",
+            "msgpack",
+            &mp::cat(&[
+                mp::map(8),
+                mp::s("type"),
+                mp::s("welcome"),
+                mp_null("version"),
+                mp_null("encoding"),
+                mp::s("session_id"),
+                mp::s("s-1"),
+                mp_null("features"),
+                mp_null("limits"),
+                mp_null("token_expires_at_ms"),
+                mp_null("user"),
+            ]),
+            json!({"type": "welcome", "session_id": "s-1"}),
+        ),
+        binary(
+            "msgpack_null_scalar",
+            "A nil 64-bit field reads as 0 (ENC-DEFAULTS-OMITTED).",
+            "msgpack",
+            &mp::cat(&[mp::map(2), mp::s("type"), mp::s("pong"), mp_null("ts")]),
+            json!({"type": "pong"}),
+        ),
+        binary(
+            "msgpack_null_payload_is_a_value",
+            "A nil payload is the payload value null (ENC-PAYLOAD-WIRE).",
+            "msgpack",
+            &mp::cat(&[mp::map(2), mp::s("type"), mp::s("rpc_response"), mp_null("payload")]),
+            json!({"type": "rpc_response", "payload": null}),
+        ),
+    ]);
+    if version == Version::V2 {
+        v.extend([
+            text(
+                "json_null_optional_v2",
+                "A null proto3 `optional` field reads as unset, so it is not written back (ENC-DEFAULTS-OMITTED).",
+                r#"{"type":"error","message":"m","retry_after_ms":null}"#,
+                json!({"type": "error", "message": "m"}),
+            ),
+            text(
+                "json_null_batch",
+                "A null repeated message field reads as empty (ENC-DEFAULTS-OMITTED).",
+                r#"{"type":"batch","envelopes":null}"#,
+                json!({"type": "batch"}),
+            ),
+        ]);
+    }
     if version == Version::V1 {
         v.extend([
             text(
@@ -372,6 +458,14 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
         j("json_string_field_number", "A string field holding a number.", r#"{"type":"unsubscribe","id":"u","channel":5}"#, "malformed"),
         j("json_enum_wrong_kind", "An enum field that is neither a name nor a number.", r#"{"type":"error","code":true}"#, "malformed"),
         j("json_duplicate_field", "A member written twice.", r#"{"type":"ping","ts":1,"ts":2}"#, "malformed"),
+        j("json_null_list_element", "A null element of a repeated field: elements are values, not fields, so null is not their default (ENC-DEFAULTS-OMITTED).", r#"{"type":"hello","features":["a",null]}"#, "malformed"),
+        bad(
+            MSGPACK,
+            "msgpack_null_list_element",
+            "A nil element of a repeated field (ENC-DEFAULTS-OMITTED covers fields, not elements).",
+            &mp::cat(&[mp::map(2), mp::s("type"), mp::s("hello"), mp::s("features"), vec![0x92, 0xc0, 0xa1, b'a']]),
+            "malformed",
+        ),
         j("json_payload_too_deep", "A payload nested 65 arrays deep (ENC-PAYLOAD).", &deep_payload, "malformed"),
         bad(
             JSON,
@@ -445,6 +539,12 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
                 "json_batch_too_deep",
                 "Batches nested 200 deep: a typed error, no stack overflow (ENC-NO-PANIC).",
                 &deep_batch,
+                "malformed",
+            ),
+            j(
+                "json_null_in_batch",
+                "A null where a batch holds an envelope: not an envelope (ENC-DEFAULTS-OMITTED covers fields, not elements).",
+                r#"{"type":"batch","envelopes":[{"type":"ping"},null]}"#,
                 "malformed",
             ),
             j(

@@ -120,7 +120,7 @@ impl MapValue for Base64 {
         super::base64::serialize(v, s)
     }
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        super::base64::deserialize(d)
+        super::non_null_base64::deserialize(d)
     }
     fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         super::base64_schema(g)
@@ -136,7 +136,7 @@ impl MapValue for U53 {
         s.serialize_u64(*v)
     }
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        super::u53(d)
+        super::non_null_u53(d)
     }
     fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         u53_schema(g)
@@ -152,7 +152,7 @@ impl MapValue for I53 {
         s.serialize_i64(*v)
     }
     fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        super::i53(d)
+        super::non_null_i53(d)
     }
     fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         i53_schema(g)

@@ -29,8 +29,13 @@ fn too_big<E: de::Error>() -> E {
     E::custom("integer exceeds 2^53-1 (ENC-INT53)")
 }
 
-/// Deserializes a `uint64` that must stay within 2^53−1.
-pub fn u53<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+// ENC-DEFAULTS-OMITTED: the field helpers below read `null` as the field's
+// default (0, empty, `None` for `optional`). The `non_null_*` ones are for
+// oneof members and map values, where null is not a value of the field's
+// type: an error, as in the TypeScript codec (`rt.nonNull`).
+
+/// Deserializes a `uint64` that must stay within 2^53−1; null is an error.
+pub fn non_null_u53<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = u64::deserialize(d)?;
     if v > MAX_SAFE_INTEGER {
         return Err(too_big());
@@ -38,13 +43,8 @@ pub fn u53<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(v)
 }
 
-/// `u53` for `optional uint64`.
-pub fn opt_u53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    u53(d).map(Some)
-}
-
-/// Deserializes an `int64` that must stay within ±(2^53−1).
-pub fn i53<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+/// Deserializes an `int64` that must stay within ±(2^53−1); null is an error.
+pub fn non_null_i53<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = i64::deserialize(d)?;
     if v.unsigned_abs() > MAX_SAFE_INTEGER {
         return Err(too_big());
@@ -52,23 +52,47 @@ pub fn i53<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     Ok(v)
 }
 
-/// `i53` for `optional int64`.
-pub fn opt_i53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    i53(d).map(Some)
+/// Deserializes a `uint64` field within 2^53−1; null reads as 0.
+pub fn u53<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    opt_u53(d).map(Option::unwrap_or_default)
 }
 
-/// `u53` for `repeated uint64`.
+/// `u53` for `optional uint64`; null reads as unset.
+pub fn opt_u53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<u64>::deserialize(d)?;
+    if v.is_some_and(|v| v > MAX_SAFE_INTEGER) {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// Deserializes an `int64` field within ±(2^53−1); null reads as 0.
+pub fn i53<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    opt_i53(d).map(Option::unwrap_or_default)
+}
+
+/// `i53` for `optional int64`; null reads as unset.
+pub fn opt_i53<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<i64>::deserialize(d)?;
+    if v.is_some_and(|v| v.unsigned_abs() > MAX_SAFE_INTEGER) {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// `u53` for `repeated uint64`; null reads as empty (a null element is an
+/// error: elements are not fields).
 pub fn u53_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
-    let v = Vec::<u64>::deserialize(d)?;
+    let v = Option::<Vec<u64>>::deserialize(d)?.unwrap_or_default();
     if v.iter().any(|x| *x > MAX_SAFE_INTEGER) {
         return Err(too_big());
     }
     Ok(v)
 }
 
-/// `i53` for `repeated int64`.
+/// `i53` for `repeated int64`; null reads as empty.
 pub fn i53_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
-    let v = Vec::<i64>::deserialize(d)?;
+    let v = Option::<Vec<i64>>::deserialize(d)?.unwrap_or_default();
     if v.iter().any(|x| x.unsigned_abs() > MAX_SAFE_INTEGER) {
         return Err(too_big());
     }
@@ -92,7 +116,12 @@ pub fn opt_enum_ser<E: ProtoEnum, S: Serializer>(v: &Option<i32>, s: S) -> Resul
     }
 }
 
-struct EnumVisitor<E>(PhantomData<E>);
+/// Reads an enum value; `null_ok` says whether null is the zero value
+/// (fields, members, map values) or an error (repeated-field elements).
+struct EnumVisitor<E> {
+    null_ok: bool,
+    marker: PhantomData<E>,
+}
 
 impl<E: ProtoEnum> Visitor<'_> for EnumVisitor<E> {
     type Value = i32;
@@ -114,18 +143,41 @@ impl<E: ProtoEnum> Visitor<'_> for EnumVisitor<E> {
     }
     // ENC-DEFAULTS-OMITTED: null reads as the default.
     fn visit_unit<Er: de::Error>(self) -> Result<i32, Er> {
-        Ok(0)
+        if self.null_ok {
+            Ok(0)
+        } else {
+            Err(Er::invalid_type(de::Unexpected::Unit, &self))
+        }
     }
 }
 
-/// Deserializes an enum field from its name (or number).
+/// Deserializes an enum field from its name (or number); null reads as the
+/// `_UNSPECIFIED` value (also for oneof members and map values, as in the
+/// TypeScript codec).
 pub fn enum_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
-    d.deserialize_any(EnumVisitor::<E>(PhantomData))
+    d.deserialize_any(EnumVisitor::<E> {
+        null_ok: true,
+        marker: PhantomData,
+    })
 }
 
-/// `enum_de` for `optional` enum fields.
+/// One enum value, for `Option` and `Vec` of them: null is not one (a
+/// null element of a repeated field is an error, as in TypeScript).
+struct EnumItem<E>(i32, PhantomData<E>);
+
+impl<'de, E: ProtoEnum> Deserialize<'de> for EnumItem<E> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = EnumVisitor::<E> {
+            null_ok: false,
+            marker: PhantomData,
+        };
+        d.deserialize_any(v).map(|v| EnumItem(v, PhantomData))
+    }
+}
+
+/// `enum_de` for `optional` enum fields; null reads as unset.
 pub fn opt_enum_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
-    enum_de::<E, D>(d).map(Some)
+    Ok(Option::<EnumItem<E>>::deserialize(d)?.map(|i| i.0))
 }
 
 /// Serializes a repeated enum field by names.
@@ -141,18 +193,10 @@ pub fn enum_list_ser<E: ProtoEnum, S: Serializer>(v: &[i32], s: S) -> Result<S::
     seq.end()
 }
 
-/// Deserializes a repeated enum field.
+/// Deserializes a repeated enum field; null reads as empty.
 pub fn enum_list_de<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
-    struct Item<E>(i32, PhantomData<E>);
-    impl<'de, E: ProtoEnum> Deserialize<'de> for Item<E> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            enum_de::<E, D>(d).map(|v| Item(v, PhantomData))
-        }
-    }
-    Ok(Vec::<Item<E>>::deserialize(d)?
-        .into_iter()
-        .map(|i| i.0)
-        .collect())
+    let items = Option::<Vec<EnumItem<E>>>::deserialize(d)?.unwrap_or_default();
+    Ok(items.into_iter().map(|i| i.0).collect())
 }
 
 /// JSON Schema of an enum field: one of its value names.
@@ -183,9 +227,12 @@ pub mod base64 {
         }
     }
 
-    /// Deserializes bytes from base64 text or `bin`, whichever is present.
+    /// Deserializes a `bytes` field from base64 text or `bin`, whichever
+    /// is present; null reads as empty.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        d.deserialize_any(BytesVisitor)
+        Ok(Option::<super::BytesValue>::deserialize(d)?
+            .map(|b| b.0)
+            .unwrap_or_default())
     }
 
     pub(super) struct BytesVisitor;
@@ -226,6 +273,28 @@ pub mod base64 {
     }
 }
 
+/// One `bytes` value, base64 or `bin`; null is an error.
+struct BytesValue(Bytes);
+
+impl<'de> Deserialize<'de> for BytesValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(base64::BytesVisitor).map(BytesValue)
+    }
+}
+
+/// `base64` for oneof members and map values: null is an error.
+pub mod non_null_base64 {
+    use super::*;
+    /// Serializes bytes per the policy.
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        super::base64::serialize(v, s)
+    }
+    /// Deserializes bytes from base64 text or `bin`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        BytesValue::deserialize(d).map(|b| b.0)
+    }
+}
+
 /// `base64` for `optional bytes`.
 pub mod opt_base64 {
     use super::*;
@@ -236,9 +305,9 @@ pub mod opt_base64 {
             None => s.serialize_none(),
         }
     }
-    /// Deserializes bytes.
+    /// Deserializes bytes; null reads as unset.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
-        super::base64::deserialize(d).map(Some)
+        Ok(Option::<BytesValue>::deserialize(d)?.map(|b| b.0))
     }
 }
 
@@ -260,18 +329,10 @@ pub mod base64_list {
         }
         seq.end()
     }
-    /// Deserializes each element.
+    /// Deserializes each element; null reads as empty.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Bytes>, D::Error> {
-        struct One(Bytes);
-        impl<'de> Deserialize<'de> for One {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                super::base64::deserialize(d).map(One)
-            }
-        }
-        Ok(Vec::<One>::deserialize(d)?
-            .into_iter()
-            .map(|o| o.0)
-            .collect())
+        let items = Option::<Vec<BytesValue>>::deserialize(d)?.unwrap_or_default();
+        Ok(items.into_iter().map(|o| o.0).collect())
     }
 }
 
