@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::compat::VersionCompat;
 use crate::wire::envelope::{Tagged, WireEnvelope, UNKNOWN_TYPE_PREFIX};
+use crate::wire::unique::UniqueKeys;
 use crate::wire::ValidateError;
 use crate::{close, Encoding, Subprotocol};
 
@@ -272,7 +273,8 @@ impl Codec {
         let tagged = match self.subprotocol.encoding {
             Encoding::Json => {
                 let mut de = serde_json::Deserializer::from_slice(frame);
-                let t = E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?;
+                let t = E::deserialize_tagged(UniqueKeys(&mut de))
+                    .map_err(|e| malformed(e.to_string()))?;
                 de.end().map_err(|e| malformed(e.to_string()))?;
                 t
             }
@@ -284,7 +286,7 @@ impl Codec {
                 }
                 let mut de = rmp_serde::Deserializer::from_read_ref(frame);
                 de.set_max_depth(MAX_MSGPACK_DEPTH);
-                E::deserialize_tagged(&mut de).map_err(|e| malformed(e.to_string()))?
+                E::deserialize_tagged(UniqueKeys(&mut de)).map_err(|e| malformed(e.to_string()))?
             }
         };
         let mut env = match tagged {

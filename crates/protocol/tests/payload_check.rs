@@ -9,9 +9,9 @@ use courier_protocol::wire::msgpack::{self, Item, ReadError};
 use courier_protocol::wire::payload::{validate, PayloadError, MAX_DEPTH};
 use proptest::prelude::*;
 
-/// The rules, read item by item: one value of the data model (string map
-/// keys, valid UTF-8, finite floats, no extension types, at most
-/// `MAX_DEPTH` nested containers), nothing after it.
+/// The rules, read item by item: one value of the data model (unique
+/// string map keys, valid UTF-8, finite floats, no extension types, at
+/// most `MAX_DEPTH` nested containers), nothing after it.
 fn reference(bytes: &[u8]) -> bool {
     fn value(buf: &mut &[u8], depth: usize) -> bool {
         match msgpack::read(buf) {
@@ -20,8 +20,9 @@ fn reference(bytes: &[u8]) -> bool {
             Ok(Item::Float(f)) => f.is_finite(),
             Ok(Item::Array(n)) => depth < MAX_DEPTH && (0..n).all(|_| value(buf, depth + 1)),
             Ok(Item::Map(n)) => {
+                let mut keys = std::collections::HashSet::new();
                 depth < MAX_DEPTH && (0..n).all(|_| {
-                    matches!(msgpack::read(buf), Ok(Item::Str(k)) if std::str::from_utf8(k).is_ok())
+                    matches!(msgpack::read(buf), Ok(Item::Str(k)) if std::str::from_utf8(k).is_ok() && keys.insert(k))
                         && value(buf, depth + 1)
                 })
             }
@@ -30,6 +31,22 @@ fn reference(bytes: &[u8]) -> bool {
     }
     let mut buf = bytes;
     value(&mut buf, 0) && buf.is_empty()
+}
+
+/// A map of `n` keys `k0`, `k1`, ... with null values; `dup` makes the key
+/// at the second index equal to the one at the first.
+fn big_map(n: usize, dup: Option<(usize, usize)>) -> Vec<u8> {
+    let mut v = vec![0xde, (n >> 8) as u8, n as u8];
+    for i in 0..n {
+        let key = match dup {
+            Some((a, b)) if i == b => format!("k{a}"),
+            _ => format!("k{i}"),
+        };
+        v.push(0xa0 | key.len() as u8);
+        v.extend_from_slice(key.as_bytes());
+        v.push(0xc0);
+    }
+    v
 }
 
 fn nested(depth: usize, leaf: &[u8]) -> Vec<u8> {
@@ -135,6 +152,40 @@ fn each_rule_has_its_error() {
             "huge announced map",
             vec![0xdf, 0xff, 0xff, 0xff, 0xff],
             read(ReadError::Truncated),
+        ),
+        (
+            "repeated key",
+            vec![0x82, 0xa1, b'k', 0x01, 0xa1, b'k', 0x02],
+            Err(PayloadError::DuplicateKey),
+        ),
+        (
+            "same key in sibling maps",
+            vec![0x92, 0x81, 0xa1, b'k', 0x01, 0x81, 0xa1, b'k', 0x02],
+            Ok(()),
+        ),
+        (
+            "same key in parent and child",
+            vec![0x82, 0xa1, b'k', 0x81, 0xa1, b'k', 0x01, 0xa1, b'j', 0x02],
+            Ok(()),
+        ),
+        (
+            "repeated key after a nested map",
+            vec![
+                0x83, 0xa1, b'k', 0x81, 0xa1, b'j', 0x01, 0xa1, b'j', 0x02, 0xa1, b'k', 0x03,
+            ],
+            Err(PayloadError::DuplicateKey),
+        ),
+        ("20 keys", big_map(20, None), Ok(())),
+        (
+            "20 keys, first and last equal",
+            big_map(20, Some((0, 19))),
+            Err(PayloadError::DuplicateKey),
+        ),
+        ("5000 keys", big_map(5000, None), Ok(())),
+        (
+            "5000 keys, two equal",
+            big_map(5000, Some((1234, 4321))),
+            Err(PayloadError::DuplicateKey),
         ),
     ];
     for (name, bytes, want) in cases {

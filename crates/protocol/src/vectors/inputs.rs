@@ -234,6 +234,12 @@ pub fn decode(version: Version) -> Vec<Decode> {
     let mp_null = |k: &str| mp::cat(&[mp::s(k), vec![0xc0]]);
     v.extend([
         text(
+            "json_keys_differ_by_case",
+            "Keys are compared exactly: `ts` and `Ts` are different keys, and `Ts` is unknown (ENC-UNKNOWN-FIELD).",
+            r#"{"type":"ping","ts":7,"Ts":8,"payload":{"a":1,"A":2}}"#,
+            json!({"type": "ping", "ts": 7}),
+        ),
+        text(
             "json_null_scalar",
             "A null 64-bit field reads as 0, like a missing one (ENC-DEFAULTS-OMITTED).",
             r#"{"type":"ping","ts":null}"#,
@@ -457,7 +463,17 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
         j("json_uint32_overflow", "A uint32 field above 2^32-1 (ENC-INT-FORM).", r#"{"type":"disconnect","code":4294967296}"#, "malformed"),
         j("json_string_field_number", "A string field holding a number.", r#"{"type":"unsubscribe","id":"u","channel":5}"#, "malformed"),
         j("json_enum_wrong_kind", "An enum field that is neither a name nor a number.", r#"{"type":"error","code":true}"#, "malformed"),
-        j("json_duplicate_field", "A member written twice.", r#"{"type":"ping","ts":1,"ts":2}"#, "malformed"),
+        j("json_duplicate_field", "A member written twice (ENC-JSON-FLAT: keys are unique).", r#"{"type":"ping","ts":1,"ts":2}"#, "malformed"),
+        j("json_duplicate_type", "`type` written twice: malformed, whichever comes first (ENC-JSON-FLAT).", r#"{"type":"ping","type":"pong"}"#, "malformed"),
+        j("json_duplicate_type_same_value", "`type` written twice with the same value (ENC-JSON-FLAT).", r#"{"type":"ping","type":"ping"}"#, "malformed"),
+        j("json_duplicate_type_unknown_first", "An unknown `type`, then a known one: the repeated key makes it malformed, not an unknown type (ENC-JSON-FLAT).", r#"{"type":"teleport","type":"ping"}"#, "malformed"),
+        j("json_duplicate_type_not_first", "`type` twice after another member (the decoder's buffering path) (ENC-JSON-FLAT).", r#"{"ts":1,"type":"ping","type":"pong"}"#, "malformed"),
+        j("json_duplicate_unknown_field", "An unknown member written twice: still a repeated key (ENC-JSON-FLAT).", r#"{"type":"ping","future":1,"future":2}"#, "malformed"),
+        j("json_duplicate_inside_unknown_field", "A repeated key inside the value of an unknown member, which is otherwise ignored (ENC-JSON-FLAT).", r#"{"type":"ping","future":{"a":1,"a":2}}"#, "malformed"),
+        j("json_duplicate_in_unknown_type", "A repeated key in an envelope of an unknown type: malformed wins over unknown (ENC-JSON-FLAT).", r#"{"type":"teleport","to":"mars","to":"venus"}"#, "malformed"),
+        j("json_duplicate_escaped_key", "The same key once escaped and once not: `t\\u0073` is `ts` (ENC-JSON-FLAT).", r#"{"type":"ping","t\u0073":1,"ts":2}"#, "malformed"),
+        j("json_duplicate_in_nested_message", "A repeated key in a nested message (ENC-JSON-FLAT).", r#"{"type":"subscribe","id":"s","channel":"c","resume":{"epoch":"e","epoch":"f"}}"#, "malformed"),
+        j("json_duplicate_payload_key", "A payload object with a repeated key (ENC-PAYLOAD-INVALID).", r#"{"type":"publish","id":"p","channel":"c","payload":{"a":1,"b":{"c":1,"c":1}}}"#, "malformed"),
         j("json_null_list_element", "A null element of a repeated field: elements are values, not fields, so null is not their default (ENC-DEFAULTS-OMITTED).", r#"{"type":"hello","features":["a",null]}"#, "malformed"),
         bad(
             MSGPACK,
@@ -509,6 +525,34 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
         bad(MSGPACK, "msgpack_reserved_marker", "The reserved marker 0xc1 (ENC-PAYLOAD-INVALID).", &mp_publish(&[0xc1]), "malformed"),
         bad(
             MSGPACK,
+            "msgpack_duplicate_type",
+            "`type` written twice (ENC-JSON-FLAT: keys are unique).",
+            &mp::cat(&[mp::map(2), mp::s("type"), mp::s("ping"), mp::s("type"), mp::s("pong")]),
+            "malformed",
+        ),
+        bad(
+            MSGPACK,
+            "msgpack_duplicate_field",
+            "A field written twice (ENC-JSON-FLAT).",
+            &mp::cat(&[mp::map(3), mp::s("type"), mp::s("ping"), mp::s("ts"), vec![1], mp::s("ts"), vec![2]]),
+            "malformed",
+        ),
+        bad(
+            MSGPACK,
+            "msgpack_duplicate_payload_key",
+            "A payload map with a repeated key (ENC-PAYLOAD-INVALID).",
+            &mp_publish(&mp::cat(&[mp::map(2), mp::s("a"), vec![1], mp::s("a"), vec![2]])),
+            "malformed",
+        ),
+        bad(
+            MSGPACK,
+            "msgpack_int_key_in_unknown_field",
+            "A map with an integer key inside an unknown field: MessagePack envelopes use the JSON object model, whose keys are strings (ENC-JSON-FLAT).",
+            &mp::cat(&[mp::map(2), mp::s("type"), mp::s("ping"), mp::s("future"), vec![0x81, 0x01, 0x02]]),
+            "malformed",
+        ),
+        bad(
+            MSGPACK,
             "msgpack_huge_length",
             "A header announcing 4 GiB of entries in a 10-byte frame: rejected without allocating (ENC-NO-PANIC).",
             &[0xdf, 0xff, 0xff, 0xff, 0xff, 0xa4, b't', b'y', b'p', b'e'],
@@ -532,6 +576,13 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
         bad(PROTOBUF, "protobuf_payload_not_msgpack", "Payload bytes that are not a MessagePack value (ENC-PAYLOAD-INVALID).", &pb_publish(&[0xc1]), "invalid"),
         bad(PROTOBUF, "protobuf_payload_trailing", "Payload bytes holding two values (ENC-PAYLOAD-INVALID).", &pb_publish(&[0x01, 0x02]), "invalid"),
         bad(PROTOBUF, "protobuf_payload_truncated", "Payload bytes cut short (ENC-PAYLOAD-INVALID).", &pb_publish(&[0x92, 0x01]), "invalid"),
+        bad(
+            PROTOBUF,
+            "protobuf_payload_duplicate_key",
+            "Payload bytes holding a map with a repeated key (ENC-PAYLOAD-INVALID).",
+            &pb_publish(&mp::cat(&[mp::map(2), mp::s("k"), vec![1], mp::s("k"), vec![1]])),
+            "invalid",
+        ),
     ];
     if version == Version::V2 {
         v.extend([
@@ -539,6 +590,12 @@ pub fn invalid(version: Version) -> Vec<Invalid> {
                 "json_batch_too_deep",
                 "Batches nested 200 deep: a typed error, no stack overflow (ENC-NO-PANIC).",
                 &deep_batch,
+                "malformed",
+            ),
+            j(
+                "json_duplicate_type_in_batch",
+                "`type` written twice in an envelope inside a batch (ENC-JSON-FLAT).",
+                r#"{"type":"batch","envelopes":[{"type":"ping","type":"pong"}]}"#,
                 "malformed",
             ),
             j(

@@ -12,6 +12,7 @@ pub mod oneof;
 pub mod payload;
 mod scalars;
 mod scan;
+pub(crate) mod unique;
 
 #[doc(hidden)]
 pub use prost;

@@ -32,6 +32,9 @@ pub enum PayloadError {
     /// A map key is not a string (JSON objects only have string keys).
     #[error("payload map keys must be strings")]
     NonStringKey,
+    /// A map holds the same key twice (ENC-PAYLOAD-INVALID).
+    #[error("payload map holds a key twice")]
+    DuplicateKey,
     /// A string is not valid UTF-8.
     #[error("payload string is not valid UTF-8")]
     Utf8,
