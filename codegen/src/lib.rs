@@ -15,9 +15,10 @@
 //! // }
 //! ```
 //!
-//! and in the crate:
+//! and in the crate (`OUT_DIR` exists only under a build script, so this
+//! is shown, not compiled; `examples/chat` compiles it):
 //!
-//! ```ignore
+//! ```text
 //! pub mod chat {
 //!     #[allow(clippy::all)] // generated code
 //!     pub mod v1 {
