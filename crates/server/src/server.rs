@@ -344,13 +344,10 @@ impl ServerBuilder {
             Some(t) => Some(crate::tls::acceptor(t)?),
             None => None,
         };
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|error| ServerError::Bind {
-                    addr: config.listen,
-                    error,
-                })?;
+        let listener = bind(config.listen).map_err(|error| ServerError::Bind {
+            addr: config.listen,
+            error,
+        })?;
         let local_addr = listener.local_addr().map_err(|error| ServerError::Bind {
             addr: config.listen,
             error,
@@ -390,6 +387,25 @@ impl ServerBuilder {
             tls: is_tls,
         })
     }
+}
+
+/// Pending connections the kernel queues before `accept`. `TcpListener::bind`
+/// uses 128: a burst of reconnecting clients (or a load test opening 256 at
+/// once) overflows it while the server is busy, and every dropped SYN costs
+/// that client a 1 s retransmit. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: restart without waiting for TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The shared ticker's period: fine enough for the shortest deadline,
