@@ -33,8 +33,14 @@ impl Features {
 pub(crate) enum Out {
     /// An envelope encoded for this session alone, with its type name.
     Own(Bytes, &'static str),
-    /// A frame shared with other sessions.
+    /// A frame shared with other sessions, for a transport that needs the
+    /// envelope itself (SSE writes event ids from it).
     Shared(Arc<SharedFrame>),
+    /// A frame shared with other sessions, already in this session's
+    /// encoding: the refcounted bytes are taken at delivery, so the writer
+    /// touches neither the envelope nor its `Arc` (one refcount pair per
+    /// delivery instead of three).
+    Encoded(Bytes),
 }
 
 /// Why and how the connection is closing.
@@ -60,15 +66,19 @@ pub(crate) struct Outbox {
     features: Features,
     capacity: usize,
     unbounded: bool,
+    keep_envelopes: bool,
 }
 
 impl Outbox {
+    /// `keep_envelopes`: queue shared frames as envelopes ([`Out::Shared`])
+    /// rather than as this session's bytes ([`Out::Encoded`]).
     pub(crate) fn new(
         member: v2::PresenceMember,
         subprotocol: Subprotocol,
         features: Features,
         capacity: usize,
         unbounded: bool,
+        keep_envelopes: bool,
     ) -> Self {
         Outbox {
             inner: Mutex::new(Inner {
@@ -81,6 +91,7 @@ impl Outbox {
             features,
             capacity,
             unbounded,
+            keep_envelopes,
         }
     }
 
@@ -164,10 +175,14 @@ impl Outbox {
     }
 
     /// Moves the queued frames into `buf` (which must be empty) and returns
-    /// the pending close, if any.
+    /// the pending close, if any. An empty queue keeps its storage and
+    /// `buf` keeps its own, so a writer that frees `buf` before waiting
+    /// leaves an idle session holding no queue storage at all.
     pub(crate) fn take(&self, buf: &mut VecDeque<Out>) -> Option<CloseRequest> {
         let mut inner = self.lock();
-        std::mem::swap(&mut inner.queue, buf);
+        if !inner.queue.is_empty() {
+            std::mem::swap(&mut inner.queue, buf);
+        }
         inner.close.clone()
     }
 
@@ -193,7 +208,18 @@ impl Subscriber for Outbox {
         self.features.has(Features::EPHEMERAL)
     }
     fn deliver(&self, frame: &Arc<SharedFrame>) -> bool {
-        self.push(Out::Shared(frame.clone()))
+        if self.keep_envelopes {
+            return self.push(Out::Shared(frame.clone()));
+        }
+        match frame.bytes(self.subprotocol()) {
+            Ok(bytes) => self.push(Out::Encoded(bytes)),
+            Err(e) => {
+                // Shared frames are message, presence_event and ephemeral,
+                // which every version has; kept as the writer did before.
+                tracing::warn!(error = %e, "dropping a shared frame that cannot be encoded for this session");
+                true
+            }
+        }
     }
     fn reply(&self, envelope: v2::Envelope) -> bool {
         self.send(&envelope)

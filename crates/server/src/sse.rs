@@ -138,6 +138,7 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
         Features::default(),
         capacity,
         shared.fault(Fault::UnboundedQueue),
+        true,
     ));
     let _registered = shared.register(outbox.clone());
     let mut session = Session::new(shared.clone(), outbox.clone(), identity);
@@ -166,6 +167,8 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
                 for out in buf.drain(..) {
                     let ev = match out {
                         Out::Own(bytes, ty) => event(ty, None, &bytes),
+                        // Never queued: SSE outboxes keep envelopes for event ids.
+                        Out::Encoded(_) => continue,
                         Out::Shared(f) => {
                             let Ok(bytes) = f.bytes(sp) else { continue };
                             let ty = f.envelope().type_name().unwrap_or("message");

@@ -92,96 +92,155 @@ pub(crate) fn upgrade(
     }
     let shared = shared.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
-        };
-        let c = &shared.config;
-        let max = c.max_message_bytes as usize;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(c.ws_read_buffer_bytes as usize)
-            .write_buffer_size(WRITE_BUFFER)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        run(shared, ws, selected, guard).await;
-    });
+    let fut = async move {
+        // The socket is built in a cold box: the stream, as a local of this
+        // task, would otherwise keep its size reserved for the whole
+        // connection after being moved into the split halves.
+        let halves: Cold<'_, Option<(Sink, Stream)>> = Box::pin(async {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "upgrade failed");
+                    return None;
+                }
+            };
+            let c = &shared.config;
+            let max = c.max_message_bytes as usize;
+            let config = WebSocketConfig::default()
+                .read_buffer_size(c.ws_read_buffer_bytes as usize)
+                .write_buffer_size(WRITE_BUFFER)
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max));
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            Some(ws.split())
+        });
+        if let Some((sink, stream)) = halves.await {
+            run(shared, sink, stream, selected, guard).await;
+        }
+    };
+    tokio::spawn(fut);
     resp.body(crate::http::empty()).expect("valid response")
 }
 
-async fn run(shared: Arc<Shared>, ws: Ws, selected: Option<Subprotocol>, guard: ConnGuard) {
-    let (mut sink, mut stream) = ws.split();
+/// A boxed future: the cold paths of a connection (hello phase, closes)
+/// run in their own allocation, freed when they finish, so that every
+/// open connection's task is only as large as its steady state.
+type Cold<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+async fn run(
+    shared: Arc<Shared>,
+    mut sink: Sink,
+    mut stream: Stream,
+    selected: Option<Subprotocol>,
+    guard: ConnGuard,
+) {
     let Some(sp) = selected else {
         // VER-ACCEPT-THEN-CLOSE, VER-MISMATCH-REASON: no data frame, no disconnect.
-        let reason = courier_protocol::subprotocol::mismatch_reason(&shared.supported);
-        let code = close::UNSUPPORTED_VERSION;
-        shared.metrics.disconnect(code);
-        close_frame(&shared, &mut sink, code, &reason).await;
-        let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut stream)).await;
-        return;
+        return Box::pin(async {
+            let reason = courier_protocol::subprotocol::mismatch_reason(&shared.supported);
+            let code = close::UNSUPPORTED_VERSION;
+            shared.metrics.disconnect(code);
+            close_frame(&shared, &mut sink, code, &reason).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut stream)).await;
+        })
+        .await;
     };
     let codec = Codec::new(sp).with_max_message_bytes(shared.config.max_message_bytes as usize);
-    if let Some((code, reason)) = guard.refusal() {
-        // VER-REFUSE-AFTER-ACCEPT: over capacity (4102).
-        return close_early(&shared, &mut sink, &mut stream, codec, code, &reason).await;
-    }
-    let _session_guard = shared.session_opened(Transport::Ws);
-    let hello = match read_hello(&shared, &mut stream, codec).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return,
-        Err((code, reason)) => {
-            return close_early(&shared, &mut sink, &mut stream, codec, code, &reason).await
-        }
-    };
-    let identity = match shared.auth.authenticate(&hello.token, crate::now_ms()) {
-        Ok(i) => i,
-        Err(e) => {
-            let code = e.close_code();
-            return close_early(&shared, &mut sink, &mut stream, codec, code, &e.to_string()).await;
-        }
-    };
-    let (features, names) = session::negotiate_features(&shared, &hello.features, sp.version);
-    let session_id = shared.new_session_id();
-    let welcome = session::welcome(&shared, sp, &session_id, names, &identity);
-    if send_now(&mut sink, codec, &welcome).await.is_err() {
-        return;
-    }
-    tracing::debug!(session = %session_id, user = %identity.user, subprotocol = %sp, "session open");
-    let member = v2::PresenceMember {
-        session_id,
-        user: identity.user.to_string(),
-        info: identity.info.clone(),
-    };
-    let capacity = shared.config.send_queue_frames as usize;
-    let outbox = Arc::new(Outbox::new(
-        member,
-        sp,
-        features,
-        capacity,
-        shared.fault(Fault::UnboundedQueue),
-    ));
-    let _registered = shared.register(outbox.clone());
-    let mut session = Session::new(shared.clone(), outbox.clone(), identity);
-
-    {
-        let writer = write_loop(&shared, sink, &outbox);
-        let reader = read_loop(&mut session, &mut stream, codec);
-        tokio::pin!(writer, reader);
-        tokio::select! {
-            _ = &mut writer => {
-                let _ = tokio::time::timeout(CLOSE_WAIT, &mut reader).await;
+    let _session_guard;
+    let (mut session, outbox) =
+        match open_session(&shared, &mut sink, &mut stream, codec, &guard).await {
+            Some(opened) => {
+                _session_guard = opened.0;
+                (opened.1, opened.2)
             }
+            None => return,
+        };
+    let _registered = shared.register(outbox.clone());
+    {
+        // Pinned in place (`tokio::pin!` on a binding would keep a second,
+        // moved-from copy of each future in this task).
+        let mut writer = std::pin::pin!(write_loop(&shared, sink, &outbox));
+        let mut reader = std::pin::pin!(read_loop(&mut session, &mut stream, codec));
+        let reader_done = tokio::select! {
+            _ = &mut writer => false,
             code = &mut reader => {
                 if outbox.closing().is_none() {
                     shared.metrics.disconnect(code);
                 }
+                true
             }
+        };
+        if !reader_done {
+            let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, &mut reader));
+            let _ = wait.await;
         }
     }
     session.leave_all();
+}
+
+/// The hello phase (HELLO-FIRST, HELLO-DEADLINE, authentication, welcome):
+/// the open session with its accounting guard, or `None` when the
+/// connection was closed instead. Boxed: see [`Cold`].
+fn open_session<'a>(
+    shared: &'a Arc<Shared>,
+    sink: &'a mut Sink,
+    stream: &'a mut Stream,
+    codec: Codec,
+    guard: &'a ConnGuard,
+) -> Cold<'a, Option<(crate::server::SessionGuard, Session, Arc<Outbox>)>> {
+    Box::pin(async move {
+        let sp = codec.subprotocol();
+        if let Some((code, reason)) = guard.refusal() {
+            // VER-REFUSE-AFTER-ACCEPT: over capacity (4102).
+            close_early(shared, sink, stream, codec, code, &reason).await;
+            return None;
+        }
+        let session_guard = shared.session_opened(Transport::Ws);
+        let hello = match read_hello(shared, stream, codec).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return None,
+            Err((code, reason)) => {
+                close_early(shared, sink, stream, codec, code, &reason).await;
+                return None;
+            }
+        };
+        let identity = match shared.auth.authenticate(&hello.token, crate::now_ms()) {
+            Ok(i) => i,
+            Err(e) => {
+                let code = e.close_code();
+                close_early(shared, sink, stream, codec, code, &e.to_string()).await;
+                return None;
+            }
+        };
+        let (features, names) = session::negotiate_features(shared, &hello.features, sp.version);
+        let session_id = shared.new_session_id();
+        let welcome = session::welcome(shared, sp, &session_id, names, &identity);
+        if send_now(sink, codec, &welcome).await.is_err() {
+            return None;
+        }
+        tracing::debug!(session = %session_id, user = %identity.user, subprotocol = %sp, "session open");
+        let member = v2::PresenceMember {
+            session_id,
+            user: identity.user.to_string(),
+            info: identity.info.clone(),
+        };
+        let capacity = shared.config.send_queue_frames as usize;
+        let outbox = Arc::new(Outbox::new(
+            member,
+            sp,
+            features,
+            capacity,
+            shared.fault(Fault::UnboundedQueue),
+            false,
+        ));
+        let session = Session::new(shared.clone(), outbox.clone(), identity);
+        Some((session_guard, session, outbox))
+    })
 }
 
 /// Waits for `hello` (HELLO-FIRST, HELLO-DEADLINE).
@@ -304,7 +363,8 @@ async fn read_loop(session: &mut Session, stream: &mut Stream, codec: Codec) -> 
                     Message::Binary(b) => (b, false),
                     Message::Close(c) => {
                         // Let tungstenite flush its close reply before leaving.
-                        let _ = tokio::time::timeout(CLOSE_WAIT, drain(stream)).await;
+                        let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, drain(stream)));
+                        let _ = wait.await;
                         return c.map(|c| u16::from(c.code)).unwrap_or(close::NORMAL);
                     }
                     _ => continue,
@@ -337,7 +397,6 @@ fn process(session: &mut Session, codec: Codec, bytes: &[u8], text: bool) -> Res
 /// The writer half: drains the outbox, then sends the disconnect and close.
 async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
     let mut buf = VecDeque::new();
-    let mut frames = Vec::new();
     let sp = outbox.subprotocol();
     let batch = sp.version == Version::V2
         && outbox.features().has(Features::BATCH)
@@ -346,25 +405,14 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
     loop {
         let mut close = outbox.take(&mut buf);
         if !buf.is_empty() {
-            frames.clear();
-            frames.extend(buf.drain(..).filter_map(|o| match o {
-                Out::Own(b, _) => Some(b),
-                Out::Shared(f) => f.bytes(sp).ok(),
-            }));
-            let n = frames.len() as u64;
-            let write = write_frames(
-                &mut sink,
-                sp,
-                &frames,
-                batch,
-                shared.config.max_batch as usize,
-                max_frame,
-            );
+            let n = buf.len() as u64;
+            let max_batch = shared.config.max_batch as usize;
             let result = tokio::select! {
-                r = write => r.map(|_| true),
+                r = write_frames(&mut sink, sp, &mut buf, batch, max_batch, max_frame) => r.map(|_| true),
                 // Abandoned: whole frames stay buffered, the close follows them.
                 _ = blocked_write_abort(outbox) => Ok(false),
             };
+            buf.clear();
             shared.metrics.messages_out(n);
             match result {
                 // Frames pushed during the write may have had their wake-up
@@ -382,30 +430,46 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
             }
         }
         if let Some(c) = close {
-            shared.metrics.disconnect(c.code);
-            let mut reason = if shared.fault(Fault::NoCloseReason) {
-                String::new()
-            } else {
-                c.reason
-            };
-            truncate(&mut reason, 123);
-            let disconnect = v2::Envelope {
-                body: Some(Body::Disconnect(v2::Disconnect {
-                    code: c.code as u32,
-                    reason: reason.clone(),
-                    retry_after_ms: c.retry_after_ms,
-                })),
-            };
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
-                // CLOSE-DISCONNECT-NOTICE: the disconnect is the last envelope.
-                send_now(&mut sink, Codec::new(sp), &disconnect).await?;
-                close_frame_raw(&mut sink, c.code, &reason).await
-            })
-            .await;
-            return;
+            return send_close(shared, &mut sink, sp, c).await;
         }
+        // Idle: an idle session holds no queue storage (`Outbox::take`
+        // left the queue's own storage with it; this frees the writer's).
+        buf = VecDeque::new();
         outbox.changed().await;
     }
+}
+
+/// CLOSE-DISCONNECT-NOTICE: the disconnect envelope, then the close frame.
+/// Boxed by the caller's `.await`: it runs once per connection, so its
+/// state should not enlarge every idle connection's future.
+fn send_close<'a>(
+    shared: &'a Shared,
+    sink: &'a mut Sink,
+    sp: Subprotocol,
+    c: crate::outbox::CloseRequest,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        shared.metrics.disconnect(c.code);
+        let mut reason = if shared.fault(Fault::NoCloseReason) {
+            String::new()
+        } else {
+            c.reason
+        };
+        truncate(&mut reason, 123);
+        let disconnect = v2::Envelope {
+            body: Some(Body::Disconnect(v2::Disconnect {
+                code: c.code as u32,
+                reason: reason.clone(),
+                retry_after_ms: c.retry_after_ms,
+            })),
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            // CLOSE-DISCONNECT-NOTICE: the disconnect is the last envelope.
+            send_now(sink, Codec::new(sp), &disconnect).await?;
+            close_frame_raw(sink, c.code, &reason).await
+        })
+        .await;
+    })
 }
 
 /// Resolves when a blocked write should be abandoned: at once for a slow
@@ -415,43 +479,63 @@ pub(crate) async fn blocked_write_abort(outbox: &Outbox) {
         outbox.changed().await;
         if let Some(c) = outbox.closing() {
             if c.code != close::SLOW_CONSUMER {
-                tokio::time::sleep(BLOCKED_WRITE_GRACE).await;
+                // Boxed: this future is built for every write, the timer
+                // only on a close.
+                Box::pin(tokio::time::sleep(BLOCKED_WRITE_GRACE)).await;
             }
             return;
         }
     }
 }
 
+/// The bytes of a queued frame in this session's encoding.
+fn frame_bytes(out: Out, sp: Subprotocol) -> Option<Bytes> {
+    match out {
+        Out::Own(b, _) | Out::Encoded(b) => Some(b),
+        Out::Shared(f) => f.bytes(sp).ok(),
+    }
+}
+
+/// Feeds every queued frame to tungstenite (which writes each 16 KiB it
+/// accumulates) and flushes once.
 async fn write_frames(
     sink: &mut Sink,
     sp: Subprotocol,
-    frames: &[Bytes],
+    buf: &mut VecDeque<Out>,
     batch: bool,
     max_batch: usize,
     max_frame: usize,
 ) -> Result<(), WsError> {
-    let mut i = 0;
-    while i < frames.len() {
-        // Coalesce consecutive frames into one `batch` (v2, feature `batch`),
-        // staying within max_batch entries and LIMIT-SERVER-FRAME.
-        let mut j = i + 1;
-        if batch {
-            let mut size = BATCH_OVERHEAD + frames[i].len() + BATCH_ENTRY_OVERHEAD;
-            while j < frames.len()
-                && j - i < max_batch
-                && size + frames[j].len() + BATCH_ENTRY_OVERHEAD <= max_frame
-            {
-                size += frames[j].len() + BATCH_ENTRY_OVERHEAD;
-                j += 1;
+    while let Some(out) = buf.pop_front() {
+        let Some(first) = frame_bytes(out, sp) else {
+            continue;
+        };
+        let bytes = if batch && !buf.is_empty() {
+            // Coalesce consecutive frames into one `batch` (v2, feature
+            // `batch`), staying within max_batch entries and LIMIT-SERVER-FRAME.
+            let mut size = BATCH_OVERHEAD + first.len() + BATCH_ENTRY_OVERHEAD;
+            let mut frames = vec![first];
+            while frames.len() < max_batch {
+                let Some(next) = buf.pop_front() else { break };
+                let Some(next) = frame_bytes(next, sp) else {
+                    continue;
+                };
+                if size + next.len() + BATCH_ENTRY_OVERHEAD > max_frame {
+                    buf.push_front(Out::Encoded(next));
+                    break;
+                }
+                size += next.len() + BATCH_ENTRY_OVERHEAD;
+                frames.push(next);
             }
-        }
-        let bytes = if j - i > 1 {
-            assemble_batch(sp.encoding, &frames[i..j])
+            if frames.len() > 1 {
+                assemble_batch(sp.encoding, &frames)
+            } else {
+                frames.pop().expect("one frame")
+            }
         } else {
-            frames[i].clone()
+            first
         };
         sink.feed(data_message(sp, bytes)?).await?;
-        i = j;
     }
     sink.flush().await
 }
