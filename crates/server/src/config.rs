@@ -98,10 +98,13 @@ pub struct ServerConfig {
     /// clients send none; set it in production to stop cross-site WebSocket
     /// hijacking. A refused origin gets HTTP 403.
     pub allowed_origins: Vec<String>,
-    /// Read buffer per WebSocket connection, in bytes. Default 2048:
-    /// tungstenite's 128 KiB default costs ~137 KB per idle connection; at
-    /// 2 KiB an idle connection costs ~8.5 KB in all and fan-out throughput
-    /// is unchanged (docs/benchmarks.md). Raise it for large inbound frames.
+    /// Read buffer per WebSocket connection, in bytes. Default 512: it is
+    /// held by every connection for its whole life (tungstenite's 128 KiB
+    /// default costs ~137 KB per idle connection); 512 bytes hold several
+    /// typical client frames per read, and fan-out throughput is the same
+    /// as with 2 KiB (docs/benchmarks.md). An inbound frame larger than the
+    /// buffer takes one read per 512 bytes: raise it for clients that send
+    /// large frames often.
     pub ws_read_buffer_bytes: u32,
     /// How long shutdown waits for clients to drain after the 1001 close
     /// before dropping them. Default 5 000 ms.
@@ -210,7 +213,7 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             max_connections_per_ip: 4096,
             allowed_origins: Vec::new(),
-            ws_read_buffer_bytes: 2048,
+            ws_read_buffer_bytes: 512,
             shutdown_grace_ms: 5_000,
             sse: true,
             auth: AuthConfig {

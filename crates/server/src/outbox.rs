@@ -5,10 +5,10 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use courier_protocol::{close, v2, Codec, Subprotocol};
-use tokio::sync::Notify;
 
 use crate::broker::Subscriber;
 use crate::frame::SharedFrame;
@@ -54,13 +54,28 @@ pub(crate) struct CloseRequest {
 struct Inner {
     queue: VecDeque<Out>,
     close: Option<CloseRequest>,
+    /// The writer waiting in [`Outbox::changed`]. One waiter per outbox
+    /// (its connection's writer), so a slot under the queue's lock replaces
+    /// a `Notify`: no second lock per push, and an 8-byte wait future
+    /// instead of a 64-byte `Notified` in every connection's task.
+    waker: Option<Waker>,
+    /// Something was queued into an empty queue, or a close was requested,
+    /// since `changed` last resolved (a permit, as `Notify::notify_one` keeps).
+    signalled: bool,
+}
+
+impl Inner {
+    /// Records a change; the returned waker must be woken after unlocking.
+    fn signal(&mut self) -> Option<Waker> {
+        self.signalled = true;
+        self.waker.take()
+    }
 }
 
 /// The outbound side of a session, shared with the broker (as its
 /// [`Subscriber`]) and with RPC tasks.
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
-    notify: Notify,
     member: v2::PresenceMember,
     codec: Codec,
     features: Features,
@@ -84,8 +99,9 @@ impl Outbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 close: None,
+                waker: None,
+                signalled: false,
             }),
-            notify: Notify::new(),
             member,
             codec: Codec::new(subprotocol),
             features,
@@ -127,15 +143,21 @@ impl Outbox {
                 reason: format!("slow consumer: more than {} frames queued", self.capacity),
                 retry_after_ms: None,
             });
+            let waker = inner.signal();
             drop(inner);
-            self.notify.notify_one();
+            if let Some(w) = waker {
+                w.wake();
+            }
             return false;
         }
         let was_empty = inner.queue.is_empty();
         inner.queue.push_back(out);
+        // Only the first frame of a batch wakes the writer: it takes the
+        // whole queue.
+        let waker = if was_empty { inner.signal() } else { None };
         drop(inner);
-        if was_empty {
-            self.notify.notify_one();
+        if let Some(w) = waker {
+            w.wake();
         }
         true
     }
@@ -165,8 +187,11 @@ impl Outbox {
                 retry_after_ms,
             });
         }
+        let waker = inner.signal();
         drop(inner);
-        self.notify.notify_one();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// The pending close, if any.
@@ -191,9 +216,23 @@ impl Outbox {
         self.lock().queue.len()
     }
 
-    /// Waits until something was queued or a close was requested.
+    /// Waits until something was queued or a close was requested since the
+    /// last time this resolved. For the connection's writer only: a second
+    /// concurrent waiter would take the first one's wake-up.
     pub(crate) async fn changed(&self) {
-        self.notify.notified().await
+        std::future::poll_fn(|cx| self.poll_changed(cx)).await
+    }
+
+    fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if std::mem::take(&mut inner.signalled) {
+            return Poll::Ready(());
+        }
+        match &inner.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 

@@ -68,8 +68,15 @@ impl Shared {
         *self.shutdown.borrow()
     }
 
+    /// Ticks for the periodic session checks; also ticks once when shutdown
+    /// begins, so that WebSocket sessions wait on this watch alone.
     pub(crate) fn tick_rx(&self) -> watch::Receiver<()> {
         self.tick.subscribe()
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.tick.send_replace(());
     }
 
     /// VER-HIGHEST-COMMON over the client's offers.
@@ -477,7 +484,7 @@ impl RunningServer {
     /// session a `disconnect` and close 1001, and waits up to
     /// `shutdown_grace_ms` for them to finish.
     pub async fn shutdown(self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.begin_shutdown();
         let grace = Duration::from_millis(self.shared.config.shutdown_grace_ms);
         let _ = tokio::time::timeout(grace, async {
             loop {
@@ -498,7 +505,7 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.begin_shutdown();
     }
 }
 

@@ -319,25 +319,23 @@ fn read_error(shared: &Shared, e: WsError) -> Result<(), Close> {
 async fn read_loop(session: &mut Session, stream: &mut Stream, codec: Codec) -> u16 {
     let shared = session.shared.clone();
     let outbox = session.outbox.clone();
-    let mut shutdown = shared.shutdown_rx();
+    // One watch for ticks and shutdown (shutdown also ticks): one wait
+    // future per connection instead of two.
     let mut tick = shared.tick_rx();
     let mut closing = false;
-    if *shutdown.borrow_and_update() {
+    if shared.is_shutting_down() {
         outbox.close(close::GOING_AWAY, "server shutting down", None);
         closing = true;
     }
     loop {
         tokio::select! {
-            r = shutdown.changed(), if !closing => {
-                if r.is_ok() && *shutdown.borrow() {
+            _ = tick.changed(), if !closing => {
+                if shared.is_shutting_down() {
                     // CLOSE-SHUTDOWN; spread v2 reconnects (CLOSE-RETRY-AFTER).
                     let retry = (outbox.subprotocol().version == Version::V2).then(|| fastrand::u64(0..1000));
                     outbox.close(close::GOING_AWAY, "server shutting down", retry);
                     closing = true;
-                }
-            }
-            _ = tick.changed(), if !closing => {
-                if let Err((code, reason)) = session.tick(Instant::now(), true) {
+                } else if let Err((code, reason)) = session.tick(Instant::now(), true) {
                     outbox.close(code, reason, None);
                     closing = true;
                 }
