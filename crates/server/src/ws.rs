@@ -360,10 +360,11 @@ async fn read_loop(session: &mut Session, stream: &mut Stream, codec: Codec) -> 
                     Message::Text(t) => (Bytes::from(t), true),
                     Message::Binary(b) => (b, false),
                     Message::Close(c) => {
+                        let code = c.map(|c| u16::from(c.code)).unwrap_or(close::NORMAL);
                         // Let tungstenite flush its close reply before leaving.
                         let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, drain(stream)));
                         let _ = wait.await;
-                        return c.map(|c| u16::from(c.code)).unwrap_or(close::NORMAL);
+                        return code;
                     }
                     _ => continue,
                 };
@@ -401,7 +402,9 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
         && shared.config.batch_deliveries;
     let max_frame = 2 * shared.config.max_message_bytes as usize;
     loop {
-        let mut close = outbox.take(&mut buf);
+        // A flag rather than the request: the request stays in the outbox
+        // (the first one wins), and the flag keeps it out of the write's state.
+        let mut closing = outbox.take(&mut buf).is_some();
         if !buf.is_empty() {
             let n = buf.len() as u64;
             let max_batch = shared.config.max_batch as usize;
@@ -415,9 +418,9 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
             match result {
                 // Frames pushed during the write may have had their wake-up
                 // consumed by `blocked_write_abort`: take again before waiting.
-                Ok(true) if close.is_none() => continue,
+                Ok(true) if !closing => continue,
                 Ok(true) => {}
-                Ok(false) => close = close.or_else(|| outbox.closing()),
+                Ok(false) => closing = true,
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed");
                     if let Some(c) = outbox.closing() {
@@ -427,7 +430,7 @@ async fn write_loop(shared: &Shared, mut sink: Sink, outbox: &Outbox) {
                 }
             }
         }
-        if let Some(c) = close {
+        if let Some(c) = outbox.closing().filter(|_| closing) {
             return send_close(shared, &mut sink, sp, c).await;
         }
         // Idle: an idle session holds no queue storage (`Outbox::take`
@@ -475,8 +478,8 @@ fn send_close<'a>(
 pub(crate) async fn blocked_write_abort(outbox: &Outbox) {
     loop {
         outbox.changed().await;
-        if let Some(c) = outbox.closing() {
-            if c.code != close::SLOW_CONSUMER {
+        if let Some(code) = outbox.closing().map(|c| c.code) {
+            if code != close::SLOW_CONSUMER {
                 // Boxed: this future is built for every write, the timer
                 // only on a close.
                 Box::pin(tokio::time::sleep(BLOCKED_WRITE_GRACE)).await;
@@ -495,47 +498,68 @@ fn frame_bytes(out: Out, sp: Subprotocol) -> Option<Bytes> {
 }
 
 /// Feeds every queued frame to tungstenite (which writes each 16 KiB it
-/// accumulates) and flushes once.
-async fn write_frames(
-    sink: &mut Sink,
+/// accumulates) and flushes once. Written against the `Sink` poll methods:
+/// its state is the queue itself, so every connection's task holds a few
+/// references here instead of an async body with a message in flight.
+fn write_frames<'a>(
+    sink: &'a mut Sink,
     sp: Subprotocol,
-    buf: &mut VecDeque<Out>,
+    buf: &'a mut VecDeque<Out>,
     batch: bool,
     max_batch: usize,
     max_frame: usize,
-) -> Result<(), WsError> {
-    while let Some(out) = buf.pop_front() {
-        let Some(first) = frame_bytes(out, sp) else {
+) -> impl std::future::Future<Output = Result<(), WsError>> + 'a {
+    std::future::poll_fn(move |cx| {
+        loop {
+            // A frame leaves the queue only once the sink can take it, so a
+            // write abandoned while pending loses nothing it had accepted.
+            std::task::ready!(sink.poll_ready_unpin(cx))?;
+            let Some(bytes) = next_frame(buf, sp, batch, max_batch, max_frame) else {
+                break;
+            };
+            sink.start_send_unpin(data_message(sp, bytes)?)?;
+        }
+        sink.poll_flush_unpin(cx)
+    })
+}
+
+/// The next frame to write: the queue's first, or with `batch` the longest
+/// run of queued frames that fits one `batch` envelope (v2, feature
+/// `batch`: at most max_batch entries, LIMIT-SERVER-FRAME).
+fn next_frame(
+    buf: &mut VecDeque<Out>,
+    sp: Subprotocol,
+    batch: bool,
+    max_batch: usize,
+    max_frame: usize,
+) -> Option<Bytes> {
+    let first = loop {
+        if let Some(b) = frame_bytes(buf.pop_front()?, sp) {
+            break b;
+        }
+    };
+    if !batch || buf.is_empty() {
+        return Some(first);
+    }
+    let mut size = BATCH_OVERHEAD + first.len() + BATCH_ENTRY_OVERHEAD;
+    let mut frames = vec![first];
+    while frames.len() < max_batch {
+        let Some(next) = buf.pop_front() else { break };
+        let Some(next) = frame_bytes(next, sp) else {
             continue;
         };
-        let bytes = if batch && !buf.is_empty() {
-            // Coalesce consecutive frames into one `batch` (v2, feature
-            // `batch`), staying within max_batch entries and LIMIT-SERVER-FRAME.
-            let mut size = BATCH_OVERHEAD + first.len() + BATCH_ENTRY_OVERHEAD;
-            let mut frames = vec![first];
-            while frames.len() < max_batch {
-                let Some(next) = buf.pop_front() else { break };
-                let Some(next) = frame_bytes(next, sp) else {
-                    continue;
-                };
-                if size + next.len() + BATCH_ENTRY_OVERHEAD > max_frame {
-                    buf.push_front(Out::Encoded(next));
-                    break;
-                }
-                size += next.len() + BATCH_ENTRY_OVERHEAD;
-                frames.push(next);
-            }
-            if frames.len() > 1 {
-                assemble_batch(sp.encoding, &frames)
-            } else {
-                frames.pop().expect("one frame")
-            }
-        } else {
-            first
-        };
-        sink.feed(data_message(sp, bytes)?).await?;
+        if size + next.len() + BATCH_ENTRY_OVERHEAD > max_frame {
+            buf.push_front(Out::Encoded(next));
+            break;
+        }
+        size += next.len() + BATCH_ENTRY_OVERHEAD;
+        frames.push(next);
     }
-    sink.flush().await
+    Some(if frames.len() > 1 {
+        assemble_batch(sp.encoding, &frames)
+    } else {
+        frames.pop().expect("one frame")
+    })
 }
 
 fn data_message(sp: Subprotocol, bytes: Bytes) -> Result<Message, WsError> {
