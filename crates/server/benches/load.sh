@@ -61,10 +61,18 @@ load() { taskset -c 1 "$BIN" load --url "$URL" --json "$@" 2>/dev/null; }
 
 echo "load before: $(uptime)"
 start_server
+# One unrecorded run first: the server's first 1,000 connections and
+# queues fault in fresh memory, which no later run pays.
+load --subscribers 1000 --publishes 1000 --payload-size 128 --channel warmup >/dev/null
+TIMEFORMAT='%U %S'
 for i in $(seq "$RUNS"); do
     before=$(cpu_ticks)
-    load --subscribers 1000 --publishes 3000 --payload-size 128 --channel "fanout$i" >"$OUT/fanout$i.json"
-    jq --argjson t $(($(cpu_ticks) - before)) '. + {server_cpu_seconds: ($t / 100)}' \
+    # The generator's own CPU (user, system) tells whether it or the server limited the run.
+    gen=$( { time load --subscribers 1000 --publishes 3000 --payload-size 128 --channel "fanout$i" >"$OUT/fanout$i.json"; } 2>&1 )
+    jq --argjson t $(($(cpu_ticks) - before)) --arg gen "$gen" \
+        '. + {server_cpu_seconds: ($t / 100), generator_cpu_seconds: ($gen | split(" ") | map(tonumber) | add)}
+           | . + {server_busy: (.server_cpu_seconds / .seconds), generator_busy: (.generator_cpu_seconds / .seconds),
+                  server_us_per_delivery: (.server_cpu_seconds * 1e6 / .delivered)}' \
         "$OUT/fanout$i.json" >"$OUT/tmp.json" && mv "$OUT/tmp.json" "$OUT/fanout$i.json"
 done
 for i in $(seq "$RUNS"); do
@@ -89,7 +97,8 @@ echo
 echo "fan-out, closed loop (1,000 subscribers, 3,000 publishes, window 64)"
 echo "  delivered msgs/s       $(stat delivered_per_second "$OUT/fanout*.json")"
 echo "  latency p50 / p99 ms   $(stat latency_p50_ms "$OUT/fanout*.json") / $(stat latency_p99_ms "$OUT/fanout*.json")"
-echo "  server CPU s           $(stat server_cpu_seconds "$OUT/fanout*.json")"
+echo "  server CPU us/delivery $(stat server_us_per_delivery "$OUT/fanout*.json")"
+echo "  server, generator busy $(stat server_busy "$OUT/fanout*.json") / $(stat generator_busy "$OUT/fanout*.json")"
 echo "  missing, gaps          $(jq -s 'map(.missing + .gaps) | add' $OUT/fanout*.json)"
 echo "fixed rate 20 publishes/s (1,000 subscribers, 100 publishes)"
 echo "  latency p50 / p99 ms   $(stat latency_p50_ms "$OUT/rate*.json") / $(stat latency_p99_ms "$OUT/rate*.json")"
