@@ -26,6 +26,7 @@ fi
 echo -20 2>/dev/null >/proc/self/autogroup || echo "note: running at normal priority" >&2
 
 BIN=${COURIER:-target/release/courier}
+SERVER_BIN=${COURIER_SERVER:-$BIN}   # another build of the server, same generator
 RUNS=${RUNS:-3}
 OUT=${OUT:-target/load}
 PORT=${PORT:-18080}
@@ -42,7 +43,7 @@ EOF
 
 SERVER=""
 start_server() {
-    taskset -c 0 "$BIN" serve --config "$OUT/server.toml" --log warn >"$OUT/server.out" 2>"$OUT/server.err" &
+    taskset -c 0 "$SERVER_BIN" serve --config "$OUT/server.toml" --log warn >"$OUT/server.out" 2>"$OUT/server.err" &
     SERVER=$!
     for _ in $(seq 100); do
         grep -q "listening" "$OUT/server.out" 2>/dev/null && return 0
