@@ -129,8 +129,8 @@ impl Codec {
         &self,
         envelope: &E,
     ) -> Result<Bytes, EncodeError> {
-        let envelope = envelope.for_version(self.subprotocol.version)?;
-        let envelope: &E = &envelope;
+        let converted = envelope.for_version(self.subprotocol.version)?;
+        let envelope: &E = converted.as_ref().unwrap_or(envelope);
         if envelope.type_name().is_none() {
             return Err(EncodeError::NoBody);
         }
