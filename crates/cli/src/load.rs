@@ -26,6 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+mod frames;
+use frames::Frame;
+
 /// Arguments of `courier load`.
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
@@ -327,73 +330,111 @@ fn stamp(payload: &[u8]) -> Option<u64> {
     }
 }
 
-/// Runs one subscriber until it has `expected` messages (or forever when idle).
-async fn run_subscriber(mut ws: Ws, codec: Codec, index: usize, expected: u64, stats: Arc<Stats>) {
+/// Runs one subscriber until it has `expected` messages (or forever when
+/// idle), reading raw frames (see `frames`).
+async fn run_subscriber(ws: Ws, codec: Codec, index: usize, expected: u64, stats: Arc<Stats>) {
+    // Nothing is buffered in `ws`: the subscribe_ack was the last frame
+    // before the publisher starts (a lost frame would show as missing).
+    let mut sock = frames::RawSocket::new(ws.into_inner(), index);
+    let fast = codec.subprotocol().encoding == courier_protocol::Encoding::MsgPack;
+    let data_opcode = if codec.subprotocol().encoding.is_text() {
+        1
+    } else {
+        2
+    };
     let mut last_seq = 0u64;
     let mut count = 0u64;
-    let fast = codec.subprotocol().encoding == courier_protocol::Encoding::MsgPack;
-    let mut on_message = |d: Delivery, count: &mut u64| {
-        let now = stats.start.elapsed().as_micros() as u64;
-        if last_seq != 0 && d.seq != last_seq + 1 {
-            stats.gaps.fetch_add(1, Relaxed);
-        }
-        last_seq = d.seq;
-        if let Some(t) = d.stamp {
-            stats.latency.record(now.saturating_sub(t));
-        }
-        stats.delivered.fetch_add(1, Relaxed);
-        stats.received(*count);
-        *count += 1;
-    };
-    while count < expected {
-        let Some(msg) = ws.next().await else {
-            stats.error(format!("subscriber {index}: connection closed"));
-            return;
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => return stats.error(format!("subscriber {index}: {e}")),
-        };
-        if let (true, WsMessage::Binary(b)) = (fast, &msg) {
-            if let Some(d) = fast_message(b) {
-                on_message(d, &mut count);
-                continue;
+    let mut failure: Option<String> = None;
+    let mut replies: Vec<(u8, Vec<u8>)> = Vec::new();
+    while count < expected && failure.is_none() {
+        let mut on_message = |d: Delivery| {
+            let now = stats.start.elapsed().as_micros() as u64;
+            if last_seq != 0 && d.seq != last_seq + 1 {
+                stats.gaps.fetch_add(1, Relaxed);
             }
-        }
-        let env = match decode(&codec, msg) {
-            None => continue,
-            Some(Ok(env)) => env,
-            Some(Err(e)) => return stats.error(format!("subscriber {index}: {e}")),
+            last_seq = d.seq;
+            if let Some(t) = d.stamp {
+                stats.latency.record(now.saturating_sub(t));
+            }
+            stats.delivered.fetch_add(1, Relaxed);
+            stats.received(count);
+            count += 1;
+            // Stop reading at the last expected message: nothing else comes.
+            count < expected
         };
-        let envs = match env.body {
-            Some(Body::Batch(b)) => b.envelopes,
-            body => vec![v2::Envelope { body }],
-        };
-        for env in envs {
-            match env.body {
-                Some(Body::Message(m)) => {
-                    let d = Delivery {
-                        seq: m.seq,
-                        stamp: stamp(&m.payload),
-                    };
-                    on_message(d, &mut count);
-                }
-                Some(Body::Ping(p)) => {
-                    if let Ok(f) = frame(&codec, Body::Pong(v2::Pong { ts: p.ts })) {
-                        let _ = ws.send(f).await;
+        let read = sock
+            .read(|frame| match frame {
+                Frame::Data(bytes, text) => {
+                    if let Some(d) = fast.then(|| fast_message(bytes)).flatten() {
+                        return on_message(d);
                     }
+                    let env: v2::Envelope = match codec.decode_frame(bytes, Some(text)) {
+                        Ok(env) => env,
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            return false;
+                        }
+                    };
+                    let envs = match env.body {
+                        Some(Body::Batch(b)) => b.envelopes,
+                        body => vec![v2::Envelope { body }],
+                    };
+                    let mut more = true;
+                    for env in envs {
+                        match env.body {
+                            Some(Body::Message(m)) => {
+                                more = on_message(Delivery {
+                                    seq: m.seq,
+                                    stamp: stamp(&m.payload),
+                                });
+                            }
+                            Some(Body::Ping(p)) => {
+                                let pong = v2::Envelope {
+                                    body: Some(Body::Pong(v2::Pong { ts: p.ts })),
+                                };
+                                if let Ok(b) = codec.encode(&pong) {
+                                    replies.push((data_opcode, b.to_vec()));
+                                }
+                            }
+                            Some(Body::Disconnect(d)) => {
+                                failure = Some(format!("disconnect {} {}", d.code, d.reason));
+                                return false;
+                            }
+                            _ => {}
+                        }
+                    }
+                    more
                 }
-                Some(Body::Disconnect(d)) => {
-                    return stats.error(format!(
-                        "subscriber {index}: disconnect {} {}",
-                        d.code, d.reason
-                    ))
+                Frame::Ping(p) => {
+                    replies.push((10, p.to_vec()));
+                    true
                 }
-                _ => {}
-            }
+                Frame::Other(10) => true,
+                Frame::Close => {
+                    failure = Some("connection closed".into());
+                    false
+                }
+                Frame::Other(op) => {
+                    failure = Some(format!("unexpected frame, opcode {op}"));
+                    false
+                }
+            })
+            .await;
+        match read {
+            Ok(true) => {}
+            Ok(false) => failure = failure.or(Some("connection closed".into())),
+            Err(e) => failure = Some(e.to_string()),
+        }
+        for (opcode, bytes) in replies.drain(..) {
+            let _ = sock.send(opcode, &bytes).await;
         }
     }
-    let _ = ws.close(None).await;
+    match failure {
+        Some(f) => stats.error(format!("subscriber {index}: {f}")),
+        None => {
+            let _ = sock.send(8, &[]).await;
+        }
+    }
 }
 
 /// A payload `[t, "xxx…"]` of exactly `size` bytes (at least 11).
