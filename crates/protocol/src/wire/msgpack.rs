@@ -184,16 +184,54 @@ pub fn map_header(n: u32) -> Vec<u8> {
 }
 
 /// Skips exactly one value (of any shape), iteratively: no recursion, so
-/// hostile nesting cannot exhaust the stack.
+/// hostile nesting cannot exhaust the stack. Rejects the markers [`read`]
+/// rejects. Runs on every MessagePack frame before it is decoded, so it
+/// works on marker bytes directly instead of building an [`Item`] per
+/// value (which cost ~10% of a frame's decode).
 pub fn skip(buf: &mut &[u8]) -> Result<(), ReadError> {
+    let b = *buf;
+    let mut pos = 0usize;
+    // A big-endian length of `n` bytes at `pos`.
+    let len = |pos: &mut usize, n: usize| -> Result<u64, ReadError> {
+        let bytes = b.get(*pos..*pos + n).ok_or(ReadError::Truncated)?;
+        *pos += n;
+        Ok(bytes.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+    };
     let mut pending: u64 = 1;
     while pending > 0 {
         pending -= 1;
-        match read(buf)? {
-            Item::Array(n) => pending += u64::from(n),
-            Item::Map(n) => pending += 2 * u64::from(n),
-            _ => {}
-        }
+        let m = *b.get(pos).ok_or(ReadError::Truncated)?;
+        pos += 1;
+        let body = match m {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => 0,
+            0x80..=0x8f => {
+                pending += 2 * u64::from(m & 0x0f);
+                0
+            }
+            0x90..=0x9f => {
+                pending += u64::from(m & 0x0f);
+                0
+            }
+            0xa0..=0xbf => u64::from(m & 0x1f),
+            0xc4..=0xc6 => len(&mut pos, 1 << (m - 0xc4))?,
+            0xd9..=0xdb => len(&mut pos, 1 << (m - 0xd9))?,
+            0xca => 4,
+            0xcb => 8,
+            0xcc..=0xcf => 1 << (m - 0xcc),
+            0xd0..=0xd3 => 1 << (m - 0xd0),
+            0xdc | 0xdd => {
+                pending += len(&mut pos, 2 << (m - 0xdc))?;
+                0
+            }
+            0xde | 0xdf => {
+                pending += 2 * len(&mut pos, 2 << (m - 0xde))?;
+                0
+            }
+            other => return Err(ReadError::Marker(other)),
+        };
+        let end = usize::try_from(body).ok().and_then(|n| pos.checked_add(n));
+        pos = end.filter(|e| *e <= b.len()).ok_or(ReadError::Truncated)?;
     }
+    *buf = &b[pos..];
     Ok(())
 }

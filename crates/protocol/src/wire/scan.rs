@@ -112,7 +112,7 @@ const SMALL: usize = 16;
 
 /// The filter bit of a key: length, first and last byte mixed.
 #[inline(always)]
-fn filter_bit(k: &[u8]) -> u64 {
+pub(super) fn filter_bit(k: &[u8]) -> u64 {
     let first = u32::from(k.first().copied().unwrap_or(0));
     let last = u32::from(k.last().copied().unwrap_or(0));
     let h = (k.len() as u32).wrapping_mul(0x9e37) ^ first ^ (last << 3);

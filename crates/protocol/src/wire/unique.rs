@@ -19,6 +19,8 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
+use super::scan::filter_bit;
+
 /// A deserializer whose maps must have unique string keys.
 pub(crate) struct UniqueKeys<D>(pub(crate) D);
 
@@ -30,6 +32,9 @@ pub(crate) struct UniqueKeys<D>(pub(crate) D);
 struct Seen<'de> {
     inline: [&'de str; INLINE],
     len: usize,
+    /// One bit per inline key (`scan::filter_bit`): a key whose bit is
+    /// clear is new without comparing it to anything.
+    filter: u64,
     set: Option<HashSet<Cow<'de, str>>>,
 }
 
@@ -40,6 +45,7 @@ impl<'de> Seen<'de> {
         Seen {
             inline: [""; INLINE],
             len: 0,
+            filter: 0,
             set: None,
         }
     }
@@ -47,12 +53,14 @@ impl<'de> Seen<'de> {
     /// Records `k`; false if it was already there.
     fn insert(&mut self, k: Cow<'de, str>) -> bool {
         if self.set.is_none() {
-            if self.inline[..self.len].contains(&k.as_ref()) {
+            let bit = filter_bit(k.as_bytes());
+            if self.filter & bit != 0 && self.inline[..self.len].contains(&k.as_ref()) {
                 return false;
             }
             if let (Cow::Borrowed(b), true) = (&k, self.len < INLINE) {
                 self.inline[self.len] = b;
                 self.len += 1;
+                self.filter |= bit;
                 return true;
             }
             let set = self.inline[..self.len]
