@@ -77,6 +77,22 @@ export interface ClientEvents {
   error: ClientError;
 }
 
+/**
+ * What the React hooks and the tab-shared client need of a client: `CourierClient` and
+ * `SharedCourierClient` (`@courier/client/shared`) both have it.
+ */
+export interface CourierLike {
+  readonly state: ClientState;
+  on<K extends keyof ClientEvents>(event: K, listener: (payload: ClientEvents[K]) => void): () => void;
+  subscribe(channel: string, options?: { from?: Position }): Promise<v2.SubscribeAck>;
+  unsubscribe(channel: string): Promise<void>;
+  publish(channel: string, payload: Payload, options?: { id?: string }): Promise<v2.PublishAck>;
+  presence(channel: string): Promise<v2.PresenceMember[]>;
+  rpc(method: string, payload: Payload): Promise<Payload | undefined>;
+  ephemeral(channel: string, payload: Payload): void;
+  close(): void;
+}
+
 interface ChannelState {
   /** The last delivered message's position (SEQ-CLIENT-GAP-DETECTION). */
   position: Position | undefined;
@@ -112,7 +128,7 @@ const now = (): number => Date.now();
  * await client.publish("chat", { text: "hi" });
  * ```
  */
-export class CourierClient extends Emitter<ClientEvents> {
+export class CourierClient extends Emitter<ClientEvents> implements CourierLike {
   private readonly o: Required<Omit<ClientOptions, "token" | "WebSocket" | "backoff">> & { backoff: BackoffOptions };
   private tokenSource: TokenSource | undefined;
   private factory: WebSocketFactory | undefined;
@@ -215,11 +231,23 @@ export class CourierClient extends Emitter<ClientEvents> {
   /**
    * Subscribes to a channel; resolves with the `subscribe_ack`. After a reconnect, the client
    * resubscribes by itself with `resume` (RESUME-CLIENT-RESUBSCRIBE).
+   *
+   * `from` resumes from a position known from elsewhere (stored by the application, or handed
+   * over by another tab): messages after it are replayed (RESUME-EXACT-RANGE) and the `recovery`
+   * event says whether that succeeded. On a channel already subscribed, `from` behind the
+   * current position subscribes again from there, and the replayed messages are delivered again.
    */
-  subscribe(channel: string): Promise<v2.SubscribeAck> {
+  subscribe(channel: string, options: { from?: Position } = {}): Promise<v2.SubscribeAck> {
     let c = this.channels.get(channel);
     if (!c) this.channels.set(channel, (c = { position: undefined, awaitingAck: true, subscribers: [] }));
     const ch = c;
+    const from = options.from;
+    if (from && (!ch.position || from.epoch !== ch.position.epoch || from.seq < ch.position.seq)) {
+      ch.position = { epoch: from.epoch, seq: from.seq };
+      // The caller asked for these messages again: forget that they were delivered.
+      const prefix = `${channel}\u0000`;
+      for (const key of [...this.delivered.keys()]) if (key.startsWith(prefix)) this.delivered.delete(key);
+    }
     const p = new Promise<v2.SubscribeAck>((resolve, reject) => ch.subscribers.push({ resolve, reject }));
     if (this._state === "open") this.sendSubscribe(channel, ch);
     else if (this._state === "idle") void this.dial();

@@ -3,36 +3,14 @@
 // loss after the server restarts. A screenshot is saved under test-artifacts/.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
 import { WebSocket as WS } from "ws";
 
 import { CourierClient } from "../src/client.js";
 import type { WebSocketFactory } from "../src/transport.js";
+import { launchChromium, pkg, servePages } from "./chromium.js";
 import { startServer, until } from "./server.js";
-
-const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
-const pkg = new URL("../../", import.meta.url);
-
-/** Serves the test page and its bundle (built by scripts/test.mjs) on loopback. */
-async function servePage(): Promise<{ url: string; http: HttpServer }> {
-  const files: Record<string, [string, string]> = {
-    "/index.html": ["test/browser/index.html", "text/html"],
-    "/page.js": ["build/browser/page.js", "text/javascript"],
-  };
-  const http = createServer((req, res) => {
-    const f = files[new URL(req.url ?? "/", "http://x").pathname];
-    if (!f) return void res.writeHead(404).end();
-    res.writeHead(200, { "content-type": f[1] }).end(readFileSync(new URL(f[0], pkg)));
-  });
-  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, http };
-}
 
 interface PageState {
   state: string;
@@ -44,12 +22,11 @@ interface PageState {
 test("headless Chromium receives messages across a server restart", async () => {
   let server = await startServer();
   const port = server.port;
-  const page = await servePage();
-  const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "courier-chromium-")), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  const page = await servePages({
+    "/index.html": ["test/browser/index.html", "text/html"],
+    "/page.js": ["build/browser/page.js", "text/javascript"],
   });
+  const context = await launchChromium();
   const publisher = new CourierClient({ url: server.url, WebSocket: WS as unknown as WebSocketFactory, backoff: { baseMs: 50, capMs: 500 } });
   try {
     const tab = context.pages()[0] ?? (await context.newPage());
@@ -87,7 +64,7 @@ test("headless Chromium receives messages across a server restart", async () => 
   } finally {
     publisher.close();
     await context.close();
-    page.http.close();
+    page.close();
     await server.stop();
   }
 });
