@@ -3,7 +3,7 @@
 //      (to dist/) and the tests (to build/)
 //   2. the checked-in bindings (src/gen) equal what `courier gen ts` writes now, and code
 //      generated for a user's payload proto compiles under --strict
-//   3. the browser test pages are bundled (esbuild): the plain client, React
+//   3. the browser test pages are bundled (esbuild): the plain client, React, tabs sharing a connection
 //   4. Debian's chromium is installed if missing (the browser test drives it)
 //   5. node:test runs the vector, live interop and browser tests
 // The live and browser tests run the reference server: ../../target/debug/courier (built by
@@ -70,6 +70,8 @@ const bundle = (entry, out, extra = []) =>
 bundle("test/browser/page.ts", "build/browser/page.js");
 // React's development build, so that StrictMode mounts twice (test/react.test.ts counts joins).
 bundle("test/react/page.ts", "build/react/page.js", ["--define:process.env.NODE_ENV=\"development\""]);
+bundle("test/shared/page.ts", "build/shared/page.js");
+bundle("test/shared/worker.ts", "build/shared/worker.js");
 
 const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
 if (!existsSync(chromium)) {
