@@ -293,6 +293,7 @@ impl Ctx {
         ConnectOptions {
             recv_buffer,
             tls_ca_file: self.profile().tls_ca_file.clone(),
+            auto_pong: true,
         }
     }
 

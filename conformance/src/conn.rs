@@ -2,19 +2,23 @@
 //! subprotocol through the protocol `Codec`, recording every frame sent and
 //! received in the case's transcript (decoded to JSON for the reports).
 //!
+//! A driver task ([`crate::driver`]) owns the socket and keeps reading it,
+//! so every connection a case holds answers `ping` on its own.
+//!
 //! The opening handshake is done here rather than by tungstenite's client,
 //! because the suite must observe what a strict client refuses: an upgrade
 //! that selects no subprotocol (VER-ACCEPT-THEN-CLOSE).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{v2, Codec, Encoding, Subprotocol, WireEnvelope};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::{
     frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig,
 };
@@ -22,120 +26,32 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::case::{fail, CaseError};
+use crate::driver::{Cmd, Driver, Incoming, Shared};
+pub use crate::transcript::{Entry, Transcript};
 
 /// A byte stream the WebSocket runs over (plain TCP, or TLS for `wss://`).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// One recorded event of a case.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Entry {
-    /// Milliseconds since the case started.
-    pub t_ms: u64,
-    /// The connection's label (`c1`, `pub2`, ...).
-    pub conn: String,
-    /// `send`, `recv` or `note`.
-    pub dir: &'static str,
-    /// `handshake`, `text`, `binary`, `close`, `ping`, `pong`, `note`.
-    pub kind: &'static str,
-    /// The frame decoded to JSON, or a description.
-    pub text: String,
-}
-
-/// The frames of one case, in the order they were sent and received.
-#[derive(Debug)]
-pub struct Transcript {
-    start: Instant,
-    entries: Mutex<Kept>,
-}
-
-/// The head and the tail of a long transcript (a load case must not hold
-/// megabytes, and its end is where failures show).
-#[derive(Debug, Default)]
-struct Kept {
-    head: Vec<Entry>,
-    tail: VecDeque<Entry>,
-    omitted: usize,
-}
-
-const HEAD_ENTRIES: usize = 300;
-const TAIL_ENTRIES: usize = 1200;
-
-impl Transcript {
-    /// An empty transcript starting now.
-    pub fn new() -> Arc<Transcript> {
-        Arc::new(Transcript {
-            start: Instant::now(),
-            entries: Mutex::new(Kept::default()),
-        })
-    }
-
-    /// Records one entry.
-    pub fn record(&self, conn: &str, dir: &'static str, kind: &'static str, text: String) {
-        let mut text = text;
-        if text.len() > 600 {
-            let mut cut = 600;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
-        }
-        let entry = Entry {
-            t_ms: self.elapsed_ms(),
-            conn: conn.to_string(),
-            dir,
-            kind,
-            text,
-        };
-        let mut k = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if k.head.len() < HEAD_ENTRIES {
-            k.head.push(entry);
-            return;
-        }
-        if k.tail.len() == TAIL_ENTRIES {
-            k.tail.pop_front();
-            k.omitted += 1;
-        }
-        k.tail.push_back(entry);
-    }
-
-    /// A note from the case itself (what it is about to check).
-    pub fn note(&self, text: impl Into<String>) {
-        self.record("*", "note", "note", text.into());
-    }
-
-    /// Everything recorded (the first and last entries of a long case).
-    pub fn entries(&self) -> Vec<Entry> {
-        let k = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = k.head.clone();
-        if k.omitted > 0 {
-            let t_ms = k.tail.front().map(|e| e.t_ms).unwrap_or(0);
-            let text = format!("… {} entries omitted …", k.omitted);
-            out.push(Entry {
-                t_ms,
-                conn: "*".into(),
-                dir: "note",
-                kind: "note",
-                text,
-            });
-        }
-        out.extend(k.tail.iter().cloned());
-        out
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-}
-
 /// Socket and TLS settings of a connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Shrinks the socket receive buffer (slow-consumer cases).
     pub recv_buffer: Option<u32>,
     /// PEM file of extra CA certificates to trust for `wss://`.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Answer server `ping` envelopes from the start (default true).
+    pub auto_pong: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            recv_buffer: None,
+            tls_ca_file: None,
+            auto_pong: true,
+        }
+    }
 }
 
 /// How a connection ended.
@@ -161,31 +77,24 @@ impl Closed {
     }
 }
 
-/// One client connection under test.
+/// One client connection under test. A driver task owns the socket and
+/// reads it continuously (see [`crate::driver`]): server `ping`s are
+/// answered even while the case waits on another connection.
 pub struct Conn {
-    ws: WebSocketStream<Box<dyn Io>>,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    incoming: mpsc::Receiver<Incoming>,
+    reading: watch::Sender<bool>,
+    shared: Arc<Shared>,
     label: String,
     transcript: Arc<Transcript>,
     /// The subprotocol the server selected, if any.
     pub selected: Option<Subprotocol>,
     /// The raw `Sec-WebSocket-Protocol` the server answered.
     pub selected_header: Option<String>,
-    codec: Option<Codec>,
     stash: VecDeque<v2::Envelope>,
-    /// Answer server `ping` envelopes automatically (default true).
-    pub auto_pong: bool,
     /// How long one expected envelope may take to arrive.
     pub step: Duration,
     closed: Option<Closed>,
-    disconnect: Option<v2::Disconnect>,
-    /// Time of the last `ping` envelope from the server, with its `ts`.
-    pub pings: Vec<(Instant, u64)>,
-    /// The session's `max_message_bytes` once known: frames from the server
-    /// over twice this fail the case (LIMIT-SERVER-FRAME).
-    pub max_message_bytes: Option<usize>,
-    /// JSON or MessagePack frames received whose first member is not
-    /// `type` (ENC-TYPE-FIRST, a SHOULD).
-    pub type_not_first: usize,
 }
 
 impl Conn {
@@ -279,21 +188,34 @@ impl Conn {
         // reasonable deployment, small enough to bound a hostile one.
         config.max_message_size = Some(16 << 20);
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await;
-        Ok(Conn {
+        let shared = Arc::new(Shared::default());
+        shared.auto_pong.store(options.auto_pong, Ordering::Relaxed);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::channel(crate::driver::QUEUE);
+        let (reading_tx, reading_rx) = watch::channel(true);
+        let driver = Driver {
             ws,
+            label: label.to_string(),
+            transcript: transcript.clone(),
+            codec: selected.map(|sp| Codec::new(sp).with_max_message_bytes(16 << 20)),
+            shared: shared.clone(),
+            cmds: cmd_rx,
+            out: out_tx,
+            reading: reading_rx,
+        };
+        tokio::spawn(driver.run());
+        Ok(Conn {
+            cmds: cmd_tx,
+            incoming: out_rx,
+            reading: reading_tx,
+            shared,
             label: label.to_string(),
             transcript,
             selected,
             selected_header,
-            codec: selected.map(|sp| Codec::new(sp).with_max_message_bytes(16 << 20)),
             stash: VecDeque::new(),
-            auto_pong: true,
             step,
             closed: None,
-            disconnect: None,
-            pings: Vec::new(),
-            max_message_bytes: None,
-            type_not_first: 0,
         })
     }
 
@@ -312,9 +234,76 @@ impl Conn {
         &self.label
     }
 
-    /// Encodes and sends one envelope.
+    /// Whether server `ping` envelopes are answered automatically (default
+    /// true). Heartbeat cases turn it off to stay silent.
+    pub fn set_auto_pong(&self, on: bool) {
+        self.shared.auto_pong.store(on, Ordering::Relaxed);
+    }
+
+    /// Arrival time and `ts` of every server `ping` so far.
+    pub fn pings(&self) -> Vec<(Instant, u64)> {
+        self.shared
+            .pings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// JSON or MessagePack frames received whose first member is not
+    /// `type` (ENC-TYPE-FIRST, a SHOULD).
+    pub fn type_not_first(&self) -> usize {
+        *self
+            .shared
+            .type_not_first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops reading the socket (the server's frames back up in its queue
+    /// and the kernel's buffers); pings go unanswered meanwhile.
+    pub fn pause_reading(&self) {
+        self.transcript.record(
+            &self.label,
+            "note",
+            "note",
+            "the suite stops reading this connection".into(),
+        );
+        let _ = self.reading.send(false);
+    }
+
+    /// Reads the socket again after [`Conn::pause_reading`].
+    pub fn resume_reading(&self) {
+        let _ = self.reading.send(true);
+    }
+
+    async fn command(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Cmd,
+    ) -> Result<(), CaseError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(make(tx))
+            .map_err(|_| fail(format!("send failed on {}: connection gone", self.label)))?;
+        rx.await
+            .map_err(|_| fail(format!("send failed on {}: connection gone", self.label)))?
+            .map_err(|e| fail(format!("send failed on {}: {e}", self.label)))
+    }
+
+    /// Encodes and sends one envelope. An envelope the spec forbids a
+    /// client to send (an integer over 2^53−1, ENC-INT53) is refused: the
+    /// suite sends invalid frames only on purpose, through [`Conn::send_raw`].
     pub async fn send(&mut self, env: &v2::Envelope) -> Result<(), CaseError> {
         let sp = self.subprotocol()?;
+        if let Some(what) = crate::guard::forbidden_content(env) {
+            self.transcript.note(format!(
+                "{}: the suite refused to send {}: {what}",
+                self.label,
+                describe(sp, env)
+            ));
+            return Err(fail(format!(
+                "the server's numbering made this case impossible: the suite would have had to send {what}, which ENC-INT53 forbids (a value derived from the positions or acks the server sent; see the seq.* cases)"
+            )));
+        }
         let bytes = Codec::new(sp)
             .encode(env)
             .map_err(|e| fail(format!("suite cannot encode envelope: {e}")))?;
@@ -328,24 +317,17 @@ impl Conn {
             },
             describe(sp, env),
         );
-        self.send_frame(sp.encoding, bytes).await
+        let msg = if sp.encoding.is_text() {
+            Message::Text(String::from_utf8_lossy(&bytes).into_owned().into())
+        } else {
+            Message::Binary(bytes)
+        };
+        self.command(|tx| Cmd::Send(msg, tx)).await
     }
 
     /// Sends a body (wrapped in an envelope).
     pub async fn send_body(&mut self, body: Body) -> Result<(), CaseError> {
         self.send(&v2::Envelope { body: Some(body) }).await
-    }
-
-    async fn send_frame(&mut self, encoding: Encoding, bytes: Bytes) -> Result<(), CaseError> {
-        let msg = if encoding.is_text() {
-            Message::Text(String::from_utf8_lossy(&bytes).into_owned().into())
-        } else {
-            Message::Binary(bytes)
-        };
-        self.ws
-            .send(msg)
-            .await
-            .map_err(|e| fail(format!("send failed on {}: {e}", self.label)))
     }
 
     /// Sends raw bytes in a text (`text = true`) or binary frame, bypassing the codec.
@@ -367,31 +349,39 @@ impl Conn {
         } else {
             Message::Binary(bytes.into())
         };
-        self.ws
-            .send(msg)
-            .await
-            .map_err(|e| fail(format!("send failed on {}: {e}", self.label)))
+        self.command(|tx| Cmd::Send(msg, tx)).await
+    }
+
+    /// Writes bytes to the socket below the WebSocket layer (a frame header
+    /// announcing more than is sent, for the oversize cases). `what` names
+    /// them in the transcript.
+    pub async fn send_socket_bytes(&mut self, bytes: Vec<u8>, what: &str) -> Result<(), CaseError> {
+        self.transcript
+            .record(&self.label, "send", "binary", format!("(socket) {what}"));
+        self.command(|tx| Cmd::Raw(bytes, tx)).await
     }
 
     /// Sends a WebSocket control ping (counts as liveness, HB-ANY-FRAME).
     pub async fn send_control_ping(&mut self) -> Result<(), CaseError> {
         self.transcript
             .record(&self.label, "send", "ping", "(WebSocket ping frame)".into());
-        self.ws
-            .send(Message::Ping(Bytes::from_static(b"c")))
+        self.command(|tx| Cmd::Send(Message::Ping(Bytes::from_static(b"c")), tx))
             .await
-            .map_err(|e| fail(format!("send failed: {e}")))
     }
 
     /// Sends a close frame with `code` and stops.
-    pub async fn close(mut self, code: u16) {
+    pub async fn close(self, code: u16) {
         self.transcript
             .record(&self.label, "send", "close", format!("{code}"));
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: "conformance".into(),
         };
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.ws.close(Some(frame))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.command(|tx| Cmd::Close(Message::Close(Some(frame)), tx)),
+        )
+        .await;
     }
 
     /// Drops the TCP connection without a close frame (a lost link).
@@ -406,172 +396,42 @@ impl Conn {
     }
 
     /// The next envelope or close, waiting at most `wait`; `None` on timeout.
-    /// Server `ping`s are answered and skipped while `auto_pong` is set.
+    /// Server `ping`s are answered and skipped while auto-pong is on. A
+    /// close returned here is one the case asked for.
     pub async fn next_event(&mut self, wait: Duration) -> Result<Option<Event>, CaseError> {
+        let ev = self.next_inner(wait).await?;
+        if matches!(ev, Some(Event::Closed(_))) {
+            self.transcript.close_expected(&self.label);
+        }
+        Ok(ev)
+    }
+
+    async fn next_inner(&mut self, wait: Duration) -> Result<Option<Event>, CaseError> {
         if let Some(env) = self.stash.pop_front() {
             return Ok(Some(Event::Env(env)));
         }
         if let Some(c) = &self.closed {
             return Ok(Some(Event::Closed(c.clone())));
         }
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let msg = match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return Ok(None),
-                Ok(None) => return Ok(Some(Event::Closed(self.finish(None, String::new())))),
-                Ok(Some(Err(e))) => {
-                    self.transcript.record(
-                        &self.label,
-                        "recv",
-                        "close",
-                        format!("connection error: {e}"),
-                    );
-                    return Ok(Some(Event::Closed(self.finish(None, String::new()))));
-                }
-                Ok(Some(Ok(m))) => m,
-            };
-            let (bytes, text) = match msg {
-                Message::Text(t) => (Bytes::from(t.as_str().as_bytes().to_vec()), true),
-                Message::Binary(b) => (b, false),
-                Message::Close(frame) => {
-                    let (code, reason) = frame
-                        .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
-                        .unwrap_or((None, String::new()));
-                    self.transcript.record(
-                        &self.label,
-                        "recv",
-                        "close",
-                        format!(
-                            "{} {reason:?}",
-                            code.map(|c| c.to_string()).unwrap_or("(no code)".into())
-                        ),
-                    );
-                    return Ok(Some(Event::Closed(
-                        self.finish(Some(code.unwrap_or(1005)), reason),
-                    )));
-                }
-                Message::Ping(_) => {
-                    self.transcript.record(
-                        &self.label,
-                        "recv",
-                        "ping",
-                        "(WebSocket ping frame)".into(),
-                    );
-                    continue;
-                }
-                Message::Pong(_) | Message::Frame(_) => continue,
-            };
-            if let Some(limit) = self.max_message_bytes {
-                if limit > 0 && bytes.len() > 2 * limit {
-                    self.transcript.record(
-                        &self.label,
-                        "recv",
-                        if text { "text" } else { "binary" },
-                        preview(&bytes, text),
-                    );
-                    return Err(fail(format!("server sent a {}-byte frame, over twice max_message_bytes {limit} (LIMIT-SERVER-FRAME)", bytes.len())));
-                }
+        match tokio::time::timeout(wait, self.incoming.recv()).await {
+            Err(_) => Ok(None),
+            Ok(None) => {
+                let c = Closed::default();
+                self.closed = Some(c.clone());
+                Ok(Some(Event::Closed(c)))
             }
-            let Some(codec) = self.codec else {
-                self.transcript.record(
-                    &self.label,
-                    "recv",
-                    if text { "text" } else { "binary" },
-                    preview(&bytes, text),
-                );
-                return Err(fail(
-                    "server sent a data frame on a connection without a subprotocol",
-                ));
-            };
-            let type_first = match codec.subprotocol().encoding {
-                Encoding::Json => bytes.trim_ascii_start().starts_with(b"{\"type\""),
-                // fixmap/map16/map32 header, then the 4-byte str "type".
-                Encoding::MsgPack => {
-                    let skip = match bytes.first() {
-                        Some(0x80..=0x8f) => 1,
-                        Some(0xde) => 3,
-                        Some(0xdf) => 5,
-                        _ => 0,
-                    };
-                    skip > 0 && bytes.get(skip..skip + 5) == Some(b"\xa4type".as_slice())
-                }
-                Encoding::Protobuf => true,
-            };
-            if !type_first {
-                self.type_not_first += 1;
+            Ok(Some(Incoming::Env(env))) => Ok(Some(Event::Env(env))),
+            Ok(Some(Incoming::Error(e))) => Err(e),
+            Ok(Some(Incoming::Closed(c))) => {
+                self.closed = Some(c.clone());
+                Ok(Some(Event::Closed(c)))
             }
-            let env = match codec.decode_frame::<v2::Envelope>(&bytes, Some(text)) {
-                Ok(env) => env,
-                Err(e) => {
-                    self.transcript.record(
-                        &self.label,
-                        "recv",
-                        if text { "text" } else { "binary" },
-                        preview(&bytes, text),
-                    );
-                    return Err(fail(format!(
-                        "server sent a frame the suite cannot decode in {}: {e}",
-                        codec.subprotocol()
-                    )));
-                }
-            };
-            self.transcript.record(
-                &self.label,
-                "recv",
-                if text { "text" } else { "binary" },
-                describe(codec.subprotocol(), &env),
-            );
-            match &env.body {
-                Some(Body::Ping(p)) => {
-                    self.pings.push((Instant::now(), p.ts));
-                    if self.auto_pong {
-                        self.send_body(Body::Pong(v2::Pong { ts: p.ts })).await?;
-                        continue;
-                    }
-                }
-                Some(Body::Disconnect(d)) => self.disconnect = Some(d.clone()),
-                Some(Body::Welcome(w)) => {
-                    self.max_message_bytes = w.limits.as_ref().map(|l| l.max_message_bytes as usize)
-                }
-                Some(Body::Batch(b)) => {
-                    // BATCH-NOT-HANDSHAKE and BATCH-NO-NESTING, server side.
-                    let bad = b
-                        .envelopes
-                        .iter()
-                        .filter_map(|e| e.type_name())
-                        .find(|t| matches!(*t, "hello" | "welcome" | "disconnect" | "batch"));
-                    if let Some(t) = bad {
-                        return Err(fail(format!("server sent a batch containing `{t}` (BATCH-NOT-HANDSHAKE / BATCH-NO-NESTING)")));
-                    }
-                }
-                _ => {}
-            }
-            return Ok(Some(Event::Env(env)));
         }
-    }
-
-    fn finish(&mut self, code: Option<u16>, reason: String) -> Closed {
-        if code.is_none() {
-            self.transcript.record(
-                &self.label,
-                "recv",
-                "close",
-                "connection ended without a close frame".into(),
-            );
-        }
-        let c = Closed {
-            code,
-            reason,
-            disconnect: self.disconnect.clone(),
-            data_frames_before: 0,
-        };
-        self.closed = Some(c.clone());
-        c
     }
 
     /// The next envelope (pings answered and skipped); fails on close or timeout.
     pub async fn recv(&mut self, what: &str) -> Result<v2::Envelope, CaseError> {
-        match self.next_event(self.step).await? {
+        match self.next_inner(self.step).await? {
             Some(Event::Env(e)) => Ok(e),
             Some(Event::Closed(c)) => Err(closed_error(&c, what)),
             None => Err(fail(format!(
@@ -596,7 +456,7 @@ impl Conn {
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_event(left).await? {
+            match self.next_inner(left).await? {
                 Some(Event::Env(env)) => {
                     if let Some(t) = pick(&env) {
                         self.stash.extend(seen);
@@ -606,13 +466,12 @@ impl Conn {
                 }
                 Some(Event::Closed(c)) => return Err(closed_error(&c, what)),
                 None => {
-                    let types: Vec<&str> =
-                        seen.iter().map(|e| e.type_name().unwrap_or("?")).collect();
+                    let shown: Vec<String> = self.stash.iter().chain(&seen).map(summary).collect();
                     let msg = format!(
-                        "{}: no {what} within {:?} (received instead: [{}])",
+                        "{}: no {what} within {:?} (received meanwhile: [{}])",
                         self.label,
                         self.step,
-                        types.join(", ")
+                        shown.join(", ")
                     );
                     self.stash.extend(seen);
                     return Err(fail(msg));
@@ -651,7 +510,7 @@ impl Conn {
             if left.is_zero() {
                 return Ok(seen);
             }
-            match self.next_event(left).await? {
+            match self.next_inner(left).await? {
                 Some(Event::Env(e)) => seen.push(e),
                 Some(Event::Closed(c)) => {
                     return Err(closed_error(&c, "the connection to stay open"))
@@ -659,6 +518,23 @@ impl Conn {
                 None => return Ok(seen),
             }
         }
+    }
+}
+
+/// An envelope in a few words for failure messages: `message(chat seq 3)`.
+pub fn summary(e: &v2::Envelope) -> String {
+    match &e.body {
+        Some(Body::Message(m)) => format!("message({} seq {})", m.channel, m.seq),
+        Some(Body::Error(x)) => format!(
+            "error({} id {:?})",
+            v2::ErrorCode::try_from(x.code)
+                .map(|c| c.as_str_name())
+                .unwrap_or("?"),
+            x.id
+        ),
+        Some(Body::PublishAck(a)) => format!("publish_ack({} seq {})", a.id, a.seq),
+        Some(Body::SubscribeAck(a)) => format!("subscribe_ack({})", a.channel),
+        _ => e.type_name().unwrap_or("?").to_string(),
     }
 }
 
@@ -672,13 +548,18 @@ pub enum Event {
 }
 
 fn closed_error(c: &Closed, what: &str) -> CaseError {
+    let meaning = c
+        .code
+        .and_then(crate::transcript::close_meaning)
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
     let notice = c
         .disconnect
         .as_ref()
         .map(|d| format!(" after disconnect {} {:?}", d.code, d.reason))
         .unwrap_or_default();
     fail(format!(
-        "connection closed with {} {:?}{notice} while waiting for {what}",
+        "connection closed by the server with {}{meaning} {:?}{notice} while waiting for {what}",
         c.code_text(),
         c.reason
     ))
@@ -692,15 +573,7 @@ pub fn describe(sp: Subprotocol, env: &v2::Envelope) -> String {
     }
 }
 
-fn preview(bytes: &[u8], text: bool) -> String {
-    if text {
-        String::from_utf8_lossy(bytes).into_owned()
-    } else {
-        hex_preview(bytes)
-    }
-}
-
-fn hex_preview(bytes: &[u8]) -> String {
+pub(crate) fn hex_preview(bytes: &[u8]) -> String {
     let shown: String = bytes.iter().take(64).map(|b| format!("{b:02x}")).collect();
     let more = if bytes.len() > 64 { "…" } else { "" };
     format!("{} bytes: {shown}{more}", bytes.len())

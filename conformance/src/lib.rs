@@ -29,9 +29,11 @@
 pub mod case;
 pub mod cases;
 pub mod conn;
+mod driver;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod expect;
+pub mod guard;
 pub mod history;
 pub mod profile;
 pub mod report;
@@ -41,6 +43,7 @@ pub mod sse;
 pub mod tls;
 pub mod tokens;
 pub mod trace;
+pub mod transcript;
 
 pub use case::{CaseError, CaseInfo, CommandControl, ServerControl, Target};
 pub use expect::ExpectedFailures;

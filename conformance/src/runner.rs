@@ -405,6 +405,23 @@ async fn run_instance(
             }
         }
     };
+    // A failure after a close nobody asked for is most likely caused by
+    // it: say so first.
+    let result = match result {
+        Err(CaseError::Fail(m)) => {
+            let closes = transcript.unexpected_closes();
+            if closes.is_empty() {
+                Err(CaseError::Fail(m))
+            } else {
+                let said: Vec<String> = closes.iter().map(|c| c.describe()).collect();
+                Err(CaseError::Fail(format!(
+                    "unrequested close: {}, which the case did not ask for. Then: {m}",
+                    said.join("; ")
+                )))
+            }
+        }
+        other => other,
+    };
     RawResult {
         id: inst.id,
         case: inst.def.id.to_string(),

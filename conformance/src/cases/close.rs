@@ -467,6 +467,7 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
     check!(queue > 0, "welcome advertises no send_queue_frames");
     let ch = cx.channel("slow");
     let (epoch, start) = position(&subscribe(&mut s, &cx, &ch, None).await?)?;
+    s.pause_reading();
     // Small messages and a small receive buffer: the server's queue, not
     // kernel buffers, must absorb what the subscriber does not read.
     let size = ((l.max_message_bytes as usize) / 4).clamp(1024, 4096);
@@ -509,6 +510,7 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
     }
     let published = (publishers * (total / publishers + 1)) as u64;
     // Now read what the server kept for us.
+    s.resume_reading();
     let mut got = Vec::new();
     loop {
         match s.next_event(cx.step()).await? {

@@ -69,11 +69,12 @@ async fn server_ping(cx: Ctx) -> CaseResult {
     // Traffic flows meanwhile: pings are due "whether or not other traffic flows".
     let wait = interval * 3 + cx.ms(400);
     let deadline = Instant::now() + wait;
-    while Instant::now() < deadline && c.pings.len() < 3 {
+    while Instant::now() < deadline && c.pings().len() < 3 {
         c.send_body(Body::Ping(v2::Ping { ts: 1 })).await?;
         c.expect_open_for(interval / 4).await?;
     }
-    let times: Vec<Instant> = c.pings.iter().map(|p| p.0).collect();
+    let pings = c.pings();
+    let times: Vec<Instant> = pings.iter().map(|p| p.0).collect();
     check!(
         times.len() >= 3,
         "{} server ping(s) in {wait:?} with heartbeat_interval_ms {i}",
@@ -93,7 +94,7 @@ async fn server_ping(cx: Ctx) -> CaseResult {
             "pings {gap:?} apart, advertised interval {i} ms (tolerance {lo:?}..{hi:?})"
         );
     }
-    for (_, ts) in &c.pings {
+    for (_, ts) in &pings {
         check!(
             *ts > 1_500_000_000_000,
             "ping ts {ts} is not a clock in ms since the Unix epoch"
@@ -105,7 +106,7 @@ async fn server_ping(cx: Ctx) -> CaseResult {
 async fn deadline(cx: Ctx) -> CaseResult {
     let (mut c, w) = cx.open("c1").await?;
     let (i, g) = timing(&cx, &w)?;
-    c.auto_pong = false;
+    c.set_auto_pong(false);
     let started = Instant::now();
     let limit = Duration::from_millis(i + g);
     let closed = c.expect_close(limit.mul_f64(1.3) + cx.ms(1000)).await?;
@@ -135,7 +136,7 @@ async fn client_ping(cx: Ctx) -> CaseResult {
 async fn any_frame(cx: Ctx) -> CaseResult {
     let (mut c, w) = cx.open("c1").await?;
     let (i, g) = timing(&cx, &w)?;
-    c.auto_pong = false;
+    c.set_auto_pong(false);
     let total = Duration::from_millis(i + g).mul_f64(2.0);
     let every = Duration::from_millis(i.max(3) / 3);
     let end = Instant::now() + total;

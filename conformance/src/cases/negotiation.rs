@@ -196,9 +196,9 @@ async fn type_first(cx: Ctx) -> CaseResult {
     super::util::publish(&mut c, &ch, &cx.id("p"), serde_json::json!({"a": 1})).await?;
     super::util::next_message(&mut c, &ch).await?;
     check!(
-        c.type_not_first == 0,
+        c.type_not_first() == 0,
         "{} envelope(s) from the server did not start with the `type` member",
-        c.type_not_first
+        c.type_not_first()
     );
     Ok(())
 }

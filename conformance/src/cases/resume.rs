@@ -203,8 +203,14 @@ async fn history_limit(cx: Ctx) -> CaseResult {
     }
     let total = size + 3;
     let (epoch, last) = fill(&cx, &ch, total).await?;
-    // Within history: the oldest kept message is last - size + 1.
-    let from = last - size as u64;
+    // Within history: the oldest kept message is last - size + 1. A server
+    // that numbered fewer messages than were published leaves no such
+    // position: say so rather than compute one that underflows.
+    let Some(from) = last.checked_sub(size as u64 + 1).map(|f| f + 1) else {
+        return Err(fail(format!(
+            "the server's numbering made this case impossible: {total} publishes to a new channel were acked up to seq {last} (expected {total}, SEQ-INCREMENT), so no resume position lies one message beyond history_size={size}"
+        )));
+    };
     let (mut s, _) = cx.open("sub-in").await?;
     let ack = subscribe(&mut s, &cx, &ch, Some((&epoch, from))).await?;
     let (status, reason, replayed) = recovery(&ack);
