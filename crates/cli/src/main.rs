@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod conform;
+mod decode;
 mod docs;
 mod gen;
 mod load;
@@ -27,6 +28,9 @@ enum Command {
     /// Show the protocol working end to end: encode and decode one envelope
     /// of every type in every version and encoding.
     Demo,
+    /// Decode frames (hex, base64, a file, stdin) or a pcap/pcapng capture of
+    /// a session into readable envelopes.
+    Decode(decode::DecodeArgs),
     /// Generate code from the Courier definitions and your payload protos.
     Gen(gen::GenArgs),
     /// Write the protocol reference: HTML site, Markdown and AsyncAPI 3.
@@ -41,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Conform(args) => std::process::exit(conform::run(args)?),
         Command::Demo => demo(),
+        Command::Decode(args) => std::process::exit(decode::run(args)?),
         Command::Gen(args) => gen::run(args),
         Command::Docs(args) => docs::run(args),
         Command::Load(args) => load::run(args),
