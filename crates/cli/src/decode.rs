@@ -154,7 +154,8 @@ fn parse_frame(s: &str, format: InputFormat) -> anyhow::Result<(Vec<u8>, bool)> 
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
     let compact = compact.strip_prefix("0x").unwrap_or(&compact);
-    let looks_hex = compact.len().is_multiple_of(2) && compact.bytes().all(|b| b.is_ascii_hexdigit());
+    let looks_hex =
+        compact.len().is_multiple_of(2) && compact.bytes().all(|b| b.is_ascii_hexdigit());
     let format = match format {
         InputFormat::Auto if s.starts_with('{') => InputFormat::Text,
         InputFormat::Auto if looks_hex => InputFormat::Hex,
