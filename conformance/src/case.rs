@@ -166,15 +166,18 @@ pub struct Target {
 
 impl Target {
     /// A target at `url` with no restart control, time scale 1 and a
-    /// seed taken from the clock.
-    pub fn new(url: impl Into<String>, profile: Profile) -> Target {
+    /// seed taken from the clock; a relative `sse_url` of the profile is
+    /// resolved against `url`.
+    pub fn new(url: impl Into<String>, mut profile: Profile) -> Target {
+        let url = url.into();
+        profile.resolve_sse_url(&url);
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             % 1_000_000_007;
         Target {
-            url: url.into(),
+            url,
             profile,
             control: None,
             time_scale: 1.0,

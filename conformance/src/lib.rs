@@ -35,6 +35,7 @@ pub mod embedded;
 pub mod expect;
 pub mod guard;
 pub mod history;
+pub mod preflight;
 pub mod profile;
 pub mod report;
 pub mod runner;

@@ -37,7 +37,8 @@ pub struct Profile {
     #[serde(default)]
     pub url: Option<String>,
     /// URL of the SSE endpoint (`http://host:port/sse`), if the server has
-    /// one. Default: none, and the SSE cases are `unsupported`.
+    /// one; a path (`/sse`) is taken relative to the WebSocket URL's host.
+    /// Default: none, and the SSE cases are `unsupported`.
     #[serde(default)]
     pub sse_url: Option<String>,
     /// Protocol versions the server supports. Default: `[2, 1]`.
@@ -224,6 +225,53 @@ impl Profile {
             source,
         })?;
         Profile::from_toml(&text)
+    }
+
+    /// The profiles built into the suite, by name: `courier-serve` (a
+    /// `courier serve` started without configuration).
+    pub const BUILTIN: &'static [(&'static str, &'static str)] = &[(
+        "courier-serve",
+        include_str!("../profiles/courier-serve.toml"),
+    )];
+
+    /// A built-in profile by name (see [`Profile::BUILTIN`]).
+    pub fn builtin(name: &str) -> Option<Profile> {
+        Profile::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| Profile::from_toml(text).expect("built-in profiles are valid"))
+    }
+
+    /// The profile named on the command line: `builtin:NAME` or a file path.
+    pub fn load(arg: &str) -> Result<Profile, ProfileError> {
+        match arg.strip_prefix("builtin:") {
+            Some(name) => Profile::builtin(name).ok_or_else(|| {
+                let names: Vec<&str> = Profile::BUILTIN.iter().map(|(n, _)| *n).collect();
+                ProfileError::Value(format!(
+                    "no built-in profile `{name}` (built in: {})",
+                    names.join(", ")
+                ))
+            }),
+            None => Profile::from_file(Path::new(arg)),
+        }
+    }
+
+    /// Resolves an `sse_url` given as a path (`/sse`) against the
+    /// WebSocket URL's host: `ws://h:p/ws` gives `http://h:p/sse`,
+    /// `wss://` gives `https://`.
+    pub fn resolve_sse_url(&mut self, ws_url: &str) {
+        let Some(path) = self.sse_url.as_deref().filter(|u| u.starts_with('/')) else {
+            return;
+        };
+        let (scheme, rest) = if let Some(r) = ws_url.strip_prefix("wss://") {
+            ("https", r)
+        } else if let Some(r) = ws_url.strip_prefix("ws://") {
+            ("http", r)
+        } else {
+            return;
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        self.sse_url = Some(format!("{scheme}://{authority}{path}"));
     }
 
     /// A profile for a server that supports everything, with anonymous

@@ -36,8 +36,10 @@ pub async fn fetch(source: &TokenSource, kind: TokenKind) -> Result<String, Toke
         _ => 0,
     };
     match source {
+        // Anonymous sessions share one identity (DEDUP-WINDOW): there is no
+        // second user, so cases that need one are `unsupported`.
         TokenSource::None => match kind {
-            TokenKind::Valid | TokenKind::OtherUser => Ok(String::new()),
+            TokenKind::Valid => Ok(String::new()),
             other => Err(TokenError::Unavailable(other.as_str())),
         },
         TokenSource::Static {

@@ -1,9 +1,12 @@
 //! `courier conform`: runs the conformance suite against a server given by
 //! URL and profile, or, with no URL, against the embedded reference server;
 //! prints live progress and a summary, writes JSON / JUnit / HTML reports,
-//! and exits non-zero when a MUST requirement fails.
+//! and exits 1 when a MUST requirement fails. A target that cannot be tested
+//! at all (bad URL, nothing listening, credentials refused) is found by one
+//! check before any case and exits 2 with one line saying why.
 
 use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +21,10 @@ pub struct ConformArgs {
     /// the embedded reference server is started and tested.
     pub url: Option<String>,
     /// Profile file (TOML): tokens, channels, versions, encodings, features,
-    /// restart command. See docs/conformance.md.
+    /// restart command; or `builtin:courier-serve` for a `courier serve`
+    /// without configuration. See docs/conformance.md.
     #[arg(long)]
-    pub profile: Option<PathBuf>,
+    pub profile: Option<String>,
     /// SSE endpoint URL (overrides the profile's `sse_url`).
     #[arg(long)]
     pub sse_url: Option<String>,
@@ -65,12 +69,22 @@ pub struct ConformArgs {
     pub verbose: bool,
 }
 
-/// Runs the command; returns the process exit code.
+/// Exit code when the suite could not run (arguments, profile, unreachable target).
+pub const EXIT_COULD_NOT_RUN: i32 = 2;
+
+/// Runs the command; returns the process exit code: 0 passed, 1 failed,
+/// 2 could not run (the error is printed here).
 pub fn run(args: ConformArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args))
+    match rt.block_on(run_async(args)) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("courier conform: error: {e:#}");
+            Ok(EXIT_COULD_NOT_RUN)
+        }
+    }
 }
 
 async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
@@ -78,7 +92,7 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         bail!("--time-scale and --timeout must be positive");
     }
     let mut profile = match &args.profile {
-        Some(p) => Some(Profile::from_file(p)?),
+        Some(p) => Some(Profile::load(p)?),
         None => None,
     };
     let url = args
@@ -86,9 +100,17 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         .clone()
         .or_else(|| profile.as_ref().and_then(|p| p.url.clone()));
     let mut embedded = None;
+    let mut hint = None;
     let mut target = match url {
         Some(url) => {
-            let mut profile = profile.take().unwrap_or_else(|| Profile::for_url(&url));
+            courier_conformance::preflight::valid_url(&url)?;
+            let mut profile = match profile.take() {
+                Some(p) => p,
+                None => {
+                    hint = Some(format!("courier conform: no --profile: testing {url} as a server with anonymous sessions and no optional features (their cases are `unsupported`); for a default `courier serve` use --profile builtin:courier-serve, for others see docs/conformance.md"));
+                    Profile::for_url(&url)
+                }
+            };
             if let Some(sse) = &args.sse_url {
                 profile.sse_url = Some(sse.clone());
             }
@@ -118,6 +140,27 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         }
     };
     target.time_scale = args.time_scale;
+    if embedded.is_none() && !args.list {
+        let welcome = courier_conformance::preflight::check(&target).await?;
+        if let Some(hint) = hint {
+            eprintln!("{hint}");
+        }
+        let undeclared: Vec<&str> = welcome
+            .features
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !target.profile.has_feature(f))
+            // Enabling `reauth` says nothing about when the server sends
+            // `reauth_request`: that case needs `[reauth]` in the profile.
+            .filter(|f| *f != "reauth")
+            .collect();
+        if !undeclared.is_empty() {
+            eprintln!(
+                "courier conform: the server enables {}, which the profile does not declare: their cases will be `unsupported` (add them to `features`)",
+                undeclared.join(", ")
+            );
+        }
+    }
     if let Some(seed) = args.seed {
         target.seed = seed;
     }

@@ -110,20 +110,106 @@ fn an_unexpected_pass_fails_the_run() {
 }
 
 #[test]
-fn an_external_url_without_a_server_fails_with_a_message() {
-    // A port nothing listens on: every case fails fast with a connect error.
+fn a_target_that_cannot_be_tested_stops_with_one_line_and_exit_code_2() {
+    // A port nothing listens on, and a string that is no URL: one check
+    // before any case, one line, exit 2 ("could not run", not "failed").
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
+    for (url, says) in [
+        (format!("ws://127.0.0.1:{port}/ws"), "cannot reach"),
+        ("not-a-url".to_string(), "is not a WebSocket URL"),
+    ] {
+        let out = courier()
+            .args(["conform", &url])
+            .output()
+            .expect("courier runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{url}: {stderr}");
+        assert!(
+            lines[0].starts_with("courier conform: error: ") && lines[0].contains(says),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "no cases ran");
+    }
     let out = courier()
         .args([
             "conform",
-            &format!("ws://127.0.0.1:{port}/ws"),
-            "--only",
-            "hb.client-ping/v2/json",
+            "ws://127.0.0.1:1/ws",
+            "--profile",
+            "builtin:no-such",
         ])
         .output()
         .expect("courier runs");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot connect"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("built in: courier-serve"));
+}
+
+/// A `courier serve` with no configuration, as a user starts it.
+struct Serve(std::process::Child, String);
+
+impl Serve {
+    fn start() -> Serve {
+        use std::io::BufRead;
+        let mut child = courier()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("courier serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("ws://"), "{line}");
+        Serve(child, url)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_first_run_against_a_default_courier_serve_passes() {
+    let serve = Serve::start();
+    // Without a profile: passes (cases needing a second user are
+    // unsupported, not failed) and says in one line which profile to use.
+    let out = courier()
+        .args([
+            "conform", &serve.1, "--only", "auth.*", "--only", "dedupe.*",
+        ])
+        .output()
+        .expect("courier runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--profile builtin:courier-serve"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("result: PASS"), "{stdout}");
+    // With the shipped profile: the whole suite passes.
+    let out = courier()
+        .args(["conform", &serve.1, "--profile", "builtin:courier-serve"])
+        .output()
+        .expect("courier runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    assert!(
+        !stderr.contains("does not declare"),
+        "the shipped profile declares what the server enables: {stderr}"
+    );
 }
