@@ -141,6 +141,11 @@ async fn expected_failures_absorb_known_gaps_and_unexpected_passes_fail() {
         !html.contains("<script"),
         "HTML must be self-contained without scripts"
     );
+    let text = report.summary_text();
+    assert!(
+        text.contains("last frames") && text.contains("\"type\":\"publish_ack\""),
+        "the terminal summary shows the last frames of a failure:\n{text}"
+    );
     let junit = report.to_junit();
     assert!(junit.contains("<failure message=") && junit.contains("seq.start-one/v2/json"));
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("JSON parses");

@@ -100,22 +100,69 @@ async fn open_features(
     Ok((c, w))
 }
 
-async fn expect_error(c: &mut Conn, id: &str, code: v2::ErrorCode, what: &str) -> CaseResult {
-    let r = reply(c, id, what, |_| None::<()>).await?;
-    let e = r.expect_err("pick never matches");
-    check!(
-        e.code == code as i32,
-        "{what}: error {} instead of {}",
-        error_name(e.code),
-        code.as_str_name()
-    );
-    Ok(())
+/// Waits for the answer to request `id` (an `error`, or the envelope
+/// `answer` recognises as the success reply) and checks that it is an
+/// `error` of `code`. `sent` says what was sent, `req` the requirement.
+async fn expect_error_reply(
+    c: &mut Conn,
+    id: &str,
+    code: v2::ErrorCode,
+    sent: &str,
+    req: &str,
+    answer: impl Fn(&v2::Envelope) -> bool,
+) -> CaseResult {
+    let what = format!("error {} answering {sent}", code.as_str_name());
+    let got = c
+        .take(&what, |e| match &e.body {
+            Some(Body::Error(err)) if err.id == id => Some(Err(err.clone())),
+            _ if answer(e) => Some(Ok(crate::conn::summary(e))),
+            _ => None,
+        })
+        .await
+        .map_err(|e| match e {
+            crate::case::CaseError::Fail(m) => fail(format!("expected {what} ({req}); {m}")),
+            other => other,
+        })?;
+    match got {
+        Ok(other) => Err(fail(format!("expected {what} ({req}), received {other}"))),
+        Err(e) => {
+            check!(
+                e.code == code as i32,
+                "expected {what} ({req}), received error {} {:?}",
+                error_name(e.code),
+                e.message
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn expect_error(
+    c: &mut Conn,
+    id: &str,
+    code: v2::ErrorCode,
+    sent: &str,
+    req: &str,
+) -> CaseResult {
+    let id2 = id.to_string();
+    expect_error_reply(c, id, code, sent, req, move |e| match &e.body {
+        Some(Body::Presence(p)) => p.id == id2,
+        Some(Body::RpcResponse(r)) => r.id == id2,
+        _ => false,
+    })
+    .await
 }
 
 async fn gated(cx: Ctx) -> CaseResult {
-    let (mut c, _) = open_features(&cx, "c1", &[]).await?;
+    let (mut c, w) = open_features(&cx, "c1", &[]).await?;
+    check!(
+        w.features.is_empty(),
+        "hello asked for no feature, welcome enabled {:?} (FEATURE-NEGOTIATION)",
+        w.features
+    );
     let ch = cx.channel("gated");
     subscribe(&mut c, &cx, &ch, None).await?;
+    let req = "FEATURE-GATED";
     c.send_body(Body::PresenceQuery(v2::PresenceQuery {
         id: "q1".into(),
         channel: ch.clone(),
@@ -125,7 +172,8 @@ async fn gated(cx: Ctx) -> CaseResult {
         &mut c,
         "q1",
         v2::ErrorCode::Unsupported,
-        "presence_query without presence",
+        "presence_query q1 in a session without `presence`",
+        req,
     )
     .await?;
     c.send_body(Body::RpcRequest(v2::RpcRequest {
@@ -138,7 +186,8 @@ async fn gated(cx: Ctx) -> CaseResult {
         &mut c,
         "r1",
         v2::ErrorCode::Unsupported,
-        "rpc_request without rpc",
+        "rpc_request r1 in a session without `rpc`",
+        req,
     )
     .await?;
     c.send_body(Body::Ephemeral(v2::Ephemeral {
@@ -147,11 +196,13 @@ async fn gated(cx: Ctx) -> CaseResult {
         publisher: String::new(),
     }))
     .await?;
-    expect_error(
+    expect_error_reply(
         &mut c,
         "",
         v2::ErrorCode::Unsupported,
-        "ephemeral without the ephemeral feature",
+        "an ephemeral in a session without `ephemeral`",
+        req,
+        |e| matches!(&e.body, Some(Body::Ephemeral(_))),
     )
     .await?;
     Ok(())
@@ -243,7 +294,8 @@ async fn presence_query(cx: Ctx) -> CaseResult {
         &mut b,
         "q2",
         v2::ErrorCode::NotSubscribed,
-        "presence_query of an unsubscribed channel",
+        "presence_query q2 of a channel the session is not subscribed to",
+        "PRESENCE-QUERY",
     )
     .await
 }
@@ -296,7 +348,8 @@ async fn rpc_unknown(cx: Ctx) -> CaseResult {
         &mut c,
         "c1",
         v2::ErrorCode::UnknownMethod,
-        "rpc_request of an unknown method",
+        "rpc_request c1 of an unregistered method",
+        "RPC-UNKNOWN-METHOD",
     )
     .await?;
     sync(&mut c, 71).await?;

@@ -5,8 +5,7 @@
 use courier_protocol::v2::{RecoveryReason, RecoveryStatus};
 
 use super::util::{
-    check_contiguous, expect_no_message, messages, next_message, position, publish, recovery,
-    subscribe, sync,
+    expect_no_message, expect_seqs, next_message, position, publish, recovery, subscribe, sync,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseError, CaseResult, Ctx};
@@ -97,25 +96,38 @@ async fn exact_range(cx: Ctx) -> CaseResult {
     let (e, seq) = position(&ack)?;
     check!(
         e == epoch && seq == 5,
-        "resume ack position ({e:?}, {seq}), expected ({epoch:?}, 5)"
+        "resume from ({epoch:?}, 2) after 5 publishes: subscribe_ack position ({e:?}, {seq}), expected ({epoch:?}, 5) (RESUME-EXACT-RANGE)"
     );
     let (status, reason, replayed) = recovery(&ack);
     check!(
         status == RecoveryStatus::Recovered,
         "resume from seq 2 within history: status {status:?} reason {reason:?}, expected RECOVERED"
     );
-    check!(replayed == 3, "recovery.replayed is {replayed}, expected 3");
-    let msgs = messages(&mut s, &ch, 3).await?;
-    check_contiguous(&msgs, &epoch, 3, 5)?;
+    check!(
+        replayed == 3,
+        "resume from seq 2 at position 5: recovery.replayed is {replayed}, expected 3 (RESUME-REPLAYED-COUNT)"
+    );
+    expect_seqs(
+        &mut s,
+        &ch,
+        &epoch,
+        (3, 5),
+        "a RECOVERED subscribe_ack resuming from seq 2 at position 5",
+        "RESUME-EXACT-RANGE",
+    )
+    .await?;
     // New messages follow the replay without a gap.
     let (mut p, _) = cx.open("pub2").await?;
     publish(&mut p, &ch, &cx.id("p"), serde_json::json!("new")).await?;
-    let m = next_message(&mut s, &ch).await?;
-    check!(
-        m.seq == 6,
-        "after the replay the next message has seq {}, expected 6",
-        m.seq
-    );
+    expect_seqs(
+        &mut s,
+        &ch,
+        &epoch,
+        (6, 6),
+        "the replay of 3..=5 and a new publish",
+        "SEQ-ACK-CONTIGUOUS",
+    )
+    .await?;
     Ok(())
 }
 
@@ -219,8 +231,15 @@ async fn history_limit(cx: Ctx) -> CaseResult {
         replayed == size as u64,
         "replayed {replayed}, expected {size}"
     );
-    let msgs = messages(&mut s, &ch, size).await?;
-    check_contiguous(&msgs, &epoch, from + 1, last)?;
+    expect_seqs(
+        &mut s,
+        &ch,
+        &epoch,
+        (from + 1, last),
+        &format!("a RECOVERED resume from seq {from} with history_size={size}"),
+        "LIMIT-HISTORY, RESUME-EXACT-RANGE",
+    )
+    .await?;
     // Beyond history: one message more than history holds.
     failed_resume(&cx, &ch, (&epoch, from - 1), RecoveryReason::HistoryExpired).await
 }
@@ -239,8 +258,15 @@ async fn after_restart(cx: Ctx) -> CaseResult {
             status == RecoveryStatus::Recovered,
             "same epoch after restart but resume {status:?} {reason:?}"
         );
-        let msgs = messages(&mut s, &ch, 2).await?;
-        check_contiguous(&msgs, &epoch, 2, 3)?;
+        expect_seqs(
+            &mut s,
+            &ch,
+            &epoch,
+            (2, 3),
+            "a resume from seq 1 after a restart that kept the epoch",
+            "SEQ-EPOCH-STABLE",
+        )
+        .await?;
     } else {
         check!(status == RecoveryStatus::Failed && reason == RecoveryReason::EpochChanged, "new epoch after restart but resume answered {status:?} {reason:?}, expected FAILED EPOCH_CHANGED");
         check!(

@@ -8,8 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use courier_protocol::{v2, Subprotocol};
 
 use super::util::{
-    check_contiguous, messages, next_message, position, publish, publish_reply, recovery,
-    send_publish, subscribe,
+    expect_seqs, next_message, position, publish, publish_reply, recovery, send_publish, subscribe,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseResult, Ctx};
@@ -140,8 +139,15 @@ async fn increment(cx: Ctx) -> CaseResult {
         acked == (1..=10).collect::<Vec<_>>(),
         "publishes sent in order were acked with seqs {acked:?}, expected 1..=10 in send order"
     );
-    let msgs = messages(&mut c, &ch, 10).await?;
-    check_contiguous(&msgs, &epoch, 1, 10)?;
+    let msgs = expect_seqs(
+        &mut c,
+        &ch,
+        &epoch,
+        (1, 10),
+        "10 pipelined publishes to a new channel",
+        "SEQ-INCREMENT, ORDER-PUBLISH-ACK",
+    )
+    .await?;
     let after = now_ms();
     for (m, id) in msgs.iter().zip(&ids) {
         check!(
@@ -201,26 +207,48 @@ async fn gap_free(cx: Ctx) -> CaseResult {
         let seqs = t
             .await
             .map_err(|e| fail(format!("publisher task failed: {e}")))??;
-        let own: Vec<u64> = seqs.iter().map(|s| s.1).collect();
-        check!(own.windows(2).all(|w| w[0] < w[1]), "one connection's publishes were numbered out of send order: {own:?} (ORDER-PUBLISH-FIFO)");
-        all.extend(seqs);
+        all.push(seqs.iter().map(|s| s.1).collect::<Vec<u64>>());
     }
     let total = (PUBLISHERS * EACH) as u64;
-    let set: BTreeSet<u64> = all.iter().map(|s| s.1).collect();
+    // A number given twice breaks SEQ-GAPFREE whichever connections got it;
+    // only distinct numbers out of send order break ORDER-PUBLISH-FIFO.
+    let mut count = std::collections::BTreeMap::new();
+    for s in all.iter().flatten() {
+        *count.entry(*s).or_insert(0) += 1;
+    }
+    let twice: Vec<u64> = count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, _)| *s)
+        .collect();
     check!(
-        set.len() == all.len(),
-        "a seq was acked twice to different publishes: {} distinct seqs for {} publishes",
-        set.len(),
-        all.len()
+        twice.is_empty(),
+        "seq(s) {twice:?} were acked to two different publishes (SEQ-GAPFREE: every number assigned exactly once)"
     );
+    let set: BTreeSet<u64> = count.keys().copied().collect();
     check!(
         set == (1..=total).collect(),
-        "acked seqs are not exactly 1..={total}: missing {:?}",
-        (1..=total).filter(|s| !set.contains(s)).collect::<Vec<_>>()
+        "{total} publishes were acked with seqs other than exactly 1..={total} (SEQ-GAPFREE): missing {:?}, beyond {:?}",
+        (1..=total).filter(|s| !set.contains(s)).collect::<Vec<_>>(),
+        set.iter().filter(|s| **s > total || **s == 0).collect::<Vec<_>>()
     );
+    for (p, own) in all.iter().enumerate() {
+        check!(
+            own.windows(2).all(|w| w[0] < w[1]),
+            "pub{p}'s publishes, sent in order, were numbered {own:?} (ORDER-PUBLISH-FIFO)"
+        );
+    }
     for (s, (epoch, start)) in subs.iter_mut() {
-        let msgs = messages(s, &ch, total as usize).await?;
-        check_contiguous(&msgs, epoch, *start + 1, total)?;
+        let label = s.label().to_string();
+        expect_seqs(
+            s,
+            &ch,
+            epoch,
+            (*start + 1, total),
+            &format!("{label}'s subscribe_ack at seq {start} and {total} concurrent publishes"),
+            "SEQ-MONOTONIC, SEQ-ACK-CONTIGUOUS",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -228,14 +256,28 @@ async fn gap_free(cx: Ctx) -> CaseResult {
 async fn per_channel(cx: Ctx) -> CaseResult {
     let (mut c, _) = cx.open("c1").await?;
     let (a, b) = (cx.channel("pc-a"), cx.channel("pc-b"));
+    let (mut last_a, mut last_b) = (0u64, 0u64);
     for (i, ch) in [&a, &b, &a, &a, &b, &a].iter().enumerate() {
         let ack = publish(&mut c, ch, &cx.id("p"), serde_json::json!(i)).await?;
-        let want = if *ch == &a {
-            [1, 0, 2, 3, 0, 4][i]
+        let last = if *ch == &a { &mut last_a } else { &mut last_b };
+        let want = *last + 1;
+        let both = (i + 1) as u64;
+        let why = if ack.seq == want {
+            None
+        } else if ack.seq == both && both != want {
+            Some("the count of publishes to both channels: channels are not numbered independently (SEQ-PER-CHANNEL)".to_string())
+        } else if ack.seq > want {
+            Some(format!("seq {want} was skipped (SEQ-INCREMENT)"))
         } else {
-            [0, 1, 0, 0, 2, 0][i]
+            Some("a number already given or going back (SEQ-GAPFREE)".to_string())
         };
-        check!(ack.seq == want, "publish #{i} to {ch} got seq {}, expected {want}: channels are not numbered independently", ack.seq);
+        if let Some(why) = why {
+            return Err(fail(format!(
+                "publish #{i} (interleaving a a b a a b a) to {ch}: acked seq {}, expected {want}: {why}",
+                ack.seq
+            )));
+        }
+        *last = ack.seq;
     }
     Ok(())
 }
@@ -259,8 +301,16 @@ async fn ack_position(cx: Ctx) -> CaseResult {
     for i in 3..5 {
         publish(&mut p, &ch, &cx.id("p"), serde_json::json!(i)).await?;
     }
-    let msgs = messages(&mut s, &ch, 2).await?;
-    check_contiguous(&msgs, &epoch, 4, 5)
+    expect_seqs(
+        &mut s,
+        &ch,
+        &epoch,
+        (4, 5),
+        "a subscribe_ack at position 3 and two publishes",
+        "SEQ-ACK-CONTIGUOUS",
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn epoch_stable(cx: Ctx) -> CaseResult {

@@ -203,6 +203,49 @@ pub async fn messages(
     Ok(out)
 }
 
+/// Receives the messages of `channel` that must be exactly seqs
+/// `from..=to` of `epoch`, in order; `after` says what they follow (`the
+/// subscribe_ack of a resume from seq 2`) and `req` the requirement they
+/// meet. A failure names the first missing or unexpected seq, and what
+/// arrived before it.
+pub async fn expect_seqs(
+    c: &mut Conn,
+    channel: &str,
+    epoch: &str,
+    (from, to): (u64, u64),
+    after: &str,
+    req: &str,
+) -> Result<Vec<v2::Message>, CaseError> {
+    let mut got: Vec<v2::Message> = Vec::new();
+    for want in from..=to {
+        let m = match next_message(c, channel).await {
+            Ok(m) => m,
+            Err(CaseError::Fail(why)) => {
+                let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+                return Err(fail(format!(
+                    "after {after}, expected seqs {from}..={to} of epoch {epoch:?} ({req}); received {seqs:?}, then no message seq {want}: {why}"
+                )));
+            }
+            Err(other) => return Err(other),
+        };
+        if m.seq != want || m.epoch != epoch {
+            let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+            let what = if m.epoch != epoch {
+                format!("seq {} of epoch {:?}", m.seq, m.epoch)
+            } else if m.seq > want {
+                format!("seq {} (seq {want} skipped)", m.seq)
+            } else {
+                format!("seq {} again or out of order", m.seq)
+            };
+            return Err(fail(format!(
+                "after {after}, expected seqs {from}..={to} of epoch {epoch:?} ({req}); received {seqs:?}, then {what} where seq {want} was due"
+            )));
+        }
+        got.push(m);
+    }
+    Ok(got)
+}
+
 /// Sends a `ping` and waits for its `pong`: every envelope the server sent
 /// before answering has then arrived (SESSION-IN-ORDER) and is stashed.
 pub async fn sync(c: &mut Conn, ts: u64) -> Result<(), CaseError> {

@@ -67,6 +67,33 @@ impl Progress for TermProgress {
     }
 }
 
+/// Transcript entries shown per failing case in the terminal.
+const SHOWN_FRAMES: usize = 8;
+
+/// The last frames a failing case exchanged, one line each, shortened.
+fn last_frames(r: &CaseResult) -> String {
+    if r.transcript.is_empty() {
+        return String::new();
+    }
+    let from = r.transcript.len().saturating_sub(SHOWN_FRAMES);
+    let mut s = format!(
+        "        last frames ({} of {}; the JSON/HTML reports have all):\n",
+        r.transcript.len() - from,
+        r.transcript.len()
+    );
+    for e in &r.transcript[from..] {
+        let mut text: String = e.text.chars().take(140).collect();
+        if text.len() < e.text.len() {
+            text.push('…');
+        }
+        s.push_str(&format!(
+            "          {:>6} ms {:<8} {:<4} {:<9} {text}\n",
+            e.t_ms, e.conn, e.dir, e.kind
+        ));
+    }
+    s
+}
+
 impl Report {
     /// The closing summary, as printed by `courier conform`.
     pub fn summary_text(&self) -> String {
@@ -88,6 +115,9 @@ impl Report {
                 ));
                 if let Some(m) = &r.message {
                     s.push_str(&format!("        {m}\n"));
+                }
+                if r.outcome != Outcome::UnexpectedPass {
+                    s.push_str(&last_frames(r));
                 }
             }
         }
