@@ -21,6 +21,9 @@ pub const SECRET: &str = "courier-conformance-embedded-secret";
 /// The forbidden channel (needs scope `private`).
 pub const FORBIDDEN_CHANNEL: &str = "private.conformance";
 
+/// The embedded server sends `reauth_request` this long after each authentication.
+pub const REAUTH_AFTER_MS: u64 = 300;
+
 /// First-message deadline of the embedded server, in ms.
 pub const HELLO_TIMEOUT_MS: u64 = 1000;
 
@@ -49,7 +52,7 @@ sse = true
 
 [auth]
 hs256_secret = "{SECRET}"
-reauth_after_ms = 300
+reauth_after_ms = {REAUTH_AFTER_MS}
 reauth_deadline_ms = 400
 
 [[channels]]
@@ -65,6 +68,8 @@ pub fn profile(url: &str) -> Profile {
     let mut p = Profile::from_toml(&format!(
         r#"features = ["presence", "ephemeral", "rpc", "batch", "reauth"]
 hello_deadline_ms = {HELLO_TIMEOUT_MS}
+[reauth]
+after_ms = {REAUTH_AFTER_MS}
 [channels]
 forbidden = "{FORBIDDEN_CHANNEL}"
 [tokens]

@@ -70,12 +70,36 @@ pub struct Profile {
     /// web roots (for test servers with self-signed certificates). Default: none.
     #[serde(default)]
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// How the server comes to send `reauth_request` (AUTH-REAUTH-REQUEST).
+    /// Default: none, and `auth.reauth-timeout` is `unsupported`.
+    #[serde(default)]
+    pub reauth: Option<ReauthTrigger>,
     /// Channel names the suite may use.
     #[serde(default)]
     pub channels: ChannelProfile,
     /// How the suite obtains credentials.
     #[serde(default)]
     pub tokens: TokenSource,
+}
+
+/// How a server under test comes to send `reauth_request` to a session
+/// that enabled the `reauth` feature (`[reauth]` in the profile). Give one
+/// of the two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthTrigger {
+    /// The server sends `reauth_request` by itself within this many
+    /// milliseconds of each successful authentication (the reference
+    /// server's `auth.reauth_after_ms`). Default: none.
+    #[serde(default)]
+    pub after_ms: Option<u64>,
+    /// A shell command that makes the server send `reauth_request` to one
+    /// session, run right after its `welcome`: `{session_id}` and `{user}`
+    /// are replaced by the session's `welcome.session_id` and
+    /// `welcome.user` (also in `$COURIER_SESSION_ID`, `$COURIER_USER`); a
+    /// non-zero exit fails the case. Default: none.
+    #[serde(default)]
+    pub command: Option<String>,
 }
 
 /// Which channels the suite uses.
@@ -150,11 +174,13 @@ pub enum TokenSource {
     Static {
         /// A valid token (required).
         valid: String,
-        /// A valid token of a second user.
-        #[serde(default)]
+        /// A valid token of a second user (key `other-user`, the kind's
+        /// name; `other_user` is accepted too).
+        #[serde(default, rename = "other-user", alias = "other_user")]
         other_user: Option<String>,
-        /// A valid token lacking the forbidden channel's scope.
-        #[serde(default)]
+        /// A valid token lacking the forbidden channel's scope (key
+        /// `wrong-scope`; `wrong_scope` is accepted too).
+        #[serde(default, rename = "wrong-scope", alias = "wrong_scope")]
         wrong_scope: Option<String>,
         /// An expired token.
         #[serde(default)]
@@ -177,13 +203,17 @@ pub enum TokenSource {
         /// The URL template.
         url: String,
     },
-    /// The suite mints HS256 JWTs itself (`sub`, `exp`, `aud`, `scope`).
+    /// The suite mints HS256 JWTs itself (`sub`, `iat`, `exp`, `scope`, and
+    /// `aud`/`iss` when set): see docs/conformance.md, Tokens.
     Hs256 {
         /// The shared secret the server verifies with.
         secret: String,
         /// `aud` claim, when the server checks one.
         #[serde(default)]
         audience: Option<String>,
+        /// `iss` claim, when the server checks one.
+        #[serde(default)]
+        issuer: Option<String>,
         /// Scopes of `valid` tokens (space-separated), which must allow the
         /// forbidden channel. Default: empty.
         #[serde(default)]
@@ -291,6 +321,13 @@ impl Profile {
             parse_encoding(e)
                 .ok_or_else(|| ProfileError::Value(format!("unknown encoding `{e}`")))?;
         }
+        if let Some(r) = &self.reauth {
+            if r.after_ms.is_some() == r.command.is_some() {
+                return Err(ProfileError::Value(
+                    "[reauth] needs exactly one of `after_ms` and `command`".into(),
+                ));
+            }
+        }
         if self.versions.is_empty() || self.encodings.is_empty() {
             return Err(ProfileError::Value(
                 "versions and encodings must not be empty".into(),
@@ -339,4 +376,38 @@ fn default_hello_deadline() -> u64 {
 }
 fn default_open_prefix() -> String {
     "conformance.".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_token_keys_are_the_kind_names() {
+        for text in [
+            "[tokens]\nsource = \"static\"\nvalid = \"a\"\nother-user = \"b\"\nwrong-scope = \"c\"\n",
+            "[tokens]\nsource = \"static\"\nvalid = \"a\"\nother_user = \"b\"\nwrong_scope = \"c\"\n",
+        ] {
+            let p = Profile::from_toml(text).unwrap();
+            match p.tokens {
+                TokenSource::Static {
+                    other_user,
+                    wrong_scope,
+                    ..
+                } => assert_eq!((other_user.as_deref(), wrong_scope.as_deref()), (Some("b"), Some("c"))),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reauth_needs_exactly_one_trigger_and_sse_paths_resolve() {
+        assert!(Profile::from_toml("[reauth]\nafter_ms = 300\n").is_ok());
+        assert!(Profile::from_toml("[reauth]\ncommand = \"true\"\n").is_ok());
+        assert!(Profile::from_toml("[reauth]\n").is_err());
+        assert!(Profile::from_toml("[reauth]\nafter_ms = 1\ncommand = \"true\"\n").is_err());
+        let mut p = Profile::builtin("courier-serve").unwrap();
+        p.resolve_sse_url("wss://h.example:8443/ws");
+        assert_eq!(p.sse_url.as_deref(), Some("https://h.example:8443/sse"));
+    }
 }

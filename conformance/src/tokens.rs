@@ -22,9 +22,12 @@ pub enum TokenError {
 #[derive(serde::Serialize)]
 struct Claims<'a> {
     sub: &'a str,
+    iat: u64,
     exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
     scope: &'a str,
 }
 
@@ -68,6 +71,7 @@ pub async fn fetch(source: &TokenSource, kind: TokenKind) -> Result<String, Toke
         TokenSource::Hs256 {
             secret,
             audience,
+            issuer,
             forbidden_scope,
         } => {
             let now = now_secs();
@@ -109,8 +113,10 @@ pub async fn fetch(source: &TokenSource, kind: TokenKind) -> Result<String, Toke
             };
             let claims = Claims {
                 sub,
+                iat: now.min(exp),
                 exp,
                 aud: audience.as_deref(),
+                iss: issuer.as_deref(),
                 scope,
             };
             jsonwebtoken::encode(
@@ -221,6 +227,7 @@ mod tests {
         let src = TokenSource::Hs256 {
             secret: "s3cret".into(),
             audience: Some("aud1".into()),
+            issuer: Some("iss1".into()),
             forbidden_scope: "private".into(),
         };
         let tok = fetch(&src, TokenKind::Valid).await.unwrap();
@@ -234,6 +241,8 @@ mod tests {
         .unwrap();
         assert_eq!(data.claims["sub"], MAIN_USER);
         assert_eq!(data.claims["scope"], "private");
+        assert_eq!(data.claims["iss"], "iss1");
+        assert!(data.claims["iat"].as_u64().unwrap() < data.claims["exp"].as_u64().unwrap());
         let expired = fetch(&src, TokenKind::Expired).await.unwrap();
         assert!(jsonwebtoken::decode::<serde_json::Value>(
             &expired,

@@ -22,6 +22,7 @@ async fn unread_connections_answer_pings_and_silent_ones_are_reported() {
     let source = courier_conformance::profile::TokenSource::Hs256 {
         secret: SECRET.into(),
         audience: None,
+        issuer: None,
         forbidden_scope: String::new(),
     };
     let token = tokens::fetch(&source, TokenKind::Valid).await.unwrap();

@@ -45,3 +45,47 @@ async fn reference_server_passes_every_case() {
     );
     assert!(!junit.contains("<failure"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauth_is_triggered_by_the_profiles_command_with_the_session_id() {
+    let server = Embedded::start(&config_toml(None))
+        .await
+        .expect("embedded server starts");
+    let dir = std::env::temp_dir().join(format!("courier-reauth-cmd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("sessions");
+    let mut target = server.target();
+    // The reference server sends reauth_request on its own; the command
+    // stands in for a deployment's admin call and records what it was given.
+    target.profile.reauth = Some(courier_conformance::profile::ReauthTrigger {
+        after_ms: None,
+        command: Some(format!(
+            "test \"$COURIER_SESSION_ID\" = {{session_id}} && echo {{session_id}} >> {}",
+            log.display()
+        )),
+    });
+    let mut config = RunConfig::new();
+    config.only("auth.reauth-timeout");
+    let report = config.run(target).await;
+    server.shutdown().await;
+    assert!(report.passed(), "{}", report.summary_text());
+    let sessions = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        sessions.lines().count(),
+        2,
+        "one run per session: {sessions}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Without [reauth] the case cannot know how to provoke the request.
+    let server = Embedded::start(&config_toml(None)).await.expect("starts");
+    let mut target = server.target();
+    target.profile.reauth = None;
+    let mut config = RunConfig::new();
+    config.only("auth.reauth-timeout");
+    let report = config.run(target).await;
+    server.shutdown().await;
+    let r = report.result("auth.reauth-timeout").expect("ran");
+    assert_eq!(r.outcome, Outcome::Unsupported, "{:?}", r.message);
+    assert!(r.message.as_deref().unwrap_or("").contains("[reauth]"));
+}

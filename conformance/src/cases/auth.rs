@@ -66,6 +66,48 @@ async fn reauth_request(c: &mut Conn) -> Result<v2::ReauthRequest, CaseError> {
     .await
 }
 
+/// Makes the server send `reauth_request` to the session of `w` as the
+/// profile's `[reauth]` says, and waits for it.
+async fn reauth_request_for(
+    cx: &Ctx,
+    c: &mut Conn,
+    w: &v2::Welcome,
+) -> Result<v2::ReauthRequest, CaseError> {
+    let trigger = cx.profile().reauth.clone().ok_or_else(|| {
+        CaseError::Unsupported(
+            "the profile has no [reauth]: say how the server comes to send reauth_request (after_ms or command)".into(),
+        )
+    })?;
+    let wait = match (trigger.after_ms, &trigger.command) {
+        (Some(ms), _) => std::time::Duration::from_millis(ms) + cx.step(),
+        (None, Some(cmd)) => {
+            let cmd = cmd
+                .replace("{session_id}", &w.session_id)
+                .replace("{user}", &w.user);
+            cx.note(format!("running the [reauth] command: {cmd}"));
+            let status = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .env("COURIER_SESSION_ID", &w.session_id)
+                .env("COURIER_USER", &w.user)
+                .stdin(std::process::Stdio::null())
+                .status()
+                .await
+                .map_err(|e| fail(format!("cannot run the [reauth] command `{cmd}`: {e}")))?;
+            check!(
+                status.success(),
+                "the [reauth] command `{cmd}` exited with {status}"
+            );
+            cx.step()
+        }
+        (None, None) => unreachable!("the profile checks [reauth]"),
+    };
+    c.step = wait;
+    let r = reauth_request(c).await;
+    c.step = cx.step();
+    r
+}
+
 async fn reauth_timeout(cx: Ctx) -> CaseResult {
     let token = cx.token(TokenKind::Valid).await?;
     // Answered in time: the session continues past the deadline.
@@ -75,8 +117,7 @@ async fn reauth_timeout(cx: Ctx) -> CaseResult {
         "reauth asked for and declared, welcome enabled {:?}",
         w.features
     );
-    ok.step = cx.ms(10_000);
-    let r = reauth_request(&mut ok).await?;
+    let r = reauth_request_for(&cx, &mut ok, &w).await?;
     let fresh = cx.token(TokenKind::Valid).await?;
     do_refresh(&mut ok, &cx, &fresh).await?.map_err(|e| {
         fail(format!(
@@ -87,9 +128,8 @@ async fn reauth_timeout(cx: Ctx) -> CaseResult {
     ok.expect_open_for(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(300))
         .await?;
     // Not answered: 4301 after the deadline.
-    let (mut silent, _) = cx.open_with("silent", &token, &["reauth"]).await?;
-    silent.step = cx.ms(10_000);
-    let r = reauth_request(&mut silent).await?;
+    let (mut silent, w) = cx.open_with("silent", &token, &["reauth"]).await?;
+    let r = reauth_request_for(&cx, &mut silent, &w).await?;
     let closed = silent
         .expect_close(std::time::Duration::from_millis(r.deadline_ms) + cx.ms(1500))
         .await?;
