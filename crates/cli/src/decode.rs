@@ -332,7 +332,7 @@ impl Printer {
 }
 
 /// `HH:MM:SS.micros` (UTC) of a capture timestamp.
-fn clock(micros: u64) -> String {
+pub(crate) fn clock(micros: u64) -> String {
     let secs = micros / 1_000_000;
     format!(
         "{:02}:{:02}:{:02}.{:06}",

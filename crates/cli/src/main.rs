@@ -9,6 +9,7 @@ mod docs;
 mod gen;
 mod load;
 mod serve;
+mod tap;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,9 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the reference server (WebSocket, SSE, /healthz, /metrics).
     Serve(serve::ServeArgs),
+    /// Talk to a server frame by frame: send envelopes in the JSON form,
+    /// print what arrives (gaps and duplicates flagged), check --expect.
+    Tap(tap::TapArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Docs(args) => docs::run(args),
         Command::Load(args) => load::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Tap(args) => std::process::exit(tap::run(args)?),
     }
 }
 

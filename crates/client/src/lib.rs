@@ -36,6 +36,7 @@ mod driver;
 mod error;
 mod event;
 mod handshake;
+pub mod raw;
 pub mod reconnect;
 mod session;
 mod tls;

@@ -92,7 +92,7 @@ pub(crate) async fn connect(
 /// The socket under the WebSocket: plain for `ws://`, TLS for `wss://`.
 /// (The TLS state is boxed: it is about 1 KiB and plain sockets should not
 /// pay for it.)
-pub(crate) enum Stream {
+pub enum Stream {
     /// `ws://`.
     Plain(TcpStream),
     /// `wss://`.
