@@ -190,10 +190,7 @@ impl Default for ServerConfig {
                 .iter()
                 .map(|p| p.name().to_string())
                 .collect(),
-            features: crate::session::FEATURES
-                .iter()
-                .map(|f| f.to_string())
-                .collect(),
+            features: crate::features::default_names(),
             server_name: concat!("courier/", env!("CARGO_PKG_VERSION")).to_string(),
             heartbeat_interval_ms: 25_000,
             heartbeat_grace_ms: 10_000,
@@ -358,10 +355,10 @@ impl ServerConfig {
         if self.subprotocols.is_empty() {
             return invalid("subprotocols", "at least one subprotocol is needed");
         }
-        for f in &self.features {
-            if !crate::session::FEATURES.contains(&f.as_str()) {
-                return invalid("features", &format!("unknown feature `{f}`"));
-            }
+        if let Err(f) =
+            crate::features::Features::from_names(self.features.iter().map(String::as_str))
+        {
+            return invalid("features", &format!("unknown feature `{f}`"));
         }
         if self.heartbeat_interval_ms == 0 {
             return invalid(

@@ -1,5 +1,5 @@
 //! Error types of the server library, split by concern: configuration,
-//! start-up, authentication and the broker.
+//! start-up, authentication and the engine.
 
 use std::path::PathBuf;
 
@@ -81,15 +81,12 @@ impl AuthError {
     }
 }
 
-/// A broker operation failed.
+/// An engine operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BrokerError {
-    /// The operation needs a subscription the session does not hold: reply
-    /// `ERROR_CODE_NOT_SUBSCRIBED`.
-    #[error("not subscribed to `{0}`")]
-    NotSubscribed(String),
-    /// The backend failed; the request may be retried with the same id:
-    /// reply `ERROR_CODE_INTERNAL`.
-    #[error("broker unavailable: {0}")]
+pub enum EngineError {
+    /// The engine's backend could not be reached or failed; nothing was
+    /// changed, so the request may be retried with the same id: the session
+    /// replies `ERROR_CODE_INTERNAL`.
+    #[error("engine unavailable: {0}")]
     Unavailable(String),
 }

@@ -1,20 +1,105 @@
-//! Frames shared between sessions: an envelope encoded at most once per
-//! subprotocol and handed to every recipient as refcounted `Bytes`, and
-//! `batch` frames assembled from already-encoded envelopes without
-//! re-encoding them.
+//! Frames as they go on the wire: a session's [`Wire`] (how its envelopes
+//! become bytes: a WebSocket subprotocol, or an SSE event stream), frames
+//! shared between sessions (an envelope encoded at most once per wire form
+//! and handed to every recipient as refcounted `Bytes`), and `batch` frames
+//! assembled from already-encoded envelopes without re-encoding them.
+//! No I/O and no locks: the hub and the sessions both build on it.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use courier_protocol::{v2, Codec, EncodeError, Encoding, Subprotocol, Version};
+use courier_protocol::v2::envelope::Body;
+use courier_protocol::{v2, Codec, EncodeError, Encoding, Subprotocol, Version, WireEnvelope};
+
+/// How one session's envelopes become bytes on its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// One envelope per WebSocket message in the negotiated subprotocol.
+    WebSocket(Subprotocol),
+    /// One Server-Sent Event per envelope, JSON data (SSE-STREAM).
+    Sse(Version),
+}
+
+/// Number of distinct [`Wire`] forms (six subprotocols, two SSE versions).
+pub(crate) const WIRE_FORMS: usize = 8;
+
+impl Wire {
+    /// The subprotocol whose codec encodes this wire's envelopes.
+    pub fn subprotocol(self) -> Subprotocol {
+        match self {
+            Wire::WebSocket(sp) => sp,
+            Wire::Sse(v) => Subprotocol::new(v, Encoding::Json),
+        }
+    }
+
+    /// A dense index of this form, below [`WIRE_FORMS`].
+    pub(crate) fn slot(self) -> usize {
+        let sp = self.subprotocol();
+        let v = match sp.version {
+            Version::V1 => 0,
+            Version::V2 => 1,
+        };
+        match self {
+            Wire::WebSocket(_) => {
+                v * 3
+                    + match sp.encoding {
+                        Encoding::Json => 0,
+                        Encoding::MsgPack => 1,
+                        Encoding::Protobuf => 2,
+                    }
+            }
+            Wire::Sse(_) => 6 + v,
+        }
+    }
+
+    /// The bytes of `envelope` on this wire.
+    pub fn encode(self, envelope: &v2::Envelope) -> Result<Bytes, EncodeError> {
+        let bytes = Codec::new(self.subprotocol()).encode(envelope)?;
+        Ok(match self {
+            Wire::WebSocket(_) => bytes,
+            Wire::Sse(_) => sse_event(
+                envelope.type_name().unwrap_or("message"),
+                sse_event_id(envelope).as_deref(),
+                &bytes,
+            ),
+        })
+    }
+}
+
+/// SSE-EVENT-ID: `<channel>:<epoch>:<seq>` on message events only.
+pub(crate) fn sse_event_id(env: &v2::Envelope) -> Option<String> {
+    match &env.body {
+        Some(Body::Message(m)) => Some(format!("{}:{}:{}", m.channel, m.epoch, m.seq)),
+        _ => None,
+    }
+}
+
+/// SSE-STREAM: one event per envelope, its type as `event:`, one `data:` line.
+pub(crate) fn sse_event(ty: &str, id: Option<&str>, json: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(json.len() + ty.len() + 32);
+    out.put_slice(b"event: ");
+    out.put_slice(ty.as_bytes());
+    out.put_u8(b'\n');
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        // An id must not contain line breaks; channel names exclude control characters.
+        out.put_slice(id.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"data: ");
+    out.put_slice(json);
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
 
 /// An envelope delivered to many sessions (`message`, `presence_event`,
-/// `ephemeral`). Each subprotocol's bytes are produced by the first
-/// session that needs them and shared by the rest.
+/// `ephemeral`). Each wire form's bytes are produced once, by
+/// [`SharedFrame::prepare`] before the hub takes a channel lock or by the
+/// first session that needs them, and shared by the rest.
 #[derive(Debug)]
 pub struct SharedFrame {
     envelope: v2::Envelope,
-    encoded: [OnceLock<Bytes>; 6],
+    encoded: [OnceLock<Bytes>; WIRE_FORMS],
 }
 
 impl SharedFrame {
@@ -31,28 +116,42 @@ impl SharedFrame {
         &self.envelope
     }
 
-    /// The envelope's bytes in `subprotocol`, encoding them on first use.
-    pub fn bytes(&self, subprotocol: Subprotocol) -> Result<Bytes, EncodeError> {
-        let slot = &self.encoded[slot(subprotocol)];
+    /// The envelope's bytes on `wire`, encoding them on first use.
+    pub fn bytes(&self, wire: Wire) -> Result<Bytes, EncodeError> {
+        let slot = &self.encoded[wire.slot()];
         if let Some(b) = slot.get() {
             return Ok(b.clone());
         }
-        let b = Codec::new(subprotocol).encode(&self.envelope)?;
+        let b = wire.encode(&self.envelope)?;
         Ok(slot.get_or_init(|| b).clone())
+    }
+
+    /// Encodes the forms whose bits are set in `mask` (bit = [`Wire::slot`]),
+    /// so that delivering under a lock only clones bytes.
+    pub(crate) fn prepare(&self, mask: u8, wires: &[Wire; WIRE_FORMS]) {
+        for (i, wire) in wires.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                let _ = self.bytes(*wire);
+            }
+        }
     }
 }
 
-fn slot(p: Subprotocol) -> usize {
-    let v = match p.version {
-        Version::V1 => 0,
-        Version::V2 => 3,
-    };
-    v + match p.encoding {
-        Encoding::Json => 0,
-        Encoding::MsgPack => 1,
-        Encoding::Protobuf => 2,
-    }
-}
+/// Every wire form, indexed by [`Wire::slot`].
+pub(crate) const ALL_WIRES: [Wire; WIRE_FORMS] = {
+    use Encoding::*;
+    use Version::*;
+    [
+        Wire::WebSocket(Subprotocol::new(V1, Json)),
+        Wire::WebSocket(Subprotocol::new(V1, MsgPack)),
+        Wire::WebSocket(Subprotocol::new(V1, Protobuf)),
+        Wire::WebSocket(Subprotocol::new(V2, Json)),
+        Wire::WebSocket(Subprotocol::new(V2, MsgPack)),
+        Wire::WebSocket(Subprotocol::new(V2, Protobuf)),
+        Wire::Sse(V1),
+        Wire::Sse(V2),
+    ]
+};
 
 /// Assembles a `batch` envelope from encoded envelopes of one encoding.
 /// The result equals what `Codec::encode` gives for the same batch.
@@ -179,11 +278,16 @@ mod tests {
     #[test]
     fn shared_frame_encodes_once_per_subprotocol() {
         let f = SharedFrame::new(msg(1));
-        for p in Subprotocol::ALL {
-            let a = f.bytes(p).unwrap();
-            let b = f.bytes(p).unwrap();
-            assert_eq!(a.as_ptr(), b.as_ptr(), "{p} re-encoded");
-            assert_eq!(Codec::new(p).decode::<v2::Envelope>(&a).unwrap(), msg(1));
+        for (i, wire) in ALL_WIRES.iter().enumerate() {
+            assert_eq!(wire.slot(), i);
+            let a = f.bytes(*wire).unwrap();
+            let b = f.bytes(*wire).unwrap();
+            assert_eq!(a.as_ptr(), b.as_ptr(), "{wire:?} re-encoded");
+            if let Wire::WebSocket(p) = wire {
+                assert_eq!(Codec::new(*p).decode::<v2::Envelope>(&a).unwrap(), msg(1));
+            }
         }
+        let sse = f.bytes(Wire::Sse(Version::V2)).unwrap();
+        assert!(sse.starts_with(b"event: message\nid: chat:e1:1\ndata: {"));
     }
 }

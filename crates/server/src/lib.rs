@@ -18,31 +18,39 @@
 //!
 //! See `docs/server.md` for every configuration option and endpoint.
 
+//! # Layers
+//!
+//! transport (`transport`: HTTP, WebSocket, SSE) → session core (`session`)
+//! → hub (`hub`: this node's subscriptions and delivery) → engine
+//! (`engine`: numbering, history, dedupe, presence, shared by the nodes of
+//! a deployment). Each layer imports only the ones below it and the leaf
+//! modules (`config`, `error`, `features`, `frame`, `metrics`, `pattern`,
+//! `auth`, `rpc`); see ARCHITECTURE.md.
+
 mod auth;
-pub mod broker;
 mod config;
+pub mod engine;
 mod error;
-#[cfg_attr(not(feature = "faults"), allow(dead_code))]
+#[cfg(feature = "faults")]
 mod faults;
+mod features;
 mod frame;
-mod http;
+mod hub;
 mod metrics;
-mod outbox;
+mod pattern;
 pub mod rpc;
 mod server;
 mod session;
-mod sse;
-mod tls;
-mod ws;
+mod transport;
 
 pub use auth::{Identity, Operation};
 pub use config::{AuthConfig, ChannelRule, ServerConfig, TlsConfig};
-pub use error::{AuthError, BrokerError, ConfigError, ServerError};
+pub use error::{AuthError, ConfigError, EngineError, ServerError};
 #[cfg(feature = "faults")]
 pub use faults::{Fault, UnknownFault};
-pub use frame::SharedFrame;
+pub use features::{Feature, Features, FEATURES};
+pub use frame::{SharedFrame, Wire};
 pub use server::{start, RunningServer, ServerBuilder};
-pub use session::FEATURES;
 
 /// Milliseconds since the Unix epoch (message `ts`, token expiry).
 pub(crate) fn now_ms() -> u64 {
@@ -50,4 +58,19 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Base-36 digits of `n` (compact ids and epochs).
+pub(crate) fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
 }

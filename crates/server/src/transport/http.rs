@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::{ConnGuard, Shared};
+use super::{ConnGuard, Shared};
 
 /// Response body type of every route.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -51,7 +51,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
 ) {
-    let mut shutdown = shared.shutdown_rx();
+    let mut shutdown = shared.env.lifecycle.shutdown_rx();
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -89,7 +89,7 @@ async fn serve<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, guard: ConnGuard
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut shutdown = shared.shutdown_rx();
+    let mut shutdown = shared.env.lifecycle.shutdown_rx();
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
@@ -118,11 +118,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {
-        ("/ws", Method::GET) => crate::ws::upgrade(shared, req, guard),
-        ("/sse", Method::GET) if shared.config.sse => crate::sse::stream(shared, req, guard),
-        ("/publish", Method::POST) if shared.config.sse => crate::sse::publish(shared, req).await,
+        ("/ws", Method::GET) => super::ws::upgrade(shared, req, guard),
+        ("/sse", Method::GET) if shared.env.config.sse => super::sse::stream(shared, req, guard),
+        ("/publish", Method::POST) if shared.env.config.sse => {
+            super::sse::publish(shared, req).await
+        }
         ("/healthz", Method::GET) => {
-            if shared.is_shutting_down() {
+            if shared.env.lifecycle.is_shutting_down() {
                 text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
             } else {
                 text_response(StatusCode::OK, "ok\n")
@@ -133,16 +135,15 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
                 hyper::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
-            .body(full(
-                shared
-                    .metrics
-                    .render(shared.queue_depth(), shared.broker.channel_count()),
-            ))
+            .body(full(shared.env.metrics.render(
+                shared.queue_depth(),
+                shared.env.hub.engine().channel_count(),
+            )))
             .expect("valid response"),
         ("/ws" | "/healthz" | "/metrics", _) => {
             text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
-        ("/sse" | "/publish", _) if shared.config.sse => {
+        ("/sse" | "/publish", _) if shared.env.config.sse => {
             text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text_response(StatusCode::NOT_FOUND, "not found\n"),

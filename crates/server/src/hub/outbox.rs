@@ -1,47 +1,18 @@
-//! A connection's bounded outbound queue (LIMIT-SLOW-CONSUMER). Replies and
-//! deliveries enter it in order; the connection's writer drains it in
-//! batches. Overflow closes the connection with 4100 and frees the queue,
-//! so the memory held for a slow reader never grows past the bound.
+//! A session's send queue: the hub's deliveries and the session's own
+//! replies enter it in order, already encoded for the session's [`Wire`];
+//! the connection's writer drains it in batches. Overflow closes the
+//! connection with 4100 and frees the queue, so the memory held for a slow
+//! reader never grows past the bound.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use courier_protocol::{close, v2, Codec, Subprotocol};
+use courier_protocol::{close, v2};
 
-use crate::broker::Subscriber;
-use crate::frame::SharedFrame;
-
-/// Feature flags of a session, one bit each.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Features(pub u8);
-
-impl Features {
-    pub const PRESENCE: u8 = 1;
-    pub const EPHEMERAL: u8 = 2;
-    pub const RPC: u8 = 4;
-    pub const BATCH: u8 = 8;
-    pub const REAUTH: u8 = 16;
-
-    pub fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
-    }
-}
-
-/// One queued frame.
-pub(crate) enum Out {
-    /// An envelope encoded for this session alone, with its type name.
-    Own(Bytes, &'static str),
-    /// A frame shared with other sessions, for a transport that needs the
-    /// envelope itself (SSE writes event ids from it).
-    Shared(Arc<SharedFrame>),
-    /// A frame shared with other sessions, already in this session's
-    /// encoding: the refcounted bytes are taken at delivery, so the writer
-    /// touches neither the envelope nor its `Arc` (one refcount pair per
-    /// delivery instead of three).
-    Encoded(Bytes),
-}
+use crate::features::Features;
+use crate::frame::Wire;
 
 /// Why and how the connection is closing.
 #[derive(Debug, Clone)]
@@ -52,7 +23,7 @@ pub(crate) struct CloseRequest {
 }
 
 struct Inner {
-    queue: VecDeque<Out>,
+    queue: VecDeque<Bytes>,
     close: Option<CloseRequest>,
     /// The writer waiting in [`Outbox::changed`]. One waiter per outbox
     /// (its connection's writer), so a slot under the queue's lock replaces
@@ -72,28 +43,23 @@ impl Inner {
     }
 }
 
-/// The outbound side of a session, shared with the broker (as its
-/// [`Subscriber`]) and with RPC tasks.
+/// The outbound side of a session, shared by its connection's writer, the
+/// hub (deliveries) and the session's RPC tasks.
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
-    member: v2::PresenceMember,
-    codec: Codec,
+    session_id: Arc<str>,
+    wire: Wire,
     features: Features,
     capacity: usize,
-    unbounded: bool,
-    keep_envelopes: bool,
 }
 
 impl Outbox {
-    /// `keep_envelopes`: queue shared frames as envelopes ([`Out::Shared`])
-    /// rather than as this session's bytes ([`Out::Encoded`]).
+    /// An empty queue of `capacity` frames for session `session_id`.
     pub(crate) fn new(
-        member: v2::PresenceMember,
-        subprotocol: Subprotocol,
+        session_id: Arc<str>,
+        wire: Wire,
         features: Features,
         capacity: usize,
-        unbounded: bool,
-        keep_envelopes: bool,
     ) -> Self {
         Outbox {
             inner: Mutex::new(Inner {
@@ -102,12 +68,10 @@ impl Outbox {
                 waker: None,
                 signalled: false,
             }),
-            member,
-            codec: Codec::new(subprotocol),
+            session_id,
+            wire,
             features,
             capacity,
-            unbounded,
-            keep_envelopes,
         }
     }
 
@@ -115,12 +79,12 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn member_ref(&self) -> &v2::PresenceMember {
-        &self.member
+    pub(crate) fn session_id(&self) -> &Arc<str> {
+        &self.session_id
     }
 
-    pub(crate) fn subprotocol(&self) -> Subprotocol {
-        self.codec.subprotocol()
+    pub(crate) fn wire(&self) -> Wire {
+        self.wire
     }
 
     pub(crate) fn features(&self) -> Features {
@@ -129,29 +93,18 @@ impl Outbox {
 
     /// Queues a frame; `false` when the connection is closing or the frame
     /// overflowed the queue (which starts a 4100 close).
-    pub(crate) fn push(&self, out: Out) -> bool {
+    pub(crate) fn push(&self, frame: Bytes) -> bool {
         let mut inner = self.lock();
         if inner.close.is_some() {
             return false;
         }
-        if inner.queue.len() >= self.capacity && !self.unbounded {
-            // LIMIT-SLOW-CONSUMER: close rather than drop a message; the
-            // queued frames are discarded and the disconnect goes first.
-            inner.queue = VecDeque::new();
-            inner.close = Some(CloseRequest {
-                code: close::SLOW_CONSUMER,
-                reason: format!("slow consumer: more than {} frames queued", self.capacity),
-                retry_after_ms: None,
-            });
-            let waker = inner.signal();
+        if inner.queue.len() >= self.capacity {
             drop(inner);
-            if let Some(w) = waker {
-                w.wake();
-            }
+            self.overflow();
             return false;
         }
         let was_empty = inner.queue.is_empty();
-        inner.queue.push_back(out);
+        inner.queue.push_back(frame);
         // Only the first frame of a batch wakes the writer: it takes the
         // whole queue.
         let waker = if was_empty { inner.signal() } else { None };
@@ -162,12 +115,35 @@ impl Outbox {
         true
     }
 
+    /// LIMIT-SLOW-CONSUMER: closes rather than drop a message; the queued
+    /// frames are discarded and the disconnect goes first.
+    pub(crate) fn overflow(&self) {
+        let mut inner = self.lock();
+        if inner.close.is_some() {
+            return;
+        }
+        inner.queue = VecDeque::new();
+        inner.close = Some(CloseRequest {
+            code: close::SLOW_CONSUMER,
+            reason: format!("slow consumer: more than {} frames queued", self.capacity),
+            retry_after_ms: None,
+        });
+        let waker = inner.signal();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Frames the queue holds before [`Outbox::overflow`].
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Encodes and queues an envelope for this session.
     pub(crate) fn send(&self, envelope: &v2::Envelope) -> bool {
-        use courier_protocol::WireEnvelope;
-        let ty = envelope.type_name().unwrap_or("unknown");
-        match self.codec.encode(envelope) {
-            Ok(bytes) => self.push(Out::Own(bytes, ty)),
+        match self.wire.encode(envelope) {
+            Ok(bytes) => self.push(bytes),
             Err(e) => {
                 // Only reachable for v2-only types on v1, which callers gate.
                 tracing::warn!(error = %e, "dropping an envelope that cannot be encoded for this session");
@@ -203,7 +179,7 @@ impl Outbox {
     /// the pending close, if any. An empty queue keeps its storage and
     /// `buf` keeps its own, so a writer that frees `buf` before waiting
     /// leaves an idle session holding no queue storage at all.
-    pub(crate) fn take(&self, buf: &mut VecDeque<Out>) -> Option<CloseRequest> {
+    pub(crate) fn take(&self, buf: &mut VecDeque<Bytes>) -> Option<CloseRequest> {
         let mut inner = self.lock();
         if !inner.queue.is_empty() {
             std::mem::swap(&mut inner.queue, buf);
@@ -233,34 +209,5 @@ impl Outbox {
             _ => inner.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
-    }
-}
-
-impl Subscriber for Outbox {
-    fn member(&self) -> &v2::PresenceMember {
-        &self.member
-    }
-    fn wants_presence(&self) -> bool {
-        self.features.has(Features::PRESENCE)
-    }
-    fn wants_ephemeral(&self) -> bool {
-        self.features.has(Features::EPHEMERAL)
-    }
-    fn deliver(&self, frame: &Arc<SharedFrame>) -> bool {
-        if self.keep_envelopes {
-            return self.push(Out::Shared(frame.clone()));
-        }
-        match frame.bytes(self.subprotocol()) {
-            Ok(bytes) => self.push(Out::Encoded(bytes)),
-            Err(e) => {
-                // Shared frames are message, presence_event and ephemeral,
-                // which every version has; kept as the writer did before.
-                tracing::warn!(error = %e, "dropping a shared frame that cannot be encoded for this session");
-                true
-            }
-        }
-    }
-    fn reply(&self, envelope: v2::Envelope) -> bool {
-        self.send(&envelope)
     }
 }

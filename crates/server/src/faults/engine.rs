@@ -1,0 +1,116 @@
+//! The faulty engine: wraps any [`Engine`] and breaks one rule of the
+//! engine's contract (numbering a duplicate again, replaying out of order)
+//! while delegating everything else. Compiled only with feature `faults`.
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use super::Fault;
+use crate::engine::{
+    Engine, EngineFuture, EngineSink, Member, Members, Numbered, Position, PublishRequest,
+    Published, Recovered,
+};
+
+/// `inner` with `fault` injected, when `fault` is an engine fault.
+pub(crate) fn wrap(fault: Option<Fault>, inner: Arc<dyn Engine>) -> Arc<dyn Engine> {
+    match fault {
+        Some(f @ (Fault::RedeliverDuplicate | Fault::ResumeOutOfOrder)) => {
+            Arc::new(FaultyEngine { inner, fault: f })
+        }
+        _ => inner,
+    }
+}
+
+struct FaultyEngine {
+    inner: Arc<dyn Engine>,
+    fault: Fault,
+}
+
+impl Engine for FaultyEngine {
+    fn attach(&self, sink: Weak<dyn EngineSink>) {
+        self.inner.attach(sink)
+    }
+
+    fn publish(&self, request: PublishRequest) -> EngineFuture<'_, Published> {
+        Box::pin(async move {
+            let again = request.clone();
+            let published = self.inner.publish(request).await?;
+            if self.fault == Fault::RedeliverDuplicate && published.duplicate {
+                // Breaks DEDUP-DELIVER-ONCE: the duplicate is numbered again
+                // (a dedupe key of its own makes the inner engine accept it).
+                let user = format!("{}\u{0}again-{}", again.user, fastrand::u64(..));
+                let renumbered = PublishRequest {
+                    user: user.into(),
+                    ..again
+                };
+                return self.inner.publish(renumbered).await;
+            }
+            Ok(published)
+        })
+    }
+
+    fn recover<'a>(
+        &'a self,
+        channel: &'a str,
+        resume: Option<&'a Position>,
+    ) -> EngineFuture<'a, Recovered> {
+        Box::pin(async move {
+            let mut recovered = self.inner.recover(channel, resume).await?;
+            if self.fault == Fault::ResumeOutOfOrder {
+                // Breaks RESUME-EXACT-RANGE: newest first.
+                if let Some(Ok(replay)) = &mut recovered.replay {
+                    replay.reverse();
+                }
+            }
+            Ok(recovered)
+        })
+    }
+
+    fn range<'a>(
+        &'a self,
+        channel: &'a str,
+        epoch: &'a str,
+        from: u64,
+        to: u64,
+    ) -> EngineFuture<'a, Vec<Arc<Numbered>>> {
+        self.inner.range(channel, epoch, from, to)
+    }
+
+    fn watch<'a>(&'a self, channel: &'a str) -> EngineFuture<'a, ()> {
+        self.inner.watch(channel)
+    }
+
+    fn unwatch(&self, channel: &str) {
+        self.inner.unwatch(channel)
+    }
+
+    fn join<'a>(&'a self, channel: &'a str, member: Member) -> EngineFuture<'a, ()> {
+        self.inner.join(channel, member)
+    }
+
+    fn leave<'a>(&'a self, channel: &'a str, session_id: &'a str) -> EngineFuture<'a, ()> {
+        self.inner.leave(channel, session_id)
+    }
+
+    fn members<'a>(&'a self, channel: &'a str) -> EngineFuture<'a, Members> {
+        self.inner.members(channel)
+    }
+
+    fn ephemeral<'a>(
+        &'a self,
+        channel: &'a str,
+        publisher: &'a str,
+        payload: Bytes,
+    ) -> EngineFuture<'a, ()> {
+        self.inner.ephemeral(channel, publisher, payload)
+    }
+
+    fn channel_count(&self) -> usize {
+        self.inner.channel_count()
+    }
+
+    fn sweep(&self) {
+        self.inner.sweep()
+    }
+}

@@ -1,0 +1,381 @@
+//! One channel's local subscribers and its delivery state: the position
+//! delivered so far, messages parked behind a hole, subscribers being
+//! attached (their frames held until the ack) and presence replies being
+//! answered (their events held until the reply).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use courier_protocol::{close, v2};
+
+use super::Outbox;
+use crate::engine::{Engine, EngineError, Numbered, Position};
+use crate::features::Feature;
+use crate::frame::{SharedFrame, WIRE_FORMS};
+
+/// A numbered message with its shared frame.
+pub(super) type Held = (Arc<Numbered>, Arc<SharedFrame>);
+
+pub(super) struct Channel {
+    pub name: Arc<str>,
+    /// Bit [`crate::frame::Wire::slot`] set when a subscriber uses that
+    /// form: frames are encoded for these before the lock is taken.
+    wires: AtomicU8,
+    /// Resolved once the engine streams this channel to the node.
+    watched: tokio::sync::OnceCell<()>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    /// Set when the channel left the hub's map; holders look it up again.
+    pub dead: bool,
+    subs: Vec<Sub>,
+    counts: [u32; WIRE_FORMS],
+    /// The epoch and seq of the last message delivered; unknown until the
+    /// first subscriber's ack gives the position.
+    last: Option<(Arc<str>, u64)>,
+    /// Messages that arrived ahead of a hole, by seq.
+    parked: BTreeMap<u64, Held>,
+    /// A fill task is running for the hole before `parked`.
+    filling: bool,
+}
+
+struct Sub {
+    outbox: Arc<Outbox>,
+    /// Messages of the current epoch up to this seq are not for this
+    /// subscriber (they were numbered before its ack).
+    after: u64,
+    /// Being (re)subscribed: frames wait here for the ack.
+    held: Option<Vec<Held>>,
+    /// A presence query is being answered: events wait for the reply,
+    /// with the membership version each one produced.
+    presence_hold: Option<Vec<(u64, Arc<SharedFrame>)>>,
+}
+
+impl Channel {
+    pub fn new(name: Arc<str>) -> Self {
+        Channel {
+            name,
+            wires: AtomicU8::new(0),
+            watched: tokio::sync::OnceCell::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn lock(&self) -> Guard<'_> {
+        Guard {
+            ch: self,
+            st: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    pub fn wires(&self) -> u8 {
+        self.wires.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the engine streams this channel here (one `watch` for
+    /// all concurrent first subscribers).
+    pub async fn watched(&self, engine: &dyn Engine) -> Result<(), EngineError> {
+        self.watched
+            .get_or_try_init(|| engine.watch(&self.name))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The locked state of a channel.
+pub(super) struct Guard<'a> {
+    ch: &'a Channel,
+    st: MutexGuard<'a, State>,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl State {
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    fn find(&mut self, outbox: &Arc<Outbox>) -> Option<usize> {
+        self.subs
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.outbox, outbox))
+    }
+}
+
+impl Guard<'_> {
+    fn count(&mut self, outbox: &Outbox, delta: i32) {
+        let slot = outbox.wire().slot();
+        self.st.counts[slot] = self.st.counts[slot].saturating_add_signed(delta);
+        let mask = (0..WIRE_FORMS)
+            .filter(|i| self.st.counts[*i] > 0)
+            .fold(0u8, |m, i| m | (1 << i));
+        self.ch.wires.store(mask, Ordering::Relaxed);
+    }
+
+    /// Registers `outbox` as pending (frames held until [`Guard::activate`]);
+    /// `Some(true)` for a session new to the channel, `None` when the
+    /// channel is being removed.
+    pub fn attach(&mut self, outbox: &Arc<Outbox>) -> Option<bool> {
+        if self.st.dead {
+            return None;
+        }
+        if let Some(i) = self.st.find(outbox) {
+            // ORDER-IDEMPOTENT-SUBSCRIBE: one subscription, a fresh ack.
+            self.st.subs[i].held.get_or_insert_with(Vec::new);
+            return Some(false);
+        }
+        self.st.subs.push(Sub {
+            outbox: outbox.clone(),
+            after: 0,
+            held: Some(Vec::new()),
+            presence_hold: None,
+        });
+        self.count(outbox, 1);
+        Some(true)
+    }
+
+    /// Removes `outbox`; false when it was not subscribed.
+    pub fn remove(&mut self, outbox: &Arc<Outbox>) -> bool {
+        let Some(i) = self.st.find(outbox) else {
+            return false;
+        };
+        self.st.subs.swap_remove(i);
+        self.count(outbox, -1);
+        true
+    }
+
+    /// A failed re-subscribe: the existing subscription continues with
+    /// what was held meanwhile.
+    pub fn resume_live(&mut self, outbox: &Arc<Outbox>) {
+        let Some(i) = self.st.find(outbox) else {
+            return;
+        };
+        let sub = &mut self.st.subs[i];
+        for (m, frame) in sub.held.take().unwrap_or_default() {
+            if m.seq > sub.after {
+                push(&sub.outbox, &frame);
+            }
+        }
+    }
+
+    /// ORDER-ACK-BEFORE-DATA, RESUME-EXACT-RANGE, SEQ-ACK-CONTIGUOUS:
+    /// queues the ack, the replay, then what arrived after `position`
+    /// while the subscriber was pending; later messages follow live.
+    pub fn activate(
+        &mut self,
+        outbox: &Arc<Outbox>,
+        ack: v2::Envelope,
+        replay: Vec<(u64, Bytes)>,
+        position: &Position,
+        on_hole: impl FnMut(),
+    ) {
+        let Some(i) = self.st.find(outbox) else {
+            return; // the session left meanwhile
+        };
+        if self.st.last.is_none() {
+            self.st.last = Some((position.epoch.clone(), position.seq));
+        }
+        let same_epoch = self
+            .st
+            .last
+            .as_ref()
+            .is_some_and(|(e, _)| *e == position.epoch);
+        let sub = &mut self.st.subs[i];
+        sub.outbox.send(&ack);
+        for (_, bytes) in replay {
+            sub.outbox.push(bytes);
+        }
+        sub.after = if same_epoch { position.seq } else { 0 };
+        for (m, frame) in sub.held.take().unwrap_or_default() {
+            if m.epoch != position.epoch || m.seq > position.seq {
+                push(&sub.outbox, &frame);
+            }
+        }
+        self.drain(on_hole);
+    }
+
+    /// Takes a numbered message from the engine's stream: delivers it in
+    /// order, drops one already delivered, parks one ahead of a hole (and
+    /// calls `on_hole` when no fill is running yet).
+    pub fn accept(&mut self, m: Arc<Numbered>, frame: Arc<SharedFrame>, on_hole: &mut dyn FnMut()) {
+        match &self.st.last {
+            None => {
+                // The position is known only from the first ack.
+                self.st.parked.insert(m.seq, (m, frame));
+                return;
+            }
+            Some((epoch, _)) if *epoch != m.epoch => {
+                // SEQ-EPOCH-STABLE: the engine lost the channel's state or ran
+                // out of numbers; the new epoch is delivered from its seq 1.
+                self.st.parked.clear();
+                self.st.last = Some((m.epoch.clone(), 0));
+                for sub in &mut self.st.subs {
+                    sub.after = 0;
+                }
+            }
+            Some(_) => {}
+        }
+        let last = self.st.last.as_ref().map_or(0, |(_, s)| *s);
+        if m.seq <= last {
+            return;
+        }
+        if m.seq > last + 1 {
+            self.st.parked.insert(m.seq, (m, frame));
+            self.drain(on_hole);
+            return;
+        }
+        self.deliver(&m, &frame);
+        self.drain(on_hole);
+    }
+
+    /// Delivers parked messages that became next in line; reports a
+    /// remaining hole once.
+    fn drain(&mut self, mut on_hole: impl FnMut()) {
+        loop {
+            let last = self.st.last.as_ref().map_or(0, |(_, s)| *s);
+            let Some(entry) = self.st.parked.first_entry() else {
+                return;
+            };
+            if *entry.key() <= last {
+                entry.remove();
+            } else if *entry.key() == last + 1 {
+                let (m, frame) = entry.remove();
+                self.deliver(&m, &frame);
+            } else {
+                if !self.st.filling {
+                    self.st.filling = true;
+                    on_hole();
+                }
+                return;
+            }
+        }
+    }
+
+    fn deliver(&mut self, m: &Arc<Numbered>, frame: &Arc<SharedFrame>) {
+        if let Some((_, seq)) = &mut self.st.last {
+            *seq = m.seq;
+        }
+        for sub in &mut self.st.subs {
+            match &mut sub.held {
+                Some(held) if held.len() >= sub.outbox.capacity() => {
+                    // LIMIT-SLOW-CONSUMER: the subscriber cannot take the
+                    // backlog of its own subscribe.
+                    held.clear();
+                    sub.outbox.overflow();
+                }
+                Some(held) => held.push((m.clone(), frame.clone())),
+                None if m.seq > sub.after => push(&sub.outbox, frame),
+                None => {}
+            }
+        }
+    }
+
+    /// The hole before the parked messages, as (epoch, from, to); `None`
+    /// (and the fill task ends) when there is none any more.
+    pub fn hole(&mut self) -> Option<(Arc<str>, u64, u64)> {
+        self.drain(|| {});
+        let first = self.st.parked.keys().next().copied();
+        match (first, &self.st.last) {
+            (Some(first), Some((epoch, last))) => Some((epoch.clone(), last + 1, first - 1)),
+            _ => {
+                self.st.filling = false;
+                None
+            }
+        }
+    }
+
+    /// Gives up on the hole: every subscriber is closed with 4201 (it
+    /// reconnects and resumes, learning from the recovery outcome what was
+    /// lost) and delivery continues after the hole for later subscribers.
+    pub fn skip_hole(&mut self, reason: &str) {
+        tracing::warn!(channel = %self.ch.name, reason, "closing the channel's sessions");
+        for sub in &self.st.subs {
+            sub.outbox.close(close::RECONNECT, reason, None);
+        }
+        if let (Some(first), Some((_, last))) =
+            (self.st.parked.keys().next().copied(), &mut self.st.last)
+        {
+            *last = first - 1;
+        }
+        self.drain(|| {});
+    }
+
+    /// Delivers a presence event or an ephemeral to the subscribers that
+    /// enabled `feature`, except session `except`; a presence event with
+    /// its `version` waits for a presence reply being answered.
+    pub fn broadcast(
+        &mut self,
+        frame: &Arc<SharedFrame>,
+        feature: Feature,
+        except: &str,
+        version: Option<u64>,
+    ) {
+        for sub in &mut self.st.subs {
+            if sub.held.is_some()
+                || !sub.outbox.features().has(feature)
+                || **sub.outbox.session_id() == *except
+            {
+                continue;
+            }
+            match (&mut sub.presence_hold, version) {
+                (Some(hold), Some(v)) => hold.push((v, frame.clone())),
+                _ => push(&sub.outbox, frame),
+            }
+        }
+    }
+
+    /// Starts holding presence events for `outbox` while its query runs.
+    pub fn hold_presence(&mut self, outbox: &Arc<Outbox>) {
+        if let Some(i) = self.st.find(outbox) {
+            self.st.subs[i].presence_hold = Some(Vec::new());
+        }
+    }
+
+    /// Queues the presence `reply`, then the held events it does not
+    /// reflect (membership version above `version`; all when there is no reply).
+    pub fn release_presence(
+        &mut self,
+        outbox: &Arc<Outbox>,
+        reply: Option<&v2::Envelope>,
+        version: u64,
+    ) {
+        if let Some(reply) = reply {
+            outbox.send(reply);
+        }
+        let Some(i) = self.st.find(outbox) else {
+            return;
+        };
+        let sub = &mut self.st.subs[i];
+        for (v, frame) in sub.presence_hold.take().unwrap_or_default() {
+            if reply.is_none() || v > version {
+                push(&sub.outbox, &frame);
+            }
+        }
+    }
+}
+
+fn push(outbox: &Outbox, frame: &SharedFrame) {
+    match frame.bytes(outbox.wire()) {
+        Ok(bytes) => {
+            outbox.push(bytes);
+        }
+        // Shared frames are message, presence_event and ephemeral, which
+        // every version has.
+        Err(e) => tracing::warn!(error = %e, "dropping a shared frame that cannot be encoded"),
+    }
+}
