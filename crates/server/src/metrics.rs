@@ -94,7 +94,7 @@ impl Metrics {
         metric(
             "courier_channels",
             "gauge",
-            "Channels with state in the broker.",
+            "Channels with state in the engine.",
             &[("", channels.to_string())],
         );
         let labels: Vec<String> = CODES
