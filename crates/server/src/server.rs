@@ -201,12 +201,13 @@ fn tick_interval(c: &ServerConfig) -> u64 {
     (shortest / 4).clamp(5, 1000)
 }
 
-/// Ticks every session and sweeps the engine until shutdown has drained
-/// every session.
+/// Ticks every session, sweeps the engine and runs the hub's position
+/// check until shutdown has drained every session.
 async fn background(shared: Arc<Shared>, tick: Duration) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_sweep = tokio::time::Instant::now();
+    let mut checks: Option<tokio::task::JoinHandle<()>> = None;
     let lifecycle = &shared.env.lifecycle;
     loop {
         interval.tick().await;
@@ -217,6 +218,10 @@ async fn background(shared: Arc<Shared>, tick: Duration) {
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = tokio::time::Instant::now();
             shared.env.hub.engine().sweep();
+            if checks.as_ref().is_none_or(|c| c.is_finished()) {
+                let env = shared.env.clone();
+                checks = Some(tokio::spawn(async move { env.hub.check_positions().await }));
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ pub(super) struct State {
     last: Option<(Arc<str>, u64)>,
     /// Messages that arrived ahead of a hole, by seq.
     parked: BTreeMap<u64, Held>,
+    /// The highest seq of the current epoch the engine reported (position
+    /// check): above `last`, the stream lost the channel's newest messages.
+    top: u64,
     /// A fill task is running for the hole before `parked`.
     filling: bool,
 }
@@ -224,6 +227,7 @@ impl Guard<'_> {
                 // out of numbers; the new epoch is delivered from its seq 1.
                 self.st.parked.clear();
                 self.st.last = Some((m.epoch.clone(), 0));
+                self.st.top = 0;
                 for sub in &mut self.st.subs {
                     sub.after = 0;
                 }
@@ -285,18 +289,43 @@ impl Guard<'_> {
         }
     }
 
-    /// The hole before the parked messages, as (epoch, from, to); `None`
-    /// (and the fill task ends) when there is none any more.
+    /// The hole before the parked messages (or before the engine's
+    /// reported top), as (epoch, from, to); `None` (and the fill task ends)
+    /// when there is none any more.
     pub fn hole(&mut self) -> Option<(Arc<str>, u64, u64)> {
         self.drain(|| {});
         let first = self.st.parked.keys().next().copied();
+        let top = self.st.top;
         match (first, &self.st.last) {
             (Some(first), Some((epoch, last))) => Some((epoch.clone(), last + 1, first - 1)),
+            (None, Some((epoch, last))) if top > *last => Some((epoch.clone(), last + 1, top)),
             _ => {
                 self.st.filling = false;
                 None
             }
         }
+    }
+
+    /// Position check: the engine's current position of the channel. A
+    /// position past the last delivered message means the stream lost the
+    /// newest ones, which no later message would reveal.
+    pub fn note_top(&mut self, position: &Position, on_hole: impl FnOnce()) {
+        let Some((epoch, last)) = &self.st.last else {
+            return;
+        };
+        if *epoch != position.epoch || position.seq <= *last || position.seq <= self.st.top {
+            return;
+        }
+        self.st.top = position.seq;
+        if !self.st.filling {
+            self.st.filling = true;
+            on_hole();
+        }
+    }
+
+    /// The epoch and seq last delivered, if known.
+    pub fn last(&self) -> Option<(Arc<str>, u64)> {
+        self.st.last.clone()
     }
 
     /// Gives up on the hole: every subscriber is closed with 4201 (it
@@ -307,10 +336,10 @@ impl Guard<'_> {
         for sub in &self.st.subs {
             sub.outbox.close(close::RECONNECT, reason, None);
         }
-        if let (Some(first), Some((_, last))) =
-            (self.st.parked.keys().next().copied(), &mut self.st.last)
-        {
-            *last = first - 1;
+        let next = self.st.parked.keys().next().map(|first| first - 1);
+        let top = self.st.top;
+        if let Some((_, last)) = &mut self.st.last {
+            *last = next.unwrap_or(top).max(*last);
         }
         self.drain(|| {});
     }

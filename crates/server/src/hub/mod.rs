@@ -233,6 +233,29 @@ impl Hub {
             .await
     }
 
+    /// Position check, about once a second: compares each channel's last
+    /// delivered position with the engine's, so that the loss of a
+    /// channel's newest messages from the stream (which no later message
+    /// reveals) is filled too.
+    pub(crate) async fn check_positions(&self) {
+        let channels: Vec<Arc<Channel>> = self
+            .channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for ch in channels {
+            if ch.lock().last().is_none() {
+                continue;
+            }
+            match self.engine.recover(&ch.name, None).await {
+                Ok(r) => ch.lock().note_top(&r.position, || self.schedule_fill(&ch)),
+                Err(e) => tracing::debug!(channel = %ch.name, error = %e, "position check failed"),
+            }
+        }
+    }
+
     /// Starts the task that fills the hole before `ch`'s parked messages.
     fn schedule_fill(&self, ch: &Arc<Channel>) {
         let Some(hub) = self.me.upgrade() else { return };

@@ -9,4 +9,5 @@ mod faults;
 mod features;
 mod limits;
 mod negotiation;
+mod stream;
 mod transport;
