@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod compat;
 mod conform;
 mod decode;
 mod docs;
@@ -24,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Report every change between two versions of payload protos that
+    /// breaks a reader or writer in JSON, MessagePack or Protobuf.
+    Compat(compat::CompatArgs),
     /// Run the conformance suite against a server (or the embedded reference server).
     Conform(conform::ConformArgs),
     /// Show the protocol working end to end: encode and decode one envelope
@@ -47,6 +51,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Compat(args) => std::process::exit(compat::run(args)?),
         Command::Conform(args) => std::process::exit(conform::run(args)?),
         Command::Demo => demo(),
         Command::Decode(args) => std::process::exit(decode::run(args)?),

@@ -1,0 +1,372 @@
+//! The compatibility rules: which change breaks which encoding under
+//! Courier's encoding policy (docs/spec/encoding.md, docs/codegen.md).
+//! Protobuf identifies fields and enum values by number and wire type;
+//! JSON and MessagePack by the proto field name and the enum value name
+//! (ENC-JSON-FLAT, ENC-ENUM-NAMES, ENC-TYPED-PAYLOAD), with integers
+//! range-checked (ENC-INT-FORM, ENC-INT53), `bytes` as base64/`bin`, a
+//! oneof as a map under its name, and map keys as strings.
+
+use prost_types::field_descriptor_proto::Type;
+
+use super::model::{Enum, Field, Kind, Loc, Message, Schema};
+
+/// A wire encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Enc {
+    Json,
+    MsgPack,
+    Protobuf,
+}
+
+impl Enc {
+    pub fn name(self) -> &'static str {
+        match self {
+            Enc::Json => "json",
+            Enc::MsgPack => "msgpack",
+            Enc::Protobuf => "protobuf",
+        }
+    }
+}
+
+const ALL: &[Enc] = &[Enc::Json, Enc::MsgPack, Enc::Protobuf];
+const NAMED: &[Enc] = &[Enc::Json, Enc::MsgPack];
+const PROTO: &[Enc] = &[Enc::Protobuf];
+
+/// One breaking change.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Where (the new definition, or the old one for a removal).
+    pub loc: Loc,
+    /// The element (`Chat.text`, `Mood.MOOD_SAD`).
+    pub subject: String,
+    /// What changed and why it breaks.
+    pub what: String,
+    /// The encodings it breaks.
+    pub breaks: Vec<Enc>,
+}
+
+#[derive(Default)]
+struct Out(Vec<Finding>);
+
+impl Out {
+    fn add(&mut self, loc: &Loc, subject: String, what: String, breaks: &[Enc]) {
+        if !breaks.is_empty() {
+            self.0.push(Finding {
+                loc: loc.clone(),
+                subject,
+                what,
+                breaks: breaks.to_vec(),
+            });
+        }
+    }
+}
+
+/// Every breaking change from `old` to `new`.
+pub fn check(old: &Schema, new: &Schema) -> Vec<Finding> {
+    let mut out = Out::default();
+    for (name, om) in &old.messages {
+        match new.messages.get(name) {
+            None => out.add(
+                &om.loc,
+                name.clone(),
+                "message removed: readers and writers using it break".into(),
+                ALL,
+            ),
+            Some(nm) => message(&mut out, name, om, nm),
+        }
+    }
+    for (name, oe) in &old.enums {
+        match new.enums.get(name) {
+            None => out.add(&oe.loc, name.clone(), "enum removed".into(), ALL),
+            Some(ne) => enumeration(&mut out, name, oe, ne),
+        }
+    }
+    out.0
+}
+
+fn message(out: &mut Out, msg: &str, old: &Message, new: &Message) {
+    for of in &old.fields {
+        let subject = format!("{msg}.{}", of.name);
+        let at_number = new.by_number(of.number);
+        let by_name = new.by_name(&of.name);
+        match (at_number, by_name) {
+            (Some(nf), _) if nf.name == of.name => field(out, &subject, of, nf, ALL),
+            (Some(nf), Some(moved)) => {
+                out.add(
+                    &nf.loc,
+                    subject.clone(),
+                    format!(
+                        "field number {} reused by `{}` while `{}` moved to {}: old Protobuf writers' values are read as `{}`",
+                        of.number, nf.name, of.name, moved.number, nf.name
+                    ),
+                    PROTO,
+                );
+                field(out, &subject, of, moved, NAMED);
+            }
+            (Some(nf), None) => {
+                out.add(
+                    &nf.loc,
+                    subject.clone(),
+                    format!(
+                        "field renamed `{}` -> `{}` (number {} kept): the JSON/MessagePack member name changes",
+                        of.name, nf.name, of.number
+                    ),
+                    NAMED,
+                );
+                field(out, &subject, of, nf, PROTO);
+            }
+            (None, Some(moved)) => {
+                out.add(
+                    &moved.loc,
+                    subject.clone(),
+                    format!("field renumbered {} -> {}", of.number, moved.number),
+                    PROTO,
+                );
+                field(out, &subject, of, moved, NAMED);
+            }
+            (None, None) => {
+                let mut breaks = Vec::new();
+                if !new.reserved_names.contains(&of.name) {
+                    breaks.extend_from_slice(NAMED);
+                }
+                if !new.reserves_number(of.number) {
+                    breaks.push(Enc::Protobuf);
+                }
+                out.add(
+                    &of.loc,
+                    subject,
+                    format!(
+                        "field {} ({}) removed without reserving its {}: old writers' values are dropped and the {} can be reused",
+                        of.name,
+                        of.number,
+                        reserve_what(&breaks),
+                        reserve_what(&breaks)
+                    ),
+                    &breaks,
+                );
+            }
+        }
+    }
+    // New fields on numbers or names the old version reserved.
+    for nf in &new.fields {
+        if old.by_number(nf.number).is_none() && old.reserves_number(nf.number) {
+            out.add(
+                &nf.loc,
+                format!("{msg}.{}", nf.name),
+                format!(
+                    "field uses number {}, reserved in the old version",
+                    nf.number
+                ),
+                PROTO,
+            );
+        }
+        if old.by_name(&nf.name).is_none() && old.reserved_names.contains(&nf.name) {
+            out.add(
+                &nf.loc,
+                format!("{msg}.{}", nf.name),
+                format!("field uses name `{}`, reserved in the old version", nf.name),
+                NAMED,
+            );
+        }
+    }
+}
+
+fn reserve_what(breaks: &[Enc]) -> &'static str {
+    match (breaks.contains(&Enc::Json), breaks.contains(&Enc::Protobuf)) {
+        (true, true) => "number and name",
+        (true, false) => "name",
+        _ => "number",
+    }
+}
+
+/// Compares one field's shape, reporting only for `scope`'s encodings.
+fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) {
+    let only = |breaks: Vec<Enc>| -> Vec<Enc> {
+        breaks.into_iter().filter(|e| scope.contains(e)).collect()
+    };
+    match (&old.map, &new.map) {
+        (Some((ok, ov)), Some((nk, nv))) => {
+            let b = only(kind_change(ok, nk));
+            out.add(
+                &new.loc,
+                subject.into(),
+                format!("map key type changed {ok} -> {nk}"),
+                &b,
+            );
+            let b = only(kind_change(ov, nv));
+            out.add(
+                &new.loc,
+                subject.into(),
+                format!("map value type changed {ov} -> {nv}"),
+                &b,
+            );
+            return;
+        }
+        (None, None) => {}
+        (o, _) => {
+            out.add(
+                &new.loc,
+                subject.into(),
+                format!(
+                    "field {} a map: JSON/MessagePack object vs array, Protobuf entries vs elements",
+                    if o.is_some() { "is no longer" } else { "became" }
+                ),
+                &only(ALL.to_vec()),
+            );
+            return;
+        }
+    }
+    if old.repeated != new.repeated {
+        out.add(
+            &new.loc,
+            subject.into(),
+            format!(
+                "field made {}: JSON/MessagePack array vs single value, Protobuf readers keep only the last element",
+                if new.repeated { "repeated" } else { "singular" }
+            ),
+            &only(ALL.to_vec()),
+        );
+    } else {
+        let b = only(kind_change(&old.kind, &new.kind));
+        out.add(
+            &new.loc,
+            subject.into(),
+            format!("type changed {} -> {}", old.kind, new.kind),
+            &b,
+        );
+    }
+    let oneof = |f: &Field| f.oneof.as_ref().map(|(n, _)| n.clone());
+    if oneof(old) != oneof(new) {
+        let shared = old.oneof.as_ref().is_some_and(|o| o.1 > 1)
+            || new.oneof.as_ref().is_some_and(|o| o.1 > 1);
+        let mut breaks = NAMED.to_vec();
+        if shared {
+            // Setting it may now clear (or no longer clear) other members.
+            breaks.push(Enc::Protobuf);
+        }
+        let name = |o: Option<String>| o.map_or("no oneof".to_string(), |n| format!("oneof `{n}`"));
+        out.add(
+            &new.loc,
+            subject.into(),
+            format!(
+                "field moved from {} to {}: in JSON/MessagePack a oneof member is nested under the oneof's name",
+                name(oneof(old)),
+                name(oneof(new))
+            ),
+            &only(breaks),
+        );
+    }
+}
+
+/// The JSON/MessagePack value class of a scalar: integers by the range a
+/// reader accepts (64-bit ones are limited to 2^53-1, ENC-INT53).
+fn named_class(t: Type) -> &'static str {
+    match t {
+        Type::Int32 | Type::Sint32 | Type::Sfixed32 => "int32",
+        Type::Uint32 | Type::Fixed32 => "uint32",
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => "int53",
+        Type::Uint64 | Type::Fixed64 => "uint53",
+        Type::Float | Type::Double => "float",
+        Type::Bool => "bool",
+        Type::String => "string",
+        Type::Bytes => "bytes",
+        _ => "other",
+    }
+}
+
+/// Which encodings a type change breaks.
+fn kind_change(old: &Kind, new: &Kind) -> Vec<Enc> {
+    if old == new {
+        return Vec::new();
+    }
+    let mut breaks = Vec::new();
+    let named_ok = match (old, new) {
+        (Kind::Scalar(a), Kind::Scalar(b)) => named_class(*a) == named_class(*b),
+        _ => false,
+    };
+    if !named_ok {
+        breaks.extend_from_slice(NAMED);
+    }
+    let proto_ok = match (old, new) {
+        (Kind::Scalar(a), Kind::Scalar(b)) => {
+            matches!(
+                (a, b),
+                (Type::String, Type::Bytes) | (Type::Bytes, Type::String)
+            )
+        }
+        // An enum is an int32 on the wire.
+        (Kind::Enum(_), Kind::Scalar(Type::Int32)) | (Kind::Scalar(Type::Int32), Kind::Enum(_)) => {
+            true
+        }
+        _ => false,
+    };
+    if !proto_ok {
+        breaks.push(Enc::Protobuf);
+    }
+    breaks
+}
+
+fn enumeration(out: &mut Out, name: &str, old: &Enum, new: &Enum) {
+    let by_number = |e: &Enum, n: i32| e.values.iter().find(|v| v.1 == n).cloned();
+    let by_name = |e: &Enum, s: &str| e.values.iter().find(|v| v.0 == s).cloned();
+    for (vname, number, loc) in &old.values {
+        let subject = format!("{name}.{vname}");
+        match (by_number(new, *number), by_name(new, vname)) {
+            (Some(n), _) if n.0 == *vname => {}
+            (Some(n), Some(moved)) => {
+                out.add(
+                    &n.2,
+                    subject.clone(),
+                    format!("enum number {number} reused by `{}`: old Protobuf writers' `{vname}` is read as `{}`", n.0, n.0),
+                    PROTO,
+                );
+                let _ = moved;
+            }
+            (Some(n), None) => out.add(
+                &n.2,
+                subject,
+                format!("enum value renamed `{vname}` -> `{}` (number {number} kept): JSON/MessagePack carry the name", n.0),
+                NAMED,
+            ),
+            (None, Some(moved)) => out.add(
+                &moved.2,
+                subject,
+                format!("enum value renumbered {number} -> {}", moved.1),
+                PROTO,
+            ),
+            (None, None) => {
+                let mut breaks = Vec::new();
+                if !new.reserved_names.contains(vname) {
+                    breaks.extend_from_slice(NAMED);
+                }
+                if !new.reserves_number(*number) {
+                    breaks.push(Enc::Protobuf);
+                }
+                out.add(
+                    loc,
+                    subject,
+                    format!("enum value removed without reserving its {}: old writers' value reads as the _UNSPECIFIED value (ENC-UNKNOWN-ENUM)", reserve_what(&breaks)),
+                    &breaks,
+                );
+            }
+        }
+    }
+    for (vname, number, loc) in &new.values {
+        if by_number(old, *number).is_none() && old.reserves_number(*number) {
+            out.add(
+                loc,
+                format!("{name}.{vname}"),
+                format!("enum value uses number {number}, reserved in the old version"),
+                PROTO,
+            );
+        }
+        if by_name(old, vname).is_none() && old.reserved_names.contains(vname) {
+            out.add(
+                loc,
+                format!("{name}.{vname}"),
+                format!("enum value uses name `{vname}`, reserved in the old version"),
+                NAMED,
+            );
+        }
+    }
+}
