@@ -1,7 +1,7 @@
 //! `courier serve`: runs the reference server until SIGTERM or SIGINT, then
 //! shuts down gracefully (disconnect notice and close 1001 to every client).
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,6 +21,21 @@ pub struct ServeArgs {
     /// Log filter in `tracing` syntax; default from COURIER_LOG, else `info`.
     #[arg(long)]
     log: Option<String>,
+    /// Log line format: `text` for people, `json` (one object per line) for
+    /// log shippers; default from COURIER_LOG_FORMAT, else `text`.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// How `courier serve` writes its log lines (stderr).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal and
+    /// `NO_COLOR` is unset or empty (https://no-color.org).
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`),
+    /// never coloured.
+    Json,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -28,12 +43,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .log
         .or_else(|| std::env::var("COURIER_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match args.log_format {
+        Some(f) => f,
+        None => match std::env::var("COURIER_LOG_FORMAT").ok().as_deref() {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => anyhow::bail!("COURIER_LOG_FORMAT={other}: expected `text` or `json`"),
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).context("invalid --log filter")?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(colour(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     let mut config = ServerConfig::load(args.config.as_deref(), std::env::vars())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -54,6 +81,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (files, pipes and log collectors
+/// get plain text).
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Registers the SIGTERM and SIGINT handlers now; the future resolves on
