@@ -26,7 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+mod close;
 mod frames;
+use close::Closed;
 use frames::Frame;
 
 /// Arguments of `courier load`.
@@ -162,6 +164,11 @@ struct Stats {
     /// never waits on a timer for a window that is already open).
     progress: Notify,
     first_error: std::sync::Mutex<Option<String>>,
+    /// How the server closed the publisher, if it did: nothing more will be
+    /// published, and the report says why.
+    publisher_closed: std::sync::Mutex<Option<Closed>>,
+    /// Set once the publisher's connection is gone (closed, reset).
+    publisher_gone: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -169,6 +176,17 @@ impl Stats {
         self.errors.fetch_add(1, Relaxed);
         self.first_error.lock().expect("lock").get_or_insert(what);
     }
+    /// Records the end of the publisher's connection (the first close
+    /// reported wins: the `disconnect` notice comes before the close frame)
+    /// and wakes a publisher waiting for its window.
+    fn publisher_ended(&self, closed: Option<Closed>) {
+        if let Some(c) = closed {
+            self.publisher_closed.lock().expect("lock").get_or_insert(c);
+        }
+        self.publisher_gone.store(true, Relaxed);
+        self.progress.notify_one();
+    }
+
     /// Records that one subscriber received publish `index` (closed loop).
     fn received(&self, index: u64) {
         if self.pending.is_empty() {
@@ -457,6 +475,14 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
     let reader_codec = codec;
     let reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = rx.next().await {
+            if let WsMessage::Close(frame) = &msg {
+                let closed = frame.as_ref().map(|f| Closed {
+                    code: u16::from(f.code),
+                    reason: f.reason.to_string(),
+                });
+                reader_stats.publisher_ended(closed);
+                break;
+            }
             match decode(&reader_codec, msg) {
                 Some(Ok(v2::Envelope {
                     body: Some(Body::PublishAck(_)),
@@ -468,10 +494,18 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
                 })) => reader_stats.error(format!("publish: {}", e.message)),
                 Some(Ok(v2::Envelope {
                     body: Some(Body::Disconnect(d)),
-                })) => reader_stats.error(format!("publisher: disconnect {} {}", d.code, d.reason)),
+                })) => {
+                    let closed = Closed {
+                        code: u16::try_from(d.code).unwrap_or(u16::MAX),
+                        reason: d.reason,
+                    };
+                    reader_stats.error(format!("publisher closed: {}", closed.summary()));
+                    reader_stats.publisher_ended(Some(closed));
+                }
                 _ => {}
             }
         }
+        reader_stats.publisher_ended(None);
     });
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut next = Instant::now();
@@ -484,12 +518,17 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
             None => {
                 // Closed loop: at most `window` publishes not yet delivered
                 // to every subscriber.
-                while i >= stats.frontier.load(Relaxed) + args.window {
+                while i >= stats.frontier.load(Relaxed) + args.window
+                    && !stats.publisher_gone.load(Relaxed)
+                {
                     stats.progress.notified().await;
                 }
                 let slot = &stats.pending[(i % args.window) as usize];
                 slot.store(args.subscribers as u64, Relaxed);
             }
+        }
+        if stats.publisher_gone.load(Relaxed) {
+            break;
         }
         let t = stats.start.elapsed().as_micros() as u64;
         let p = v2::Publish {
@@ -497,12 +536,21 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
             channel: args.channel.clone(),
             payload: payload(t, args.payload_size)?,
         };
-        tx.send(frame(&codec, Body::Publish(p))?).await?;
+        if let Err(e) = tx.send(frame(&codec, Body::Publish(p))?).await {
+            // Closed under us: the reader has (or will have) the close code.
+            if stats.publisher_gone.load(Relaxed) {
+                break;
+            }
+            return Err(e.into());
+        }
         stats.published.fetch_add(1, Relaxed);
     }
     // Let the last acks arrive, bounded.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.acked.load(Relaxed) < args.publishes && Instant::now() < deadline {
+    while stats.acked.load(Relaxed) < stats.published.load(Relaxed)
+        && !stats.publisher_gone.load(Relaxed)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = tx.close().await;
@@ -576,6 +624,8 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         frontier: AtomicU64::new(0),
         progress: Notify::new(),
         first_error: Default::default(),
+        publisher_closed: Default::default(),
+        publisher_gone: Default::default(),
     });
     let progress = spawn_progress(stats.clone(), &args);
     let rss_before = args.server_pid.and_then(rss_kib);
@@ -634,7 +684,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         holders.iter().for_each(|h| h.abort());
     } else {
         let expected = args.publishes;
-        let readers: Vec<_> = subs
+        let mut readers: Vec<_> = subs
             .into_iter()
             .enumerate()
             .map(|(i, (ws, codec))| {
@@ -642,22 +692,67 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             })
             .collect();
         let t0 = Instant::now();
-        let publisher = tokio::spawn(run_publisher(args.clone(), stats.clone()));
-        let all = async {
-            for r in readers {
-                let _ = r.await;
+        let mut publisher = tokio::spawn(run_publisher(args.clone(), stats.clone()));
+        let mut published = None;
+        {
+            let all = async {
+                for r in readers.iter_mut() {
+                    let _ = r.await;
+                }
+            };
+            tokio::pin!(all);
+            let mut deadline = tokio::time::Instant::now() + limit;
+            let mut cut_short = false;
+            loop {
+                tokio::select! {
+                    _ = &mut all => break,
+                    r = &mut publisher, if published.is_none() => {
+                        published = Some(r);
+                        if stats.publisher_gone.load(Relaxed) {
+                            // Nothing more will be published: give what is
+                            // in flight a moment, then report.
+                            cut_short = true;
+                            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_secs(2));
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if !cut_short {
+                            stats.error(format!("timed out after {limit:?}"));
+                        }
+                        break;
+                    }
+                }
             }
-        };
-        if tokio::time::timeout(limit, all).await.is_err() {
-            stats.error(format!("timed out after {limit:?}"));
         }
+        readers.iter().for_each(|r| r.abort());
         let elapsed = t0.elapsed().as_secs_f64();
-        publisher.await?.context("publisher")?;
+        let published = match published {
+            Some(r) => r,
+            None => publisher.await,
+        };
+        // The report comes first whatever happened: a failed publisher is
+        // an error in it, not a reason to print nothing.
+        match published {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => stats.error(format!("publisher: {e:#}")),
+            Err(e) => stats.error(format!("publisher task: {e}")),
+        }
         let delivered = stats.delivered.load(Relaxed);
-        let lost = (expected * args.subscribers as u64).saturating_sub(delivered);
+        let sent = stats.published.load(Relaxed);
+        let acked = stats.acked.load(Relaxed);
+        // After a close, publishes the server never acknowledged were never
+        // accepted: only acknowledged ones can go missing.
+        let accepted = if stats.publisher_gone.load(Relaxed) {
+            acked
+        } else {
+            sent
+        };
+        let lost = (accepted * args.subscribers as u64).saturating_sub(delivered);
         let ms = |us: u64| us as f64 / 1000.0;
         for (k, v) in [
             ("publishes", serde_json::json!(args.publishes)),
+            ("published", sent.into()),
+            ("acked", acked.into()),
             ("payload_bytes", args.payload_size.into()),
             (
                 "rate",
@@ -690,6 +785,10 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(e) = stats.first_error.lock().expect("lock").clone() {
         report["first_error"] = e.into();
     }
+    let closed = stats.publisher_closed.lock().expect("lock").clone();
+    if let Some(c) = &closed {
+        report["publisher_closed"] = c.summary().into();
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -697,6 +796,15 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         for (k, v) in report.as_object().expect("object") {
             writeln!(out, "{k:>28}  {v}")?;
         }
+    }
+    drop(out);
+    if let Some(c) = closed {
+        bail!(
+            "the server closed the publisher after {} publishes: {}\n{}",
+            stats.published.load(Relaxed),
+            c.summary(),
+            c.hint()
+        );
     }
     if stats.errors.load(Relaxed) > 0 {
         bail!("{} errors", stats.errors.load(Relaxed));

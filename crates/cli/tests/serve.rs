@@ -545,3 +545,54 @@ async fn load_against_a_served_server_reports_nothing_missing() {
     assert!(total >= 21, "20 subscribers + 1 publisher, saw {total}");
     assert_eq!(served.stop("TERM").await.code(), Some(0));
 }
+
+/// A user's first `courier load` against a default `courier serve`: the
+/// closed loop outruns the default 100 msg/s limit and the server closes
+/// the publisher with 4101. The run ends at once (not after the timeout),
+/// prints the report of what it measured and names the code, what it means
+/// and the setting to change.
+#[tokio::test]
+async fn load_past_the_rate_limit_reports_the_close_code_and_what_to_change() {
+    let mut served = Served::start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        courier()
+            .args(["load", "--url", &served.ws_url])
+            .args(["-n", "2", "-m", "1000", "--json"])
+            .output(),
+    )
+    .await
+    .expect("load finishes")
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let closed = report["publisher_closed"].as_str().unwrap_or_default();
+    assert!(
+        closed.starts_with("4101 CLOSE_CODE_RATE_LIMITED"),
+        "{report}"
+    );
+    let published = report["published"].as_u64().unwrap();
+    assert!((100..1000).contains(&published), "{report}");
+    // What was published before the close was delivered and measured.
+    assert!(report["delivered"].as_u64().unwrap() >= 2 * 100, "{report}");
+    assert_eq!(
+        report["missing"], 0,
+        "every acknowledged publish arrived: {report}"
+    );
+    assert!(report["latency_p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+    for needle in ["4101", "max_messages_per_second", "--rate"] {
+        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    }
+    assert!(!stderr.contains("Sending after closing"), "{stderr}");
+    assert_eq!(served.stop("TERM").await.code(), Some(0));
+}
