@@ -49,7 +49,8 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             let mut config = courier_codegen::ts::TsConfig::new();
             config
                 .courier_version(a.version)
-                .runtime_import(a.runtime_import);
+                .runtime_import(a.runtime_import)
+                .generated_by(command_line());
             let mut includes = a.includes.clone();
             // A proto given by path is found through its own directory
             // unless an include already contains it.
@@ -73,4 +74,23 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command as the user typed it (`courier gen ts --out src/gen …`), for
+/// the generated files' first line: the command that regenerates them.
+fn command_line() -> String {
+    let mut line = String::from("courier");
+    for arg in std::env::args_os().skip(1) {
+        // One comment line: a newline inside an argument must not end it.
+        let arg = arg.to_string_lossy().replace(['\n', '\r'], " ");
+        line.push(' ');
+        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || "'\"`$\\".contains(c)) {
+            line.push('\'');
+            line.push_str(&arg.replace('\'', "'\\''"));
+            line.push('\'');
+        } else {
+            line.push_str(&arg);
+        }
+    }
+    line
 }

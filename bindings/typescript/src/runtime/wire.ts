@@ -90,11 +90,12 @@ export function keysOf(o: object): string[] {
 /** Largest integer a JavaScript number holds exactly (ENC-INT53). */
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
-function isMap(v: Wire): v is WireMap {
+function isMap(v: Wire | undefined): v is WireMap {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof F64);
 }
 
-function describe(v: Wire): string {
+function describe(v: Wire | undefined): string {
+  if (v === undefined) return "nothing";
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (v instanceof Uint8Array) return "binary";
@@ -103,7 +104,7 @@ function describe(v: Wire): string {
 }
 
 /** The value as a map, or a `WireError`. */
-export function map(v: Wire, path: string): WireMap {
+export function map(v: Wire | undefined, path: string): WireMap {
   if (!isMap(v)) throw new WireError(`expected a map, found ${describe(v)}`, path);
   return v;
 }
