@@ -1,22 +1,147 @@
 //! `cargo xtask ci`: every check, in the order that fails fastest. What
 //! `.ci/run` runs and what a person runs before pushing.
+//!
+//! The checks are a list of [`Step`]s (see [`steps`]): to add one, push it
+//! where it belongs. Each step prints a `==> [i/n] name` line before it
+//! starts and its time when it ends; a summary of the times closes the run.
+//! `--list` prints the steps, `--from N` starts at step N (after a fix).
 
-use anyhow::Result;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use crate::{root, run_in};
+use anyhow::{bail, Context, Result};
 
-pub fn run(_args: &[String]) -> Result<()> {
-    let root = root();
-    run_in(&root, "cargo", &["fmt", "--all", "--", "--check"])?;
-    // Builds the `courier` binary the TypeScript and docs checks use.
-    run_in(&root, "cargo", &["build", "-p", "courier-cli"])?;
-    run_in(&root, "cargo", &["test", "--workspace", "--no-fail-fast"])?;
-    for dir in ["bindings/typescript", "tools"] {
-        let dir = root.join(dir);
-        if dir.join("package.json").exists() {
-            run_in(&dir, "npm", &["ci", "--no-audit", "--no-fund"])?;
-            run_in(&dir, "npm", &["test"])?;
+use crate::cmd::Cmd;
+use crate::root;
+
+/// One check: a name people recognise in the log, and the commands it runs
+/// (one after another, each in its directory).
+pub struct Step {
+    pub name: &'static str,
+    pub commands: Vec<(PathBuf, Cmd)>,
+}
+
+impl Step {
+    fn new(name: &'static str) -> Self {
+        Step {
+            name,
+            commands: Vec::new(),
         }
     }
+
+    fn run(mut self, dir: impl Into<PathBuf>, cmd: Cmd) -> Self {
+        self.commands.push((dir.into(), cmd));
+        self
+    }
+}
+
+/// Every CI step, in order.
+fn steps() -> Result<Vec<Step>> {
+    let root = root();
+    let courier = courier_bin()?;
+    let ts = root.join("bindings/typescript");
+    let tools = root.join("tools");
+    let npm_ci = || Cmd::new("npm", &["ci", "--no-audit", "--no-fund"]);
+    Ok(vec![
+        Step::new("rustfmt").run(&root, Cmd::new("cargo", &["fmt", "--all", "--", "--check"])),
+        // The `courier` binary the TypeScript and docs checks run.
+        Step::new("build courier").run(&root, Cmd::new("cargo", &["build", "-p", "courier-cli"])),
+        Step::new("cargo test").run(
+            &root,
+            Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),
+        ),
+        Step::new("TypeScript package")
+            .run(&ts, npm_ci())
+            .run(&ts, Cmd::new("npm", &["test"]).env("COURIER_BIN", &courier)),
+        // The package as users install it: `npm pack`, installed into a
+        // fresh `npm init` project, README example run (docs/typescript.md).
+        Step::new("TypeScript package, installed from its tarball").run(
+            &ts,
+            Cmd::new("node", &["scripts/install-test.mjs"]).env("COURIER_BIN", &courier),
+        ),
+        Step::new("tools (buf lint, AsyncAPI parser, docs site in Chromium)")
+            .run(&tools, npm_ci())
+            .run(
+                &tools,
+                Cmd::new("npm", &["test"]).env("COURIER_BIN", &courier),
+            ),
+    ])
+}
+
+/// Where `cargo build -p courier-cli` puts the binary: honours
+/// `CARGO_TARGET_DIR` and `build.target-dir`, as cargo does.
+fn courier_bin() -> Result<PathBuf> {
+    let meta = Cmd::new(
+        "cargo",
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ],
+    )
+    .output(&root())?;
+    let meta: serde_json::Value = serde_json::from_str(&meta).context("cargo metadata")?;
+    let target = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata: no target_directory")?;
+    Ok(PathBuf::from(target).join("debug").join("courier"))
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let steps = steps()?;
+    let total = steps.len();
+    if args.iter().any(|a| a == "--list") {
+        for (i, step) in steps.iter().enumerate() {
+            println!("{:>2}. {}", i + 1, step.name);
+        }
+        return Ok(());
+    }
+    let from = match args.iter().position(|a| a == "--from") {
+        Some(i) => match args.get(i + 1).and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if (1..=total).contains(&n) => n,
+            _ => bail!("--from takes a step number 1..={total} (see --list)"),
+        },
+        None => 1,
+    };
+    let started = Instant::now();
+    let mut times: Vec<(&str, Duration)> = Vec::new();
+    for (i, step) in steps.into_iter().enumerate().skip(from - 1) {
+        eprintln!("\n==> [{}/{total}] {}", i + 1, step.name);
+        let t = Instant::now();
+        for (dir, cmd) in &step.commands {
+            if let Err(e) = cmd.run(dir) {
+                summary(&times, started.elapsed());
+                bail!(
+                    "step {}/{total} ({}) failed: {e:#}\n(re-run from here: cargo xtask ci --from {})",
+                    i + 1,
+                    step.name,
+                    i + 1
+                );
+            }
+        }
+        eprintln!(
+            "<== [{}/{total}] {} ({})",
+            i + 1,
+            step.name,
+            mmss(t.elapsed())
+        );
+        times.push((step.name, t.elapsed()));
+    }
+    summary(&times, started.elapsed());
     Ok(())
+}
+
+fn summary(times: &[(&str, Duration)], total: Duration) {
+    eprintln!("\nci: step times");
+    for (name, d) in times {
+        eprintln!("  {:>6}  {name}", mmss(*d));
+    }
+    eprintln!("  {:>6}  total", mmss(total));
+}
+
+fn mmss(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
 }

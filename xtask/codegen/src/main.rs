@@ -24,6 +24,7 @@ fn files() -> Vec<(String, String)> {
     // TypeScript bindings (test: codegen/tests/typescript.rs).
     let ts = courier_codegen::ts::TsConfig::new()
         .runtime_import("../runtime/index.js")
+        .generated_by("cargo xtask codegen")
         .generate(&[] as &[&str], &[] as &[&str])
         .expect("the Courier definitions generate");
     out.extend(
@@ -36,8 +37,7 @@ fn files() -> Vec<(String, String)> {
         courier_example_chat::fixtures::file(),
     ));
     // Conformance case list and traceability table (test: conformance/tests/traceability.rs).
-    let doc =
-        std::fs::read_to_string(root().join("docs/conformance.md")).unwrap_or_default();
+    let doc = std::fs::read_to_string(root().join("docs/conformance.md")).unwrap_or_default();
     if let Some(text) = courier_conformance::trace::render_doc(&doc) {
         out.push(("docs/conformance.md".to_string(), text));
     }
@@ -47,7 +47,10 @@ fn files() -> Vec<(String, String)> {
 /// The workspace root (this package lives in `xtask/codegen`).
 fn root() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors().nth(2).expect("xtask/codegen is two levels down").to_path_buf()
+    here.ancestors()
+        .nth(2)
+        .expect("xtask/codegen is two levels down")
+        .to_path_buf()
 }
 
 fn main() -> Result<()> {
