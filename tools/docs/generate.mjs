@@ -1,6 +1,6 @@
 // Generates the Courier reference with the real `courier` binary into a
 // fresh temporary directory (what a user gets from `courier docs --out`).
-// `cargo xtask ci` builds target/debug/courier before npm runs.
+// `cargo xtask ci` builds courier and passes it as $COURIER_BIN.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 
 export function generateDocs() {
-  const exe = process.env.COURIER_BIN || path.join(repoRoot, 'target', 'debug', process.platform === 'win32' ? 'courier.exe' : 'courier');
+  const target = process.env.CARGO_TARGET_DIR ? path.resolve(repoRoot, process.env.CARGO_TARGET_DIR) : path.join(repoRoot, 'target');
+  const exe = process.env.COURIER_BIN || path.join(target, 'debug', process.platform === 'win32' ? 'courier.exe' : 'courier');
   if (!fs.existsSync(exe)) {
     throw new Error(`${exe} not found: run \`cargo build -p courier-cli\` first (cargo xtask ci does)`);
   }
