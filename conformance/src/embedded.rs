@@ -24,6 +24,10 @@ pub const FORBIDDEN_CHANNEL: &str = "private.conformance";
 /// The embedded server sends `reauth_request` this long after each authentication.
 pub const REAUTH_AFTER_MS: u64 = 300;
 
+/// How long the embedded server keeps history, in ms: short enough for
+/// `resume.history-ttl` to wait it out, long enough for every other case.
+pub const HISTORY_TTL_MS: u64 = 2500;
+
 /// First-message deadline of the embedded server, in ms.
 pub const HELLO_TIMEOUT_MS: u64 = 1000;
 
@@ -45,6 +49,7 @@ heartbeat_interval_ms = 500
 heartbeat_grace_ms = 500
 hello_timeout_ms = {HELLO_TIMEOUT_MS}
 history_size = 20
+history_ttl_ms = {HISTORY_TTL_MS}
 send_queue_frames = 256
 max_subscriptions = 16
 shutdown_grace_ms = 200

@@ -120,6 +120,74 @@ pub const MUTANTS: &[Mutant] = &[
     },
 ];
 
+/// A mutant written down for a clause that got a case, whose fault the
+/// reference server's fault layer does not have yet. The traceability test
+/// fails once the server knows the fault, so the entry moves to
+/// [`MUTANTS`] and the mutant proof runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingMutant {
+    /// The kebab-case fault name the server will use.
+    pub name: &'static str,
+    /// The requirement clause it breaks.
+    pub clause: &'static str,
+    /// What the server does wrong.
+    pub breaks: &'static str,
+    /// Patterns of case instance IDs that must fail against it.
+    pub caught_by: &'static [&'static str],
+}
+
+/// Mutants whose server fault is pending.
+pub const PENDING_MUTANTS: &[PendingMutant] = &[
+    PendingMutant {
+        name: "ignore-history-ttl",
+        clause: "LIMIT-HISTORY (younger than history_ttl_ms)",
+        breaks: "keeps history past history_ttl_ms and replays expired messages",
+        caught_by: &["resume.history-ttl/*"],
+    },
+    PendingMutant {
+        name: "read-oversize-frame",
+        clause: "CLOSE-OVERSIZE (before reading more than max_message_bytes)",
+        breaks: "reads an oversized frame to its end before closing with 1009",
+        caught_by: &["close.oversize/*"],
+    },
+    PendingMutant {
+        name: "grant-unrequested-features",
+        clause: "FEATURE-NEGOTIATION (exactly the names hello lists)",
+        breaks: "enables every feature it supports, whatever hello asked for",
+        caught_by: &["session.feature-negotiation/*", "features.gated/*"],
+    },
+    PendingMutant {
+        name: "first-frame-protocol-violation",
+        clause: "CLOSE-PRECEDENCE",
+        breaks: "closes every bad first frame with 4003, even an undecodable or unknown-type one",
+        caught_by: &["close.precedence/*"],
+    },
+    PendingMutant {
+        name: "ignore-server-only-types",
+        clause: "SESSION-CLIENT-TYPES",
+        breaks: "ignores a server-only type sent by a client instead of closing with 4003",
+        caught_by: &["session.server-only-types/*"],
+    },
+    PendingMutant {
+        name: "batch-rate-partial",
+        clause: "LIMIT-RATE (a batch takes all its tokens at once)",
+        breaks: "processes a batch's envelopes until the bucket runs dry, then closes with 4101",
+        caught_by: &["close.rate-limit-batch"],
+    },
+    PendingMutant {
+        name: "empty-resume-not-requested",
+        clause: "RESUME-PRESENT",
+        breaks: "treats a present but empty resume as a subscribe without resume",
+        caught_by: &["resume.empty-position/*"],
+    },
+    PendingMutant {
+        name: "hello-in-batch-processed",
+        clause: "BATCH-NOT-HANDSHAKE (server reaction)",
+        breaks: "processes the envelopes before a hello in a batch, then closes with 4003",
+        caught_by: &["batch.limits/*"],
+    },
+];
+
 /// One row of the traceability table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
@@ -158,6 +226,18 @@ pub fn table() -> Vec<Row> {
                     })
                 })
                 .map(|m| m.name.to_string())
+                .chain(
+                    PENDING_MUTANTS
+                        .iter()
+                        .filter(|m| {
+                            m.caught_by.iter().any(|p| {
+                                ids.iter().any(|id| {
+                                    crate::expect::glob_match(p.split('/').next().unwrap_or(p), id)
+                                })
+                            })
+                        })
+                        .map(|m| format!("{} (pending)", m.name)),
+                )
                 .collect();
             let not_checkable = NOT_CHECKABLE
                 .iter()
@@ -270,8 +350,39 @@ pub fn splice(doc: &str, name: &str, body: &str) -> Option<String> {
     Some(format!("{}{}{}", &doc[..b], body, &doc[e..]))
 }
 
+/// Markdown: every mutant, the cases that catch it, and whether the
+/// reference server has its fault yet.
+pub fn markdown_mutants() -> String {
+    let mut s = String::from("| Mutant | Breaks | Caught by | Status |\n|---|---|---|---|\n");
+    let cases = |c: &[&str]| {
+        c.iter()
+            .map(|p| format!("`{}`", p.trim_end_matches("/*")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for m in MUTANTS {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | proven |\n",
+            m.name,
+            m.breaks,
+            cases(m.caught_by)
+        ));
+    }
+    for m in PENDING_MUTANTS {
+        s.push_str(&format!(
+            "| `{}` | {} ({}) | {} | pending: the server has no such fault yet |\n",
+            m.name,
+            m.breaks,
+            m.clause,
+            cases(m.caught_by)
+        ));
+    }
+    s
+}
+
 /// `docs/conformance.md` with its generated sections brought up to date.
 pub fn render_doc(doc: &str) -> Option<String> {
     let doc = splice(doc, "cases", &markdown_cases())?;
+    let doc = splice(&doc, "mutants", &markdown_mutants())?;
     splice(&doc, "traceability", &markdown_traceability())
 }

@@ -83,6 +83,22 @@ fn every_mutant_names_existing_cases_and_every_fault_has_a_mutant() {
             .parse::<courier_server::Fault>()
             .unwrap_or_else(|e| panic!("mutant {} is not a server fault: {e}", m.name));
     }
+    for m in trace::PENDING_MUTANTS {
+        assert!(!m.caught_by.is_empty(), "{} has no catching case", m.name);
+        for p in m.caught_by {
+            let base = p.split('/').next().unwrap();
+            assert!(
+                case_ids.iter().any(|id| id == base),
+                "pending mutant {} names unknown case {base}",
+                m.name
+            );
+        }
+        assert!(
+            m.name.parse::<courier_server::Fault>().is_err(),
+            "the server has fault {} now: move it from trace::PENDING_MUTANTS to trace::MUTANTS",
+            m.name
+        );
+    }
     for f in courier_server::Fault::ALL {
         assert!(
             MUTANTS.iter().any(|m| m.name == f.to_string()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{close, v2, Codec, Encoding, Subprotocol};
 
-use super::util::{check_close, check_contiguous, payload, position, subscribe, sync};
+use super::util::{check_close, check_contiguous, position, subscribe, sync};
 use super::BASE;
 use crate::case::{fail, hello, Axes, CaseDef, CaseError, CaseResult, Ctx};
 use crate::check;
@@ -70,14 +70,6 @@ pub(crate) const CASES: &[CaseDef] = &[
         axes: Axes::Each,
         versions: &[1],
         run: |cx| Box::pin(batch_on_v1(cx)),
-        ..BASE
-    },
-    CaseDef {
-        id: "close.oversize",
-        title: "A frame larger than max_message_bytes closes with 1009",
-        requirements: &["CLOSE-OVERSIZE", "CLOSE-REASON-REQUIRED"],
-        axes: Axes::Each,
-        run: |cx| Box::pin(oversize(cx)),
         ..BASE
     },
     CaseDef {
@@ -149,7 +141,7 @@ async fn raw_then_close(
 }
 
 /// msgpack map header + `"type": <name>`.
-fn mp_typed(name: &str, extra_members: u8) -> Vec<u8> {
+pub(crate) fn mp_typed(name: &str, extra_members: u8) -> Vec<u8> {
     let mut v = vec![0x81 + extra_members, 0xa4];
     v.extend(b"type");
     v.push(0xa0 | name.len() as u8);
@@ -322,32 +314,6 @@ async fn batch_on_v1(cx: Ctx) -> CaseResult {
     raw_then_close(&cx, "c1", bytes, text, close::UNKNOWN_TYPE).await
 }
 
-async fn oversize(cx: Ctx) -> CaseResult {
-    let (mut c, w) = cx.open("c1").await?;
-    let limit = w.limits.as_ref().map(|l| l.max_message_bytes).unwrap_or(0) as usize;
-    check!(limit > 0, "welcome advertises no max_message_bytes");
-    if limit > 8 << 20 {
-        return Err(CaseError::Skipped(format!(
-            "max_message_bytes {limit} is too large to exceed cheaply"
-        )));
-    }
-    let big = v2::Envelope {
-        body: Some(Body::Publish(v2::Publish {
-            id: cx.id("p"),
-            channel: cx.channel("big"),
-            payload: payload(serde_json::json!("x".repeat(limit + 64))),
-        })),
-    };
-    // The server may close before reading the whole frame: a failed send is fine.
-    if let Err(e) = c.send(&big).await {
-        cx.note(format!(
-            "send of the oversized frame failed (server closed early?): {e:?}"
-        ));
-    }
-    let closed = c.expect_close(cx.step()).await?;
-    check_close(&closed, close::MESSAGE_TOO_BIG, true)
-}
-
 async fn hello_close(cx: &Ctx, label: &str, token: &str, code: u16) -> CaseResult {
     let mut c = cx.connect(label).await?;
     c.send_body(hello(token, &[])).await?;
@@ -420,20 +386,21 @@ async fn rate_limit(cx: Ctx) -> CaseResult {
             l.max_burst
         )));
     }
-    // Half the burst at once must be served (LIMIT-ADVERTISED).
-    let half = (l.max_burst / 2).max(1) as u64;
-    for ts in 0..half {
+    // The whole burst at once, right after welcome, must be served: the
+    // bucket is full when welcome is sent and hello took no token
+    // (LIMIT-RATE, LIMIT-ADVERTISED).
+    let burst = l.max_burst as u64;
+    for ts in 0..burst {
         c.send_body(Body::Ping(v2::Ping { ts })).await?;
     }
-    for ts in 0..half {
+    for ts in 0..burst {
         c.take("pong", |e| {
             matches!(&e.body, Some(Body::Pong(p)) if p.ts == ts).then_some(())
         })
         .await
         .map_err(|e| match e {
             CaseError::Fail(m) => fail(format!(
-                "{half} envelopes at once, within max_burst {}: {m}",
-                l.max_burst
+                "max_burst = {burst} pings sent at once right after welcome must all be answered (LIMIT-RATE: the bucket is full when welcome is sent; LIMIT-ADVERTISED): no pong {ts}: {m}"
             )),
             other => other,
         })?;

@@ -73,8 +73,8 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
     CaseDef {
         id: "batch.limits",
-        title: "A nested, oversized or unnegotiated batch closes with 4003 without processing any entry",
-        requirements: &["BATCH-NO-NESTING", "BATCH-MAX", "BATCH-V2-ONLY"],
+        title: "A nested, oversized, hello-carrying or unnegotiated batch closes with 4003 without processing any entry",
+        requirements: &["BATCH-NO-NESTING", "BATCH-MAX", "BATCH-V2-ONLY", "BATCH-NOT-HANDSHAKE"],
         axes: Axes::PerVersion,
         versions: &[2],
         needs: &["batch"],
@@ -453,6 +453,19 @@ async fn batch_limits(cx: Ctx) -> CaseResult {
         close::PROTOCOL_VIOLATION,
         true,
     )?;
+    // A hello inside a batch: refused before any entry is processed.
+    let (mut c, _) = open_features(&cx, "hello-inside", &["batch"]).await?;
+    let token = cx.token(TokenKind::Valid).await?;
+    c.send_body(batch(vec![pub1.clone(), crate::case::hello(&token, &[])]))
+        .await?;
+    let closed = c.expect_close(cx.step()).await?;
+    check!(
+        closed.code == Some(close::PROTOCOL_VIOLATION),
+        "a batch [publish, hello]: closed with {} {:?}, expected 4003 (BATCH-NOT-HANDSHAKE)",
+        closed.code_text(),
+        closed.reason
+    );
+    check_close(&closed, close::PROTOCOL_VIOLATION, true)?;
     // Not negotiated.
     let (mut c, _) = open_features(&cx, "unnegotiated", &[]).await?;
     c.send_body(batch(vec![pub1])).await?;

@@ -13,6 +13,7 @@ mod order;
 mod resume;
 mod seq;
 mod sse;
+mod violations;
 
 use std::sync::OnceLock;
 
@@ -37,13 +38,14 @@ pub(crate) const BASE: CaseDef = CaseDef {
 pub fn registry() -> &'static [CaseDef] {
     static ALL: OnceLock<Vec<CaseDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let groups: [&[CaseDef]; 11] = [
+        let groups: [&[CaseDef]; 12] = [
             negotiation::CASES,
             seq::CASES,
             dedupe::CASES,
             resume::CASES,
             heartbeat::CASES,
             close::CASES,
+            violations::CASES,
             auth::CASES,
             order::CASES,
             features::CASES,

@@ -286,36 +286,44 @@ async fn welcome_fields(cx: Ctx) -> CaseResult {
 
 async fn feature_negotiation(cx: Ctx) -> CaseResult {
     let token = cx.token(TokenKind::Valid).await?;
-    let mut asked = vec!["no-such-feature"];
-    let declared: Vec<String> = cx.profile().features.clone();
-    asked.extend(declared.iter().map(|s| s.as_str()));
-    let (c, w) = cx.open_with("c1", &token, &asked).await?;
-    for f in &w.features {
-        check!(
-            asked.contains(&f.as_str()),
-            "welcome.features has {f:?}, which hello did not ask for"
-        );
-    }
-    check!(
-        !w.features.iter().any(|f| f == "no-such-feature"),
-        "an unknown feature name was echoed"
-    );
     let v2_only = ["batch", "reauth"];
-    for f in &declared {
-        let applies = cx.sp().version == Version::V2 || !v2_only.contains(&f.as_str());
-        if applies {
-            check!(
-                w.features.contains(f),
-                "the profile declares feature {f:?}, which was asked for but not enabled"
-            );
-        } else {
-            check!(
-                !w.features.contains(f),
-                "version 1 session enabled the version 2 feature {f:?}"
-            );
-        }
+    let declared: Vec<String> = cx
+        .profile()
+        .features
+        .iter()
+        .filter(|f| cx.sp().version == Version::V2 || !v2_only.contains(&f.as_str()))
+        .cloned()
+        .collect();
+    // Every declared feature (plus an unknown name), then each one alone,
+    // then none: welcome.features must be exactly what was asked for and is
+    // supported, never a feature nobody asked for.
+    let mut asks: Vec<Vec<&str>> = vec![std::iter::once("no-such-feature")
+        .chain(cx.profile().features.iter().map(String::as_str))
+        .collect()];
+    asks.extend(declared.iter().map(|f| vec![f.as_str()]));
+    asks.push(Vec::new());
+    for (n, asked) in asks.iter().enumerate() {
+        let (c, w) = cx.open_with(&format!("c{n}"), &token, asked).await?;
+        let mut want: Vec<&str> = declared
+            .iter()
+            .map(String::as_str)
+            .filter(|f| asked.contains(f))
+            .collect();
+        let mut got: Vec<&str> = w.features.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        let unasked: Vec<&str> = got.iter().copied().filter(|f| !asked.contains(f)).collect();
+        check!(
+            unasked.is_empty(),
+            "hello.features {asked:?}: welcome.features {got:?} grants {unasked:?}, which hello did not ask for (FEATURE-NEGOTIATION)"
+        );
+        check!(
+            got == want,
+            "hello.features {asked:?} in a version {} session: welcome.features {got:?}, expected {want:?} (the supported features asked for, FEATURE-NEGOTIATION)",
+            cx.sp().version.number()
+        );
+        c.close(1000).await;
     }
-    c.close(1000).await;
     Ok(())
 }
 

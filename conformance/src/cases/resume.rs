@@ -2,7 +2,9 @@
 //! failure reasons (epoch changed, position ahead, history gone), and the
 //! epoch after a restart (channels.md §5, limits.md §6).
 
-use courier_protocol::v2::{RecoveryReason, RecoveryStatus};
+use courier_protocol::v2::envelope::Body;
+use courier_protocol::v2::{self, RecoveryReason, RecoveryStatus};
+use courier_protocol::Encoding;
 
 use super::util::{
     expect_no_message, expect_seqs, next_message, position, publish, recovery, subscribe, sync,
@@ -50,6 +52,22 @@ pub(crate) const CASES: &[CaseDef] = &[
         requirements: &["LIMIT-HISTORY", "RESUME-ALL-OR-NOTHING", "RESUME-REASON"],
         axes: Axes::PerVersion,
         run: |cx| Box::pin(history_limit(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "resume.history-ttl",
+        title: "A message older than history_ttl_ms is no longer replayed: HISTORY_EXPIRED; younger ones still are",
+        requirements: &["LIMIT-HISTORY", "RESUME-REASON"],
+        axes: Axes::PerVersion,
+        run: |cx| Box::pin(history_ttl(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "resume.empty-position",
+        title: "A present but empty resume is a resume request (EPOCH_CHANGED); an absent or null one is not",
+        requirements: &["RESUME-PRESENT", "RESUME-NOT-REQUESTED"],
+        axes: Axes::Each,
+        run: |cx| Box::pin(empty_position(cx)),
         ..BASE
     },
     CaseDef {
@@ -272,6 +290,128 @@ async fn after_restart(cx: Ctx) -> CaseResult {
         check!(
             seq == 0,
             "new epoch {e:?} after restart starts at seq {seq}, expected 0"
+        );
+    }
+    Ok(())
+}
+
+/// Longest history TTL the case waits out (before time scaling).
+const MAX_TIMED_TTL_MS: u64 = 10_000;
+
+async fn history_ttl(cx: Ctx) -> CaseResult {
+    let (probe, w) = cx.open("probe").await?;
+    probe.close(1000).await;
+    let l = w.limits.unwrap_or_default();
+    if l.history_size == 0 {
+        return Err(CaseError::Skipped(
+            "history_size is 0: the server keeps no history".into(),
+        ));
+    }
+    let ttl = l.history_ttl_ms;
+    if ttl == 0 || ttl as f64 > MAX_TIMED_TTL_MS as f64 * cx.target().time_scale {
+        return Err(CaseError::Skipped(format!(
+            "history_ttl_ms {ttl} is too long to wait out quickly; run the server with a test TTL (≤ {MAX_TIMED_TTL_MS} ms) or pass --time-scale"
+        )));
+    }
+    let ch = cx.channel("resume-ttl");
+    let (epoch, old) = fill(&cx, &ch, 2).await?;
+    cx.note(format!(
+        "waiting history_ttl_ms = {ttl} ms (and a margin) for seqs 1..={old} to expire"
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(ttl) + cx.ms(300)).await;
+    let (_, last) = fill(&cx, &ch, 1).await?;
+    // The young message is still replayed.
+    let (mut s, _) = cx.open("sub-young").await?;
+    let ack = subscribe(&mut s, &cx, &ch, Some((&epoch, old))).await?;
+    let (status, reason, replayed) = recovery(&ack);
+    check!(
+        status == RecoveryStatus::Recovered && replayed == last - old,
+        "resume from seq {old} missing only seq {last}, published just now: status {status:?} reason {reason:?} replayed {replayed}, expected RECOVERED with {} (LIMIT-HISTORY)",
+        last - old
+    );
+    expect_seqs(
+        &mut s,
+        &ch,
+        &epoch,
+        (old + 1, last),
+        &format!("a RECOVERED resume from seq {old}"),
+        "RESUME-EXACT-RANGE",
+    )
+    .await?;
+    // The old ones are gone: a resume that misses them fails, whole.
+    failed_resume(&cx, &ch, (&epoch, 0), RecoveryReason::HistoryExpired)
+        .await
+        .map_err(|e| match e {
+            CaseError::Fail(m) => fail(format!(
+                "seqs 1..={old} were published over history_ttl_ms = {ttl} ms ago (LIMIT-HISTORY: kept only while younger than the TTL): {m}"
+            )),
+            o => o,
+        })
+}
+
+async fn empty_position(cx: Ctx) -> CaseResult {
+    let ch = cx.channel("resume-empty");
+    fill(&cx, &ch, 1).await?;
+    let (mut s, _) = cx.open("sub").await?;
+    // Present and empty: `"resume":{}`, an empty map, a zero-length field.
+    let id = cx.id("sub");
+    s.send_body(Body::Subscribe(v2::Subscribe {
+        id: id.clone(),
+        channel: ch.clone(),
+        resume: Some(v2::StreamPosition::default()),
+    }))
+    .await?;
+    let ack = super::util::reply(&mut s, &id, "subscribe_ack", |b| match b {
+        Body::SubscribeAck(a) if a.id == id => Some(a.clone()),
+        _ => None,
+    })
+    .await?
+    .map_err(|e| {
+        fail(format!(
+            "subscribe with an empty resume failed: {}",
+            e.message
+        ))
+    })?;
+    let (status, reason, _) = recovery(&ack);
+    check!(
+        status == RecoveryStatus::Failed && reason == RecoveryReason::EpochChanged,
+        "subscribe with a present but empty resume (epoch \"\", seq 0): recovery {status:?} {reason:?}, expected FAILED EPOCH_CHANGED (RESUME-PRESENT)"
+    );
+    // Null in JSON and MessagePack: no resume at all.
+    let raw = match cx.sp().encoding {
+        Encoding::Json => Some((
+            format!(r#"{{"type":"subscribe","id":"s-null","channel":"{ch}","resume":null}}"#)
+                .into_bytes(),
+            true,
+        )),
+        Encoding::MsgPack => {
+            let mut v = super::close::mp_typed("subscribe", 3);
+            v.extend([0xa2, b'i', b'd', 0xa6]);
+            v.extend(b"s-null");
+            v.push(0xa7);
+            v.extend(b"channel");
+            v.push(0xd9);
+            v.push(ch.len() as u8);
+            v.extend(ch.as_bytes());
+            v.push(0xa6);
+            v.extend(b"resume");
+            v.push(0xc0);
+            Some((v, false))
+        }
+        Encoding::Protobuf => None,
+    };
+    if let Some((bytes, text)) = raw {
+        s.send_raw(bytes, text).await?;
+        let ack = super::util::reply(&mut s, "s-null", "subscribe_ack", |b| match b {
+            Body::SubscribeAck(a) if a.id == "s-null" => Some(a.clone()),
+            _ => None,
+        })
+        .await?
+        .map_err(|e| fail(format!("subscribe with resume null failed: {}", e.message)))?;
+        let (status, _, _) = recovery(&ack);
+        check!(
+            status == RecoveryStatus::NotRequested,
+            "subscribe with \"resume\": null: recovery {status:?}, expected NOT_REQUESTED (RESUME-PRESENT: null reads as absent)"
         );
     }
     Ok(())
