@@ -2,7 +2,8 @@
 //! server on loopback (started in the test, with fault injection where a
 //! gap or a duplicate is needed): sends in each encoding, `--expect`
 //! passing and failing, gap and duplicate flags, heartbeat answers,
-//! `wss://` with `--ca`, and the exit codes for bad input and no server.
+//! `wss://` with `--ca`, SSE with `POST /publish`, JWT credentials, lines
+//! typed on stdin, and the exit codes for bad input and no server.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -303,4 +304,136 @@ fn bad_input_and_no_server_exit_two() {
     let out = tap(&[&format!("ws://127.0.0.1:{port}/ws"), "--duration", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("cannot connect"), "{}", text(&out));
+}
+
+#[test]
+fn sse_stream_with_publish_and_flags() {
+    let f = Fixture::new("sse");
+    let server = f.server(ServerConfig {
+        fault: Some(Fault::SkipSeq),
+        ..Default::default()
+    });
+    let sse = format!("{}/sse", server.http_url());
+    let publishes: Vec<String> = (1..=4)
+        .map(|i| {
+            format!(r#"{{"type":"publish","id":"p-{i}","channel":"chat","payload":{{"n":{i}}}}}"#)
+        })
+        .collect();
+    let send = f.file(
+        "send.jsonl",
+        &publishes.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let expect = f.file(
+        "expect.jsonl",
+        &[
+            r#"{"type":"welcome","version":1}"#,
+            r#"{"type":"subscribe_ack","channel":"chat"}"#,
+            r#"{"type":"publish_ack","id":"p-4"}"#,
+            r#"{"type":"message","payload":{"n":4}}"#,
+        ],
+    );
+    let out = tap(&[
+        &sse,
+        "-c",
+        "chat",
+        "-s",
+        "courier.v1.json",
+        "--send",
+        &send,
+        "--expect",
+        &expect,
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("sse?v=1&channel=chat (SSE)") && t.contains("[POST /publish]"),
+        "{t}"
+    );
+    assert!(t.contains("[GAP: expected seq"), "{t}");
+    // Only publish travels over SSE; MessagePack is not an SSE encoding.
+    let bad = f.file("bad.jsonl", &[SUBSCRIBE]);
+    let out = tap(&[&sse, "-c", "chat", "--send", &bad]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = tap(&[&sse, "-s", "courier.v2.msgpack", "--duration", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+fn jwt(secret: &str, sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": sub, "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn credentials_from_the_flag_or_the_environment() {
+    let f = Fixture::new("auth");
+    let server = f.server(ServerConfig {
+        auth: courier_server::AuthConfig {
+            hs256_secret: Some("tap-secret".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let expect = f.file("expect.jsonl", &[r#"{"type":"welcome","user":"alice"}"#]);
+    let good = jwt("tap-secret", "alice");
+    let out = tap(&[&server.ws_url(), "--token", &good, "--expect", &expect]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["tap", &server.ws_url(), "--expect", &expect])
+        .env("COURIER_TOKEN", &good)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A token signed with another key: refused before welcome (4004).
+    let out = tap(&[
+        &server.ws_url(),
+        "--token",
+        &jwt("other", "alice"),
+        "--duration",
+        "1",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("4004"), "{t}");
+    // SSE: the token travels in Authorization (SSE-AUTH).
+    let sse = format!("{}/sse", server.http_url());
+    let out = tap(&[&sse, "--token", &good, "--expect", &expect]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn lines_typed_on_stdin_are_sent() {
+    use std::io::Write;
+    let f = Fixture::new("stdin");
+    let server = f.server(ServerConfig::default());
+    let expect = f.file(
+        "expect.jsonl",
+        &[r#"{"type":"subscribe_ack","channel":"chat"}"#],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["tap", &server.ws_url(), "--expect", &expect])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{SUBSCRIBE}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(r#"-> {"type":"subscribe","id":"s1","channel":"chat"}"#),
+        "{t}"
+    );
 }

@@ -117,12 +117,7 @@ pub async fn connect(
     config: WebSocketConfig,
 ) -> Result<Upgraded, HandshakeError> {
     let url = &endpoint.url;
-    let tcp = TcpStream::connect(&url.authority).await?;
-    tcp.set_nodelay(true)?;
-    let mut stream = match &endpoint.tls {
-        Some(tls) => tls::connect(tcp, &url.hostname, tls.clone()).await?,
-        None => Stream::Plain(tcp),
-    };
+    let mut stream = dial(endpoint).await?;
     let key = generate_key();
     let protocols: Vec<&str> = offers.iter().map(|p| p.name()).collect();
     let request = format!(
@@ -136,6 +131,54 @@ pub async fn connect(
     // TLS buffers records; the request must leave before we wait for the answer.
     stream.flush().await?;
 
+    let head = read_head(&mut stream).await?;
+    if head.status != 101 {
+        return Err(HandshakeError::Refused(head.status_line));
+    }
+    if head.header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_str()) {
+        return Err(HandshakeError::Refused("bad Sec-WebSocket-Accept".into()));
+    }
+    let selected = head.header("sec-websocket-protocol").map(str::to_string);
+    let rest = head.rest;
+    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await;
+    Ok(Upgraded { ws, selected })
+}
+
+/// Opens the TCP connection (and TLS for `wss://`/`https://`).
+pub(crate) async fn dial(endpoint: &Endpoint) -> Result<Stream, HandshakeError> {
+    let url = &endpoint.url;
+    let tcp = TcpStream::connect(&url.authority).await?;
+    tcp.set_nodelay(true)?;
+    Ok(match &endpoint.tls {
+        Some(tls) => tls::connect(tcp, &url.hostname, tls.clone()).await?,
+        None => Stream::Plain(tcp),
+    })
+}
+
+/// An HTTP/1.1 response head.
+pub(crate) struct Head {
+    /// The status code (0 if unreadable).
+    pub status: u16,
+    /// The status line as received.
+    pub status_line: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Bytes read past the head.
+    pub rest: Vec<u8>,
+}
+
+impl Head {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a response head of at most [`MAX_HEAD`] bytes.
+pub(crate) async fn read_head(stream: &mut Stream) -> Result<Head, HandshakeError> {
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
         if let Some(i) = find_head_end(&buf) {
@@ -156,29 +199,22 @@ pub async fn connect(
     let head = std::str::from_utf8(&buf[..head_end])
         .map_err(|_| HandshakeError::Refused("non-UTF-8 head".into()))?;
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("101") {
-        return Err(HandshakeError::Refused(status.to_string()));
-    }
-    let mut accept = None;
-    let mut selected = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "sec-websocket-accept" => accept = Some(value.to_string()),
-            "sec-websocket-protocol" => selected = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    if accept.as_deref() != Some(derive_accept_key(key.as_bytes()).as_str()) {
-        return Err(HandshakeError::Refused("bad Sec-WebSocket-Accept".into()));
-    }
-    let rest = buf[head_end + 4..].to_vec();
-    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await;
-    Ok(Upgraded { ws, selected })
+    let status_line = lines.next().unwrap_or_default().to_string();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Head {
+        status,
+        status_line,
+        headers,
+        rest: buf[head_end + 4..].to_vec(),
+    })
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {

@@ -39,6 +39,7 @@ mod handshake;
 pub mod raw;
 pub mod reconnect;
 mod session;
+pub mod sse;
 mod tls;
 pub mod tracker;
 

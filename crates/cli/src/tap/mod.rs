@@ -29,10 +29,16 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::decode::{clock, to_json};
 
+mod sse;
+
 #[derive(Args)]
 pub struct TapArgs {
-    /// The server's WebSocket URL (`ws://127.0.0.1:8080/ws`, `wss://…`).
+    /// The server's WebSocket URL (`ws://127.0.0.1:8080/ws`, `wss://…`), or
+    /// its SSE URL (`http://127.0.0.1:8080/sse`, `https://…`).
     url: String,
+    /// SSE: a channel to subscribe to (repeatable; `?channel=` of GET /sse).
+    #[arg(long = "channel", short = 'c')]
+    channels: Vec<String>,
     /// Subprotocol to offer (repeat for several, most preferred first);
     /// default: every one, newest version first.
     #[arg(long = "subprotocol", short = 's')]
@@ -73,9 +79,9 @@ pub struct TapArgs {
 }
 
 /// Exit codes (docs/tap.md).
-const EXIT_OK: i32 = 0;
-const EXIT_MISMATCH: i32 = 1;
-const EXIT_CONNECT: i32 = 2;
+pub(super) const EXIT_OK: i32 = 0;
+pub(super) const EXIT_MISMATCH: i32 = 1;
+pub(super) const EXIT_CONNECT: i32 = 2;
 
 /// Runs the command; returns the exit code.
 pub fn run(args: TapArgs) -> anyhow::Result<i32> {
@@ -86,7 +92,7 @@ pub fn run(args: TapArgs) -> anyhow::Result<i32> {
 }
 
 /// A line of input: an envelope to send, or a pause.
-enum Input {
+pub(super) enum Input {
     Line(usize, String),
     End,
 }
@@ -143,17 +149,17 @@ pub(crate) fn matches(pattern: &Value, actual: &Value) -> bool {
     }
 }
 
-struct Tap {
+pub(super) struct Tap {
     json: bool,
-    version: Version,
+    pub(super) version: Version,
     trackers: HashMap<String, ChannelTracker>,
-    expectations: Vec<Value>,
-    next_expectation: usize,
-    flagged: usize,
+    pub(super) expectations: Vec<Value>,
+    pub(super) next_expectation: usize,
+    pub(super) flagged: usize,
 }
 
 impl Tap {
-    fn print(&self, dir: &str, envelope: &Value, text: &str, flags: &[String]) {
+    pub(super) fn print(&self, dir: &str, envelope: &Value, text: &str, flags: &[String]) {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -169,7 +175,7 @@ impl Tap {
         }
     }
 
-    fn note(&self, what: &str) {
+    pub(super) fn note(&self, what: &str) {
         if self.json {
             println!("{}", serde_json::json!({ "note": what }));
         } else {
@@ -266,7 +272,23 @@ impl Tap {
         false
     }
 
-    fn expectations_done(&self) -> bool {
+    /// Prints a received envelope, tracking and matching each batch entry.
+    pub(super) fn received(&mut self, env: &v2::Envelope) {
+        let text = to_json(self.version, env);
+        let value: Value = serde_json::from_str(&text).expect("JSON codec output");
+        let entries = match &env.body {
+            Some(Body::Batch(_)) => value["envelopes"].as_array().cloned().unwrap_or_default(),
+            _ => vec![value.clone()],
+        };
+        let mut flags = Vec::new();
+        for e in &entries {
+            flags.extend(self.track(e));
+            self.expect(e);
+        }
+        self.print("recv", &value, &text, &flags);
+    }
+
+    pub(super) fn expectations_done(&self) -> bool {
         self.next_expectation >= self.expectations.len()
     }
 }
@@ -290,6 +312,17 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
         .token
         .clone()
         .or_else(|| std::env::var("COURIER_TOKEN").ok());
+    if args.url.starts_with("http://") || args.url.starts_with("https://") {
+        let tap = Tap {
+            json: args.json,
+            version: Version::V2,
+            trackers: HashMap::new(),
+            expectations,
+            next_expectation: 0,
+            flagged: 0,
+        };
+        return sse::run(&args, tap, &config, token, input).await;
+    }
     let session = match raw::open(&config, token).await {
         Ok(s) => s,
         Err(e) => {
@@ -318,21 +351,7 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
     let welcome_env = v2::Envelope {
         body: Some(Body::Welcome(welcome)),
     };
-    let received = |tap: &mut Tap, env: &v2::Envelope| {
-        let text = to_json(tap.version, env);
-        let value: Value = serde_json::from_str(&text).expect("JSON codec output");
-        let entries = match &env.body {
-            Some(Body::Batch(_)) => value["envelopes"].as_array().cloned().unwrap_or_default(),
-            _ => vec![value.clone()],
-        };
-        let mut flags = Vec::new();
-        for e in &entries {
-            flags.extend(tap.track(e));
-            tap.expect(e);
-        }
-        tap.print("recv", &value, &text, &flags);
-    };
-    received(&mut tap, &welcome_env);
+    tap.received(&welcome_env);
 
     let json_codec = Codec::new(Subprotocol::new(sp.version, Encoding::Json));
     let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
@@ -377,7 +396,7 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                 let before = tap.next_expectation;
                 match codec.decode_frame::<v2::Envelope>(&bytes, Some(text)) {
                     Ok(env) => {
-                        received(&mut tap, &env);
+                        tap.received(&env);
                         // HB-CLIENT-PONG: answer every ping with its ts.
                         if let (Some(Body::Ping(ping)), false) = (&env.body, args.no_pong) {
                             let pong = v2::Envelope { body: Some(Body::Pong(v2::Pong { ts: ping.ts })) };
