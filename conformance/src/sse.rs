@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use courier_client::sse::EventParser;
+
 use crate::case::{fail, CaseError};
 use crate::conn::Transcript;
 
@@ -43,9 +45,8 @@ fn split(url: &str) -> Result<(String, String), CaseError> {
 /// An open event stream.
 pub struct SseStream {
     reader: BufReader<TcpStream>,
-    chunked: bool,
-    chunk_left: usize,
-    line: Vec<u8>,
+    /// De-chunking and event parsing: courier-client's bounded parser.
+    parser: EventParser,
     /// Response status.
     pub status: u16,
     /// Response headers (lower-case names).
@@ -122,9 +123,7 @@ impl SseStream {
             .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
         Ok(SseStream {
             reader,
-            chunked,
-            chunk_left: 0,
-            line: Vec::new(),
+            parser: EventParser::new(chunked),
             status,
             headers,
             ended: false,
@@ -140,50 +139,32 @@ impl SseStream {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Reads body bytes up to a newline (de-chunking); `None` at end of body.
-    async fn body_line(&mut self) -> std::io::Result<Option<String>> {
+    /// The next event from the parser, reading more of the body as needed;
+    /// `None` at the end of the body.
+    async fn next_event(&mut self) -> Result<Option<SseEvent>, CaseError> {
         loop {
-            if let Some(i) = self.line.iter().position(|b| *b == b'\n') {
-                let rest = self.line.split_off(i + 1);
-                let line = std::mem::replace(&mut self.line, rest);
-                return Ok(Some(
-                    String::from_utf8_lossy(&line)
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                ));
+            if let Some(ev) = self.parser.next_event() {
+                return Ok(Some(SseEvent {
+                    event: ev.event,
+                    id: ev.id,
+                    data: ev.data,
+                }));
             }
-            if self.line.len() > 1 << 20 {
-                return Err(std::io::Error::other("SSE line over 1 MiB"));
+            if self.parser.ended {
+                return Ok(None);
             }
-            if self.chunked && self.chunk_left == 0 {
-                let mut size = String::new();
-                if self.reader.read_line(&mut size).await? == 0 {
-                    return Ok(None);
-                }
-                let size = size.trim();
-                if size.is_empty() {
-                    continue; // CRLF after the previous chunk
-                }
-                self.chunk_left = usize::from_str_radix(size.split(';').next().unwrap_or("0"), 16)
-                    .map_err(std::io::Error::other)?;
-                if self.chunk_left == 0 {
-                    return Ok(None);
-                }
-            }
-            let want = if self.chunked {
-                self.chunk_left.min(8192)
-            } else {
-                8192
-            };
-            let mut buf = vec![0u8; want];
-            let n = self.reader.read(&mut buf).await?;
+            let mut buf = [0u8; 8192];
+            let n = self
+                .reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| fail(format!("reading the event stream: {e}")))?;
             if n == 0 {
                 return Ok(None);
             }
-            if self.chunked {
-                self.chunk_left -= n;
-            }
-            self.line.extend_from_slice(&buf[..n]);
+            self.parser
+                .push(&buf[..n])
+                .map_err(|e| fail(format!("reading the event stream: {e}")))?;
         }
     }
 
@@ -193,43 +174,11 @@ impl SseStream {
             return Ok(None);
         }
         let read = async {
-            let mut ev = SseEvent::default();
-            let mut any = false;
-            loop {
-                let Some(line) = self
-                    .body_line()
-                    .await
-                    .map_err(|e| fail(format!("reading the event stream: {e}")))?
-                else {
-                    self.ended = true;
-                    return Ok(None);
-                };
-                if line.is_empty() {
-                    if any {
-                        return Ok(Some(ev));
-                    }
-                    continue;
-                }
-                if line.starts_with(':') {
-                    continue;
-                }
-                any = true;
-                let (field, value) = line
-                    .split_once(':')
-                    .map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)))
-                    .unwrap_or((line.as_str(), ""));
-                match field {
-                    "event" => ev.event = value.to_string(),
-                    "id" => ev.id = Some(value.to_string()),
-                    "data" => {
-                        if !ev.data.is_empty() {
-                            ev.data.push('\n');
-                        }
-                        ev.data.push_str(value);
-                    }
-                    _ => {}
-                }
+            let r = self.next_event().await;
+            if matches!(r, Ok(None)) {
+                self.ended = true;
             }
+            r
         };
         match tokio::time::timeout(wait, read).await {
             Ok(r) => {
@@ -317,16 +266,6 @@ pub async fn post_json(
 }
 
 fn dechunk(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::new();
-    let mut rest: &str = &text;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
+    let body = courier_client::sse::dechunk(raw).unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
 }

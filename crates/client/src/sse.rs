@@ -159,6 +159,15 @@ impl EventParser {
     }
 }
 
+/// The body of a complete `Transfer-Encoding: chunked` response (at most
+/// 1 MiB per chunk).
+pub fn dechunk(raw: &[u8]) -> Result<Vec<u8>, SseError> {
+    let mut p = EventParser::new(true);
+    p.raw = raw.to_vec();
+    p.dechunk()?;
+    Ok(p.body)
+}
+
 /// An open `GET /sse` stream.
 pub struct SseStream {
     stream: Stream,
@@ -318,9 +327,8 @@ pub async fn post_json(
         .map_err(|_| RawError::Connect("no complete response".into()))?
         .map_err(|e| RawError::Connect(e.to_string()))?;
     let body = if chunked {
-        let mut p = EventParser::new(true);
-        p.push(&raw).map_err(|e| RawError::Connect(e.to_string()))?;
-        String::from_utf8_lossy(&p.body).into_owned()
+        let body = dechunk(&raw).map_err(|e| RawError::Connect(e.to_string()))?;
+        String::from_utf8_lossy(&body).into_owned()
     } else {
         String::from_utf8_lossy(&raw).into_owned()
     };

@@ -288,6 +288,18 @@ impl Tap {
         self.print("recv", &value, &text, &flags);
     }
 
+    /// The exit code: `outcome`, or 1 under `--strict` after any flag.
+    pub(super) fn exit_code(&self, outcome: i32, strict: bool) -> i32 {
+        if strict && self.flagged > 0 && outcome == EXIT_OK {
+            self.note(&format!(
+                "{} gap/duplicate/undecodable flags (--strict)",
+                self.flagged
+            ));
+            return EXIT_MISMATCH;
+        }
+        outcome
+    }
+
     pub(super) fn expectations_done(&self) -> bool {
         self.next_expectation >= self.expectations.len()
     }
@@ -476,14 +488,7 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
         }
     })
     .await;
-    if args.strict && tap.flagged > 0 && outcome == EXIT_OK {
-        tap.note(&format!(
-            "{} gap/duplicate/undecodable flags (--strict)",
-            tap.flagged
-        ));
-        return Ok(EXIT_MISMATCH);
-    }
-    Ok(outcome)
+    Ok(tap.exit_code(outcome, args.strict))
 }
 
 #[cfg(test)]

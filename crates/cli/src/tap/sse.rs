@@ -193,12 +193,5 @@ pub(super) async fn run(
             deadline = tokio::time::Instant::now() + timeout;
         }
     };
-    if args.strict && tap.flagged > 0 && outcome == EXIT_OK {
-        tap.note(&format!(
-            "{} gap/duplicate/undecodable flags (--strict)",
-            tap.flagged
-        ));
-        return Ok(EXIT_MISMATCH);
-    }
-    Ok(outcome)
+    Ok(tap.exit_code(outcome, args.strict))
 }
