@@ -38,7 +38,7 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Generate code from the Courier definitions and your payload protos.
     Gen(gen::GenArgs),
-    /// Write the protocol reference: HTML site, Markdown and AsyncAPI 3.
+    /// Write the protocol reference: HTML site, Markdown and AsyncAPI 3.1.
     Docs(docs::DocsArgs),
     /// Generate load against a server: fan-out throughput, latency, idle memory.
     Load(load::LoadArgs),

@@ -1,8 +1,12 @@
-//! The AsyncAPI 3.0 document of the WebSocket API: one channel (`/ws`)
+//! The AsyncAPI 3.1 document of the protocol: the WebSocket channel (`/ws`)
 //! carrying every envelope type, one operation per type and direction
 //! (described from the server's side: it `receive`s client messages and
 //! `send`s its own), replies taken from the reply table, and each message's
-//! draft-07 JSON Schema from `courier_protocol::schema`.
+//! draft-07 JSON Schema from `courier_protocol::schema`, every schema titled
+//! (generators name types after it) and every envelope requiring `type`.
+//! The three encodings are the `x-courier-encodings` extension (AsyncAPI
+//! gives a message one content type; Courier picks it per connection); the
+//! SSE transport is a second server and channel (`/sse`, `/publish`).
 
 use std::collections::BTreeMap;
 
@@ -30,7 +34,7 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
     let mut components_schemas = Map::new();
     if let Some(defs) = schema.get("definitions").and_then(Value::as_object) {
         for (name, def) in defs {
-            components_schemas.insert(name.clone(), rewrite_refs(def.clone()));
+            components_schemas.insert(name.clone(), titled(rewrite_refs(def.clone()), name));
         }
     }
     // The envelope itself: `Batch.envelopes` refers to it (`$ref: "#"` in
@@ -54,6 +58,7 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
     components_schemas.insert(
         "Envelope".into(),
         json!({
+            "title": "Envelope",
             "description": "One Courier envelope: a flat object whose `type` names the message (ENC-JSON-FLAT).",
             "oneOf": model.bodies.iter().map(|b| json!({ "$ref": format!("#/components/schemas/{}Envelope", b.message) })).collect::<Vec<_>>(),
         }),
@@ -62,9 +67,13 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
     let mut messages = Map::new();
     let mut channel_messages = Map::new();
     let mut operations = Map::new();
+    let mut sse_messages = Map::new();
     let mut schemas = BTreeMap::new();
     for b in &model.bodies {
-        let variant = variant_of(&b.type_name).unwrap_or_else(|| json!({}));
+        let variant = titled(
+            require_type(variant_of(&b.type_name).unwrap_or_else(|| json!({}))),
+            &format!("{}Envelope", b.message),
+        );
         schemas.insert(
             b.type_name.clone(),
             serde_json::to_string_pretty(&sort_keys(variant.clone())).unwrap_or_default(),
@@ -82,7 +91,11 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
             "x-courier-direction": b.direction,
             "x-courier-since": b.since,
             "x-courier-envelope-field": b.number,
+            "x-courier-protobuf": format!("courier.v{}.Envelope", version.number()),
         });
+        if sse_carries(&b.type_name) {
+            message["x-courier-sse-event"] = json!(b.type_name);
+        }
         if let Some(m) = model.message(&b.message).filter(|m| !m.doc.is_empty()) {
             message["description"] = json!(m.doc);
         }
@@ -139,6 +152,41 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
             }
             operations.insert(format!("{action}{}", b.message), op);
         }
+        // SSE: the server's messages as events of the stream (SSE-STREAM).
+        if sse_carries(&b.type_name) {
+            operations.insert(
+                format!("sseSend{}", b.message),
+                json!({
+                    "action": "send",
+                    "channel": { "$ref": "#/channels/sse" },
+                    "summary": format!("`{}` as an SSE event (`event: {}`, one `data:` line of compact JSON).", b.type_name, b.type_name),
+                    "messages": [{ "$ref": format!("#/channels/sse/messages/{}", b.type_name) }],
+                }),
+            );
+            sse_messages.insert(
+                b.type_name.clone(),
+                json!({ "$ref": format!("#/components/messages/{}", b.type_name) }),
+            );
+        }
+    }
+    // POST /publish: a publish in, a publish_ack (or an error) back (SSE-PUBLISH).
+    if model.body("publish").is_some() && model.body("publish_ack").is_some() {
+        operations.insert(
+            "httpReceivePublish".into(),
+            json!({
+                "action": "receive",
+                "channel": { "$ref": "#/channels/publish" },
+                "summary": "A publish over HTTP (`POST /publish`, JSON body; `type` optional), for clients on the SSE transport.",
+                "messages": [{ "$ref": "#/channels/publish/messages/publish" }],
+                "reply": {
+                    "channel": { "$ref": "#/channels/publish" },
+                    "messages": [
+                        { "$ref": "#/channels/publish/messages/publish_ack" },
+                        { "$ref": "#/channels/publish/messages/error" },
+                    ],
+                },
+            }),
+        );
     }
 
     let subprotocols: Vec<&str> = Subprotocol::ALL
@@ -148,7 +196,7 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
         .collect();
     let v = version.number();
     let document = json!({
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "id": format!("urn:courier:protocol:v{v}"),
         "info": {
             "title": format!("Courier protocol, version {v}"),
@@ -163,11 +211,17 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
             "license": { "name": "MIT OR Apache-2.0" },
         },
         "defaultContentType": "application/json",
+        "x-courier-encodings": encodings(version),
         "servers": {
             "reference": {
                 "host": "127.0.0.1:8080",
                 "protocol": "ws",
                 "description": "The reference server (`courier serve`) on its default address. Use `wss` behind TLS.",
+            },
+            "reference-http": {
+                "host": "127.0.0.1:8080",
+                "protocol": "http",
+                "description": "The same server's HTTP side: the SSE transport (`GET /sse`, JSON only, docs/spec/sse.md) and `POST /publish`. Use `https` behind TLS.",
             },
         },
         "channels": {
@@ -175,6 +229,7 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
                 "address": "/ws",
                 "title": "Courier WebSocket endpoint",
                 "description": "Every Courier session: the client offers subprotocols, sends `hello` first and receives `welcome`; then requests, replies and deliveries flow in both directions until a `disconnect` and the close frame.",
+                "servers": [{ "$ref": "#/servers/reference" }],
                 "messages": channel_messages,
                 "bindings": {
                     "ws": {
@@ -194,11 +249,92 @@ pub fn build(version: Version, model: &Model, examples: &BTreeMap<String, Value>
                     },
                 },
             },
+            "sse": {
+                "address": "/sse",
+                "title": "Courier Server-Sent Events stream",
+                "description": format!("`GET /sse?v={v}&channel=a&channel=b&since=a:EPOCH:SEQ` with `Authorization: Bearer` (SSE-AUTH): a `text/event-stream` whose events are the server's envelopes in JSON, `welcome` first, `message` events with `id: channel:epoch:seq` (SSE-EVENT-ID); resume with `Last-Event-ID` or `since` (SSE-RESUME). The client sends nothing on the stream: it publishes with `POST /publish`."),
+                "servers": [{ "$ref": "#/servers/reference-http" }],
+                "messages": sse_messages,
+                "bindings": { "http": { "method": "GET", "bindingVersion": "0.3.0" } },
+            },
+            "publish": {
+                "address": "/publish",
+                "title": "Publish over HTTP",
+                "description": "`POST /publish` with a JSON `publish` body; the answer is a `publish_ack` envelope (status 200) or an `error` envelope with an HTTP error status (SSE-PUBLISH).",
+                "servers": [{ "$ref": "#/servers/reference-http" }],
+                "messages": {
+                    "publish": { "$ref": "#/components/messages/publish" },
+                    "publish_ack": { "$ref": "#/components/messages/publish_ack" },
+                    "error": { "$ref": "#/components/messages/error" },
+                },
+                "bindings": { "http": { "method": "POST", "bindingVersion": "0.3.0" } },
+            },
         },
         "operations": operations,
         "components": { "messages": messages, "schemas": components_schemas },
     });
     AsyncApi { document, schemas }
+}
+
+/// The envelope types an SSE stream carries (docs/spec/sse.md): `welcome`
+/// first (SSE-STREAM), a `subscribe_ack` or `error` per channel
+/// (SSE-CHANNELS), `message` deliveries (SSE-EVENT-ID), `ping` heartbeats
+/// (SSE-HEARTBEAT) and the closing `disconnect` (SSE-END).
+const SSE_EVENTS: [&str; 6] = [
+    "welcome",
+    "subscribe_ack",
+    "error",
+    "message",
+    "ping",
+    "disconnect",
+];
+
+fn sse_carries(type_name: &str) -> bool {
+    SSE_EVENTS.contains(&type_name)
+}
+
+/// The `x-courier-encodings` extension: the content type and WebSocket
+/// frame of each subprotocol of `version`. Every message's `payload` schema
+/// describes the JSON and MessagePack form (one data model, docs/spec/
+/// encoding.md §2); the Protobuf form is the message named by the message's
+/// `x-courier-protobuf` (the envelope, body at `x-courier-envelope-field`).
+fn encodings(version: Version) -> Value {
+    Subprotocol::ALL
+        .iter()
+        .filter(|s| s.version == version)
+        .map(|s| {
+            let (content_type, frame, schema) = match s.encoding {
+                courier_protocol::Encoding::Json => ("application/json", "text", "payload"),
+                courier_protocol::Encoding::MsgPack => ("application/vnd.msgpack", "binary", "payload"),
+                courier_protocol::Encoding::Protobuf => ("application/x-protobuf", "binary", "x-courier-protobuf"),
+            };
+            json!({ "subprotocol": s.name(), "contentType": content_type, "frame": frame, "schema": schema })
+        })
+        .collect()
+}
+
+/// Gives a schema a `title` (its component name) unless it has one: code
+/// generators (Modelina and others) name types after it instead of
+/// `AnonymousSchema_11`.
+fn titled(mut v: Value, name: &str) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.entry("title").or_insert_with(|| json!(name));
+    }
+    v
+}
+
+/// Makes `type` a required member of an envelope variant: it is the
+/// discriminator every reader dispatches on (ENC-JSON-FLAT).
+fn require_type(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        let required = map.entry("required").or_insert_with(|| json!([]));
+        if let Value::Array(list) = required {
+            if !list.iter().any(|r| r == "type") {
+                list.insert(0, json!("type"));
+            }
+        }
+    }
+    v
 }
 
 /// `#/definitions/X` → `#/components/schemas/X`; `#` (the envelope) →

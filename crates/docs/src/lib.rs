@@ -1,5 +1,5 @@
 //! Courier protocol reference generator (`courier docs`): a static HTML
-//! site, the same content as Markdown, and an AsyncAPI 3.0 document, all
+//! site, the same content as Markdown, and an AsyncAPI 3.1 document, all
 //! rendered through handlebars templates from the proto definitions (with
 //! their comments), the JSON Schema, the normative spec in `docs/spec/`, the
 //! conformance suite's case list, session transcripts recorded from a live
@@ -24,7 +24,7 @@
 //! | `close-codes.html`, `requirements.html`, `conformance.html` | tables |
 //! | `transcripts.html`, `history.html`, `spec/*.html` | transcripts, version history, the spec |
 //! | `markdown/` | the same pages as Markdown (`markdown/README.md` is the index) |
-//! | `asyncapi.yaml`, `asyncapi-v1.yaml` | AsyncAPI 3.0 documents of versions 2 and 1 |
+//! | `asyncapi.yaml`, `asyncapi-v1.yaml` | AsyncAPI 3.1 documents of versions 2 and 1 |
 
 pub mod asyncapi;
 pub mod cases;
