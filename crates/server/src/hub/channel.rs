@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier_protocol::{close, v2};
@@ -14,6 +15,7 @@ use super::Outbox;
 use crate::engine::{Engine, EngineError, Numbered, Position};
 use crate::features::Feature;
 use crate::frame::{SharedFrame, WIRE_FORMS};
+use crate::metrics::Histogram;
 
 /// A numbered message with its shared frame.
 pub(super) type Held = (Arc<Numbered>, Arc<SharedFrame>);
@@ -25,6 +27,8 @@ pub(super) struct Channel {
     wires: AtomicU8,
     /// Resolved once the engine streams this channel to the node.
     watched: tokio::sync::OnceCell<()>,
+    /// The hub's delivery-latency histogram.
+    delivery: Arc<Histogram>,
     state: Mutex<State>,
 }
 
@@ -59,11 +63,12 @@ struct Sub {
 }
 
 impl Channel {
-    pub fn new(name: Arc<str>) -> Self {
+    pub fn new(name: Arc<str>, delivery: Arc<Histogram>) -> Self {
         Channel {
             name,
             wires: AtomicU8::new(0),
             watched: tokio::sync::OnceCell::new(),
+            delivery,
             state: Mutex::new(State::default()),
         }
     }
@@ -274,6 +279,7 @@ impl Guard<'_> {
         if let Some((_, seq)) = &mut self.st.last {
             *seq = m.seq;
         }
+        let now = Instant::now();
         for sub in &mut self.st.subs {
             match &mut sub.held {
                 Some(held) if held.len() >= sub.outbox.capacity() => {
@@ -283,10 +289,12 @@ impl Guard<'_> {
                     sub.outbox.overflow();
                 }
                 Some(held) => held.push((m.clone(), frame.clone())),
-                None if m.seq > sub.after => push(&sub.outbox, frame),
+                None if m.seq > sub.after => push_at(&sub.outbox, frame, now),
                 None => {}
             }
         }
+        let age = crate::now_ms().saturating_sub(m.ts);
+        self.ch.delivery.observe(Duration::from_millis(age));
     }
 
     /// The hole before the parked messages (or before the engine's
@@ -399,9 +407,13 @@ impl Guard<'_> {
 }
 
 fn push(outbox: &Outbox, frame: &SharedFrame) {
+    push_at(outbox, frame, Instant::now())
+}
+
+fn push_at(outbox: &Outbox, frame: &SharedFrame, now: Instant) {
     match frame.bytes(outbox.wire()) {
         Ok(bytes) => {
-            outbox.push(bytes);
+            outbox.push_at(bytes, now);
         }
         // Shared frames are message, presence_event and ephemeral, which
         // every version has.

@@ -29,6 +29,7 @@ use courier_protocol::v2::envelope::Body;
 use crate::engine::{Engine, EngineError, EngineSink, Member, Numbered, Position, PresenceChange};
 use crate::features::{EPHEMERAL, PRESENCE};
 use crate::frame::SharedFrame;
+use crate::metrics::Histogram;
 use channel::{Channel, Held};
 pub(crate) use outbox::{CloseRequest, Outbox};
 
@@ -44,6 +45,7 @@ const FILL_ATTEMPTS: u32 = 5;
 pub(crate) struct Hub {
     engine: Arc<dyn Engine>,
     channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    delivery: Arc<Histogram>,
     me: Weak<Hub>,
 }
 
@@ -53,11 +55,17 @@ impl Hub {
         let hub = Arc::new_cyclic(|me| Hub {
             engine,
             channels: RwLock::new(HashMap::new()),
+            delivery: Arc::default(),
             me: me.clone(),
         });
         let sink: Weak<dyn EngineSink> = Arc::downgrade(&hub) as Weak<dyn EngineSink>;
         hub.engine.attach(sink);
         hub
+    }
+
+    /// From numbering to queued for this node's subscribers, per message.
+    pub(crate) fn delivery_latency(&self) -> &Histogram {
+        &self.delivery
     }
 
     /// The engine behind this hub.
@@ -84,7 +92,9 @@ impl Hub {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(Arc::from(channel))
-                    .or_insert_with_key(|name| Arc::new(Channel::new(name.clone())))
+                    .or_insert_with_key(|name| {
+                        Arc::new(Channel::new(name.clone(), self.delivery.clone()))
+                    })
                     .clone(),
             };
             let attached = ch.lock().attach(outbox);

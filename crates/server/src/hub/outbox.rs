@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::Bytes;
 use courier_protocol::{close, v2};
@@ -24,6 +25,8 @@ pub(crate) struct CloseRequest {
 
 struct Inner {
     queue: VecDeque<Bytes>,
+    /// When the oldest queued frame was queued (send-queue wait metric).
+    oldest: Option<Instant>,
     close: Option<CloseRequest>,
     /// The writer waiting in [`Outbox::changed`]. One waiter per outbox
     /// (its connection's writer), so a slot under the queue's lock replaces
@@ -64,6 +67,7 @@ impl Outbox {
         Outbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
+                oldest: None,
                 close: None,
                 waker: None,
                 signalled: false,
@@ -94,6 +98,12 @@ impl Outbox {
     /// Queues a frame; `false` when the connection is closing or the frame
     /// overflowed the queue (which starts a 4100 close).
     pub(crate) fn push(&self, frame: Bytes) -> bool {
+        self.push_at(frame, Instant::now())
+    }
+
+    /// [`Outbox::push`] of a frame produced at `now` (the hub reads the
+    /// clock once per message, not once per recipient).
+    pub(crate) fn push_at(&self, frame: Bytes, now: Instant) -> bool {
         let mut inner = self.lock();
         if inner.close.is_some() {
             return false;
@@ -104,6 +114,9 @@ impl Outbox {
             return false;
         }
         let was_empty = inner.queue.is_empty();
+        if was_empty {
+            inner.oldest = Some(now);
+        }
         inner.queue.push_back(frame);
         // Only the first frame of a batch wakes the writer: it takes the
         // whole queue.
@@ -176,15 +189,18 @@ impl Outbox {
     }
 
     /// Moves the queued frames into `buf` (which must be empty) and returns
-    /// the pending close, if any. An empty queue keeps its storage and
+    /// the pending close, if any, and when the oldest moved frame was queued. An empty queue keeps its storage and
     /// `buf` keeps its own, so a writer that frees `buf` before waiting
     /// leaves an idle session holding no queue storage at all.
-    pub(crate) fn take(&self, buf: &mut VecDeque<Bytes>) -> Option<CloseRequest> {
+    pub(crate) fn take(
+        &self,
+        buf: &mut VecDeque<Bytes>,
+    ) -> (Option<CloseRequest>, Option<Instant>) {
         let mut inner = self.lock();
         if !inner.queue.is_empty() {
             std::mem::swap(&mut inner.queue, buf);
         }
-        inner.close.clone()
+        (inner.close.clone(), inner.oldest.take())
     }
 
     /// Frames currently queued (metrics).

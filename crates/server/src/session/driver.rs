@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -94,7 +95,7 @@ pub(crate) async fn read_hello<R: FrameSource>(
             Ok(Inbound::Control) => continue,
             Ok(Inbound::Frame { bytes, text }) => (bytes, text),
         };
-        env.metrics.messages_in(1);
+        env.metrics.received(&bytes);
         let envelope: v2::Envelope = codec
             .decode_frame(&bytes, Some(text))
             .map_err(decode_close)?;
@@ -127,6 +128,7 @@ pub(crate) async fn close_early<W: FrameSink, R: FrameSource>(
     wire: Option<Wire>,
     (code, reason): Close,
 ) {
+    tracing::info!(code, reason = %reason, "connection closed before its session opened");
     let request = CloseRequest {
         code,
         reason,
@@ -149,19 +151,26 @@ pub(crate) async fn run<W: FrameSink, R: FrameSource>(
         // moved-from copy of each future in this task).
         let mut writer = std::pin::pin!(write_loop(&env, sink, &outbox));
         let mut reader = std::pin::pin!(read_loop(&mut session, &mut source));
-        let reader_done = tokio::select! {
-            _ = &mut writer => false,
+        let peer_code = tokio::select! {
+            _ = &mut writer => None,
             code = &mut reader => {
                 if outbox.closing().is_none() {
                     env.metrics.disconnect(code);
                 }
-                true
+                Some(code)
             }
         };
-        if !reader_done {
+        if peer_code.is_none() {
             let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, &mut reader));
             let _ = wait.await;
         }
+        // One line per session end, with the code that ended it: the
+        // server's close when it initiated one, else the client's.
+        let (code, by) = match outbox.closing() {
+            Some(c) => (c.code, "server"),
+            None => (peer_code.unwrap_or(close::ABNORMAL), "client"),
+        };
+        tracing::info!(session = %outbox.session_id(), code, by, "session closed");
     }
     session.leave_all().await;
 }
@@ -211,7 +220,7 @@ async fn read_loop<R: FrameSource>(session: &mut Session, source: &mut R) -> u16
                 if closing {
                     continue;
                 }
-                env.metrics.messages_in(1);
+                env.metrics.received(&bytes);
                 if let Err((code, reason)) = process(session, codec, &bytes, text).await {
                     outbox.close(code, reason, None);
                     closing = true;
@@ -266,9 +275,11 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
     loop {
         // A flag rather than the request: the request stays in the outbox
         // (the first one wins), and the flag keeps it out of the write's state.
-        let mut closing = outbox.take(&mut buf).is_some();
+        let (close, oldest) = outbox.take(&mut buf);
+        let mut closing = close.is_some();
         if !buf.is_empty() {
             let n = buf.len() as u64;
+            let bytes: usize = buf.iter().map(Bytes::len).sum();
             let result = tokio::select! {
                 r = write_frames(&mut sink, &mut buf, batching) => r.map(|_| true),
                 // Abandoned: whole frames stay buffered, the close follows them.
@@ -276,6 +287,12 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
             };
             buf.clear();
             env.metrics.messages_out(n);
+            env.metrics
+                .bytes_out
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            if let (Ok(true), Some(oldest)) = (&result, oldest) {
+                env.metrics.queue_wait.observe(oldest.elapsed());
+            }
             match result {
                 // Frames pushed during the write may have had their wake-up
                 // consumed by `blocked_write_abort`: take again before waiting.

@@ -32,7 +32,11 @@ pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, 
     let sp = wire.subprotocol();
     let features = env.features.negotiate(&hello.features, sp.version);
     let session_id = env.new_session_id();
-    tracing::debug!(session = %session_id, user = %identity.user, subprotocol = %sp, "session open");
+    let transport = match wire {
+        Wire::WebSocket(_) => "ws",
+        Wire::Sse(_) => "sse",
+    };
+    tracing::info!(session = %session_id, user = %identity.user, subprotocol = %sp, transport, "session open");
     let outbox = Arc::new(Outbox::new(
         session_id.clone(),
         wire,

@@ -138,6 +138,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
             .body(full(shared.env.metrics.render(
                 shared.queue_depth(),
                 shared.env.hub.engine().channel_count(),
+                shared.env.hub.delivery_latency(),
             )))
             .expect("valid response"),
         ("/ws" | "/healthz" | "/metrics", _) => {

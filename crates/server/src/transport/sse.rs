@@ -265,7 +265,7 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
             return error_response(codec, StatusCode::BAD_REQUEST, r, "", "");
         }
     };
-    env.metrics.messages_in(1);
+    env.metrics.received(&body);
     let (id, channel) = (p.id.clone(), p.channel.clone());
     match env.publish(&identity, env.new_session_id(), p).await {
         Ok(ack) => json_response(codec, StatusCode::OK, Body::PublishAck(ack)),

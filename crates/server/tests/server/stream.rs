@@ -49,7 +49,7 @@ impl EngineSink for Relay {
     fn numbered(&self, message: Arc<Numbered>) {
         let Some(hub) = self.hub() else { return };
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % self.drop_every == 0 {
+        if n.is_multiple_of(self.drop_every) {
             return;
         }
         // Every other message waits and goes out after its successor.

@@ -379,4 +379,15 @@ async fn healthz_and_metrics() {
     assert_eq!(n("courier_messages_in_total"), 5);
     // subscribe_ack, publish_ack, message (welcome and disconnect are not queued).
     assert!(n("courier_messages_out_total") >= 3);
+    // Byte counters, the build, and the latency histograms (one delivery,
+    // at least one write that waited in a queue).
+    assert!(n("courier_received_bytes_total") > 50);
+    assert!(n("courier_sent_bytes_total") > n("courier_received_bytes_total"));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("courier_build_info{version=\"") && l.ends_with("} 1")));
+    assert!(text.contains("# TYPE courier_delivery_latency_seconds histogram"));
+    assert_eq!(n("courier_delivery_latency_seconds_count"), 1);
+    assert!(n("courier_delivery_latency_seconds_bucket{le=\"+Inf\"}") == 1);
+    assert!(n("courier_send_queue_wait_seconds_count") >= 3);
 }
