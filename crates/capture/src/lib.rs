@@ -147,6 +147,8 @@ pub struct Connection {
     pub client: SocketAddr,
     /// The side that answered.
     pub server: SocketAddr,
+    /// The request method (`GET`).
+    pub method: Option<String>,
     /// The request target (`/ws`).
     pub path: Option<String>,
     /// `Sec-WebSocket-Protocol` values the client offered.
@@ -159,6 +161,18 @@ pub struct Connection {
     pub messages: Vec<WsMessage>,
     /// What could not be read (lost bytes, bad frames), one line each.
     pub problems: Vec<String>,
+    /// For a `text/event-stream` response (SSE): the response body as it
+    /// arrived, in parts with their capture times.
+    pub event_stream: Option<EventStream>,
+}
+
+/// The body of an SSE response, undecoded.
+#[derive(Debug, Clone)]
+pub struct EventStream {
+    /// Whether the body is `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// `(capture time in microseconds, bytes)` in stream order.
+    pub parts: Vec<(Option<u64>, Vec<u8>)>,
 }
 
 /// What a capture held.
@@ -281,12 +295,14 @@ pub fn read(input: impl Read, limits: &Limits) -> Result<Capture, CaptureError> 
         let mut conn = Connection {
             client,
             server,
+            method: None,
             path: None,
             offered: Vec::new(),
             status: None,
             selected: None,
             messages: Vec::new(),
             problems: Vec::new(),
+            event_stream: None,
         };
         if up.lost || down.lost {
             conn.problems

@@ -85,6 +85,23 @@ impl Stream {
         }
     }
 
+    /// The data from `start` on, split where packets ended, with times.
+    pub fn parts_from(&self, start: usize) -> Vec<(Option<u64>, Vec<u8>)> {
+        let mut parts = Vec::new();
+        let mut at = start;
+        for &(end, ts) in &self.marks {
+            let end = end as usize;
+            if end > at {
+                parts.push((Some(ts), self.data[at..end].to_vec()));
+                at = end;
+            }
+        }
+        if at < self.data.len() {
+            parts.push((None, self.data[at..].to_vec()));
+        }
+        parts
+    }
+
     /// When the byte before `end` arrived (microseconds since the epoch).
     pub fn time_of(&self, end: usize) -> Option<u64> {
         let i = self.marks.partition_point(|&(e, _)| e < end as u64);

@@ -8,7 +8,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 use crate::tcp::Stream;
-use crate::{Connection, Direction, MessageKind, WsMessage};
+use crate::{Connection, Direction, EventStream, MessageKind, WsMessage};
 
 /// Why parsing a direction stopped early; kept on the connection as text.
 fn problem(conn: &mut Connection, dir: Direction, what: impl std::fmt::Display) {
@@ -21,6 +21,7 @@ pub fn parse(conn: &mut Connection, up: &Stream, down: &Stream, max_message: usi
     let mut req = httparse::Request::new(&mut headers);
     let up_start = match req.parse(&up.data) {
         Ok(httparse::Status::Complete(n)) => {
+            conn.method = req.method.map(str::to_string);
             conn.path = req.path.map(str::to_string);
             for h in req.headers.iter() {
                 if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
@@ -53,12 +54,18 @@ pub fn parse(conn: &mut Connection, up: &Stream, down: &Stream, max_message: usi
     };
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
+    let (mut sse, mut chunked) = (false, false);
     let down_start = match resp.parse(&down.data) {
         Ok(httparse::Status::Complete(n)) => {
             conn.status = resp.code;
             for h in resp.headers.iter() {
+                let value = String::from_utf8_lossy(h.value).trim().to_ascii_lowercase();
                 if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
                     conn.selected = Some(String::from_utf8_lossy(h.value).trim().to_string());
+                } else if h.name.eq_ignore_ascii_case("content-type") {
+                    sse = value.starts_with("text/event-stream");
+                } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.contains("chunked");
                 }
             }
             n
@@ -80,6 +87,12 @@ pub fn parse(conn: &mut Connection, up: &Stream, down: &Stream, max_message: usi
             return;
         }
     };
+    if sse && conn.status == Some(200) {
+        conn.event_stream = Some(EventStream {
+            chunked,
+            parts: down.parts_from(down_start),
+        });
+    }
     if conn.status != Some(101) {
         return; // not upgraded: no frames follow
     }

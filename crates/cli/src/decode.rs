@@ -91,11 +91,11 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<i32> {
             let upgraded = capture
                 .connections
                 .iter()
-                .filter(|c| c.status == Some(101))
+                .filter(|c| c.status == Some(101) || c.event_stream.is_some())
                 .count();
             if upgraded == 0 {
                 eprintln!(
-                    "error: no WebSocket upgrade found in {} packets{}",
+                    "error: no WebSocket upgrade or SSE stream found in {} packets{}",
                     capture.packets,
                     args.port
                         .map(|p| format!(" on port {p}"))
@@ -263,19 +263,24 @@ impl Printer {
                 "{}",
                 serde_json::json!({
                     "connection": n, "client": conn.client.to_string(),
-                    "server": conn.server.to_string(), "path": conn.path,
+                    "server": conn.server.to_string(), "method": conn.method, "path": conn.path,
                     "status": conn.status, "offered": conn.offered, "selected": conn.selected,
                 })
             );
         } else {
             println!(
-                "# connection {n}: {} -> {} GET {} (offered {}) -> {} {}",
+                "# connection {n}: {} -> {} {} {} (offered {}) -> {} {}",
                 conn.client,
                 conn.server,
+                conn.method.as_deref().unwrap_or("?"),
                 conn.path.as_deref().unwrap_or("?"),
                 conn.offered.join(", "),
                 conn.status.map_or("no response".into(), |s| s.to_string()),
-                conn.selected.as_deref().unwrap_or("no subprotocol"),
+                match (&conn.selected, &conn.event_stream) {
+                    (Some(s), _) => s.as_str(),
+                    (None, Some(_)) => "SSE event stream",
+                    (None, None) => "no subprotocol",
+                },
             );
         }
         for m in &conn.messages {
@@ -325,8 +330,62 @@ impl Printer {
                 ),
             }
         }
+        if let Some(body) = &conn.event_stream {
+            self.event_stream(n, conn, body);
+        }
         for p in &conn.problems {
             self.fail(format!("connection {n}: {p}"), None);
+        }
+    }
+}
+
+impl Printer {
+    /// An SSE response body: each event's envelope, decoded as JSON of the
+    /// version in the request's `v=` (else the welcome's, else 2).
+    fn event_stream(&mut self, n: usize, conn: &Connection, body: &courier_capture::EventStream) {
+        let query_version = conn
+            .path
+            .as_deref()
+            .and_then(|p| p.split_once('?'))
+            .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("v=")))
+            .and_then(|v| v.parse().ok())
+            .and_then(Version::from_number);
+        let mut version = query_version.unwrap_or(Version::V2);
+        let mut parser = courier_client::sse::EventParser::new(body.chunked);
+        for (ts, bytes) in &body.parts {
+            let ts = ts.map(clock).unwrap_or_else(|| "-".into());
+            if let Err(e) = parser.push(bytes) {
+                return self.fail(format!("{ts} S->C connection {n}: {e}"), None);
+            }
+            while let Some(ev) = parser.next_event() {
+                let sp = Subprotocol::new(version, Encoding::Json);
+                match decode(sp, ev.data.as_bytes(), true) {
+                    Ok(env) => {
+                        let value = value(&env);
+                        if value["type"] == "welcome" && query_version.is_none() {
+                            if let Some(v) = value["version"]
+                                .as_u64()
+                                .and_then(|v| Version::from_number(v as u32))
+                            {
+                                version = v;
+                            }
+                        }
+                        if self.json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"connection": n, "ts": ts, "dir": "server->client",
+                                    "sse_id": ev.id, "envelope": value})
+                            );
+                        } else {
+                            println!("{ts} S->C {env}");
+                        }
+                    }
+                    Err(e) => self.fail(
+                        format!("{ts} S->C connection {n}: `{}` event: {e}", ev.event),
+                        Some(ev.data.as_bytes()),
+                    ),
+                }
+            }
         }
     }
 }

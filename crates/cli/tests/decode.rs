@@ -226,9 +226,41 @@ fn a_tcpdump_capture_of_real_sessions_in_all_three_encodings() {
             assert_eq!(got.channel, "chat");
             client.close().await;
         }
-        // Let the last close reach the wire.
-        tokio::time::sleep(Duration::from_millis(300)).await;
     });
+    // An SSE session too, made by `courier tap` (GET /sse, POST /publish).
+    let sse_url = format!("{}/sse", server.http_url());
+    let dir = std::env::temp_dir().join(format!("courier-decode-sse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("send.jsonl"),
+        r#"{"type":"publish","id":"sse-1","channel":"chat","payload":{"via":"sse"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("expect.jsonl"),
+        r#"{"type":"message","id":"sse-1"}"#,
+    )
+    .unwrap();
+    let tap = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args([
+            "tap",
+            &sse_url,
+            "-c",
+            "chat",
+            "-s",
+            "courier.v1.json",
+            "--send",
+        ])
+        .arg(dir.join("send.jsonl"))
+        .arg("--expect")
+        .arg(dir.join("expect.jsonl"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(tap.status.success(), "{}", stdout(&tap));
+    let _ = std::fs::remove_dir_all(dir);
+    // Let the last packets reach the capture.
+    std::thread::sleep(Duration::from_millis(300));
     dump.stop();
     drop(server);
 
@@ -247,13 +279,9 @@ fn a_tcpdump_capture_of_real_sessions_in_all_three_encodings() {
         stdout(&out),
         String::from_utf8_lossy(&out.stderr)
     );
-    let conns: Vec<&Value> = lines
+    let selected: Vec<&str> = lines
         .iter()
-        .filter(|l| l.get("selected").is_some())
-        .collect();
-    let selected: Vec<&str> = conns
-        .iter()
-        .map(|c| c["selected"].as_str().unwrap())
+        .filter_map(|l| l.get("selected")?.as_str())
         .collect();
     assert_eq!(selected, encodings, "{}", stdout(&out));
     for (i, _) in encodings.iter().enumerate() {
@@ -293,6 +321,19 @@ fn a_tcpdump_capture_of_real_sessions_in_all_three_encodings() {
             "connection {n} closes"
         );
     }
+    // The SSE stream (connection 4): events decoded as v1 JSON, with ids.
+    let sse: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["connection"] == 4 && l.get("envelope").is_some())
+        .collect();
+    assert_eq!(sse[0]["envelope"]["type"], "welcome");
+    assert_eq!(sse[0]["envelope"]["version"], 1);
+    let message = sse
+        .iter()
+        .find(|l| l["envelope"]["type"] == "message")
+        .expect("SSE message");
+    assert_eq!(message["envelope"]["payload"]["via"], "sse");
+    assert!(message["sse_id"].as_str().unwrap().starts_with("chat:"));
     // Text output names each connection and its subprotocol.
     let out = courier(&["decode", "--file", file.to_str().unwrap()]);
     let text = stdout(&out);

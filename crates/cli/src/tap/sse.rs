@@ -91,6 +91,8 @@ pub(super) async fn run(
     let mut input_open = true;
     let mut paused_until: Option<tokio::time::Instant> = None;
     let mut disconnect: Option<i64> = None;
+    // Input waits for the welcome: it says which version to publish with.
+    let mut welcomed = false;
     let outcome = loop {
         if !tap.expectations.is_empty() && tap.expectations_done() {
             tap.note("every expectation matched");
@@ -109,6 +111,7 @@ pub(super) async fn run(
                 Ok(Some(ev)) => match json_codec.decode_frame::<v2::Envelope>(ev.data.as_bytes(), Some(true)) {
                     Ok(env) => {
                         if let Some(Body::Welcome(w)) = &env.body {
+                            welcomed = true;
                             // The version the server chose (VER-SSE default: its highest).
                             if let Some(v) = Version::from_number(w.version) {
                                 tap.version = v;
@@ -135,7 +138,7 @@ pub(super) async fn run(
                     break EXIT_MISMATCH;
                 }
             },
-            line = input.recv(), if input_open && paused_until.is_none() => match line {
+            line = input.recv(), if welcomed && input_open && paused_until.is_none() => match line {
                 Some(Input::Line(n, line)) => {
                     let value: Value = match serde_json::from_str(&line) {
                         Ok(v) => v,
