@@ -50,6 +50,10 @@ fn steps() -> Result<Vec<Step>> {
             &root,
             Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),
         ),
+        // docs/client.md as a reader uses it: its Cargo.toml lines and example
+        // in a fresh project outside the workspace (xtask/src/guide.rs).
+        Step::new("Rust client guide in a fresh project")
+            .run(&root, Cmd::new("cargo", &["xtask", "guide-check"])),
         Step::new("TypeScript package")
             .run(&ts, npm_ci())
             .run(&ts, Cmd::new("npm", &["test"]).env("COURIER_BIN", &courier)),

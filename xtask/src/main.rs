@@ -4,6 +4,7 @@
 
 mod ci;
 mod cmd;
+mod guide;
 
 use anyhow::{bail, Result};
 
@@ -11,6 +12,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("guide-check") => guide::run(),
         // The generator is its own binary (xtask/codegen) so that this one
         // compiles in seconds: see xtask/Cargo.toml.
         Some("codegen") => {
@@ -19,7 +21,7 @@ fn main() -> Result<()> {
             cmd::Cmd::new("cargo", &cargo).run(&root())
         }
         _ => bail!(
-            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files"
+            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files\n  guide-check              build docs/client.md's example from its Cargo.toml lines"
         ),
     }
 }
