@@ -38,7 +38,9 @@ impl Step {
 /// Every CI step, in order.
 fn steps() -> Result<Vec<Step>> {
     let root = root();
-    let courier = courier_bin()?;
+    let target = target_dir()?;
+    let courier = target.join("debug").join("courier");
+    let installed = target.join("install-check");
     let ts = root.join("bindings/typescript");
     let tools = root.join("tools");
     let npm_ci = || Cmd::new("npm", &["ci", "--no-audit", "--no-fund"]);
@@ -46,6 +48,33 @@ fn steps() -> Result<Vec<Step>> {
         Step::new("rustfmt").run(&root, Cmd::new("cargo", &["fmt", "--all", "--", "--check"])),
         // The `courier` binary the TypeScript and docs checks run.
         Step::new("build courier").run(&root, Cmd::new("cargo", &["build", "-p", "courier-cli"])),
+        // The README's `cargo install --path crates/cli --locked` (debug and
+        // into the target directory, so it reuses the build above: seconds).
+        Step::new("courier installed as the README says")
+            .run(
+                &root,
+                Cmd::new(
+                    "cargo",
+                    &[
+                        "install",
+                        "--path",
+                        "crates/cli",
+                        "--locked",
+                        "--debug",
+                        "--force",
+                        "--root",
+                    ],
+                )
+                .arg(&installed)
+                .env("CARGO_TARGET_DIR", &target),
+            )
+            .run(
+                &root,
+                Cmd::new(
+                    installed.join("bin/courier").to_str().unwrap_or("courier"),
+                    &["--version"],
+                ),
+            ),
         Step::new("cargo test").run(
             &root,
             Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),
@@ -72,9 +101,10 @@ fn steps() -> Result<Vec<Step>> {
     ])
 }
 
-/// Where `cargo build -p courier-cli` puts the binary: honours
-/// `CARGO_TARGET_DIR` and `build.target-dir`, as cargo does.
-fn courier_bin() -> Result<PathBuf> {
+/// The target directory, as cargo uses it (`CARGO_TARGET_DIR`,
+/// `build.target-dir`, else `target/`): where `cargo build -p courier-cli`
+/// puts the `courier` the npm steps run.
+fn target_dir() -> Result<PathBuf> {
     let meta = Cmd::new(
         "cargo",
         &[
@@ -90,7 +120,7 @@ fn courier_bin() -> Result<PathBuf> {
     let target = meta["target_directory"]
         .as_str()
         .context("cargo metadata: no target_directory")?;
-    Ok(PathBuf::from(target).join("debug").join("courier"))
+    Ok(PathBuf::from(target))
 }
 
 pub fn run(args: &[String]) -> Result<()> {

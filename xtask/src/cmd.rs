@@ -43,6 +43,12 @@ impl Cmd {
         }
     }
 
+    /// One more argument (a path, not necessarily UTF-8).
+    pub fn arg(mut self, arg: impl AsRef<std::path::Path>) -> Self {
+        self.args.push(arg.as_ref().display().to_string());
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
         self.env.push((key.to_string(), value.into()));
         self
