@@ -59,6 +59,13 @@ enum InputFormat {
 /// Runs the command; returns the exit code: 0 when everything decoded, 1
 /// when some frame or connection could not be, 2 for unusable input.
 pub fn run(args: DecodeArgs) -> anyhow::Result<i32> {
+    Ok(decode_all(args).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        2
+    }))
+}
+
+fn decode_all(args: DecodeArgs) -> anyhow::Result<i32> {
     let input = match (&args.file, args.frames.is_empty()) {
         (Some(path), true) => Some(read_bounded(
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,

@@ -393,6 +393,9 @@ fn damaged_captures_end_in_an_error_not_a_panic() {
         std::fs::write(&path, bytes).unwrap();
         courier(&["decode", "--file", path.to_str().unwrap()])
     };
+    // A missing file: exit 2.
+    let out = courier(&["decode", "--file", "/nonexistent/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", out);
     // Cut short: a typed error and exit 2.
     let out = run(&good[..good.len() / 2 + 3]);
     assert_eq!(out.status.code(), Some(2));

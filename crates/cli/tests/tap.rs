@@ -299,6 +299,8 @@ fn bad_input_and_no_server_exit_two() {
     let send = f.file("batch.jsonl", &[r#"{"type":"batch","envelopes":[]}"#]);
     let out = tap(&[&server.ws_url(), "-s", "courier.v1.json", "--send", &send]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = tap(&[&server.ws_url(), "--send", "/nonexistent/send.jsonl"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let port = server.local_addr().port();
     drop(server);
     let out = tap(&[&format!("ws://127.0.0.1:{port}/ws"), "--duration", "1"]);

@@ -88,7 +88,11 @@ pub fn run(args: TapArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(tap(args))
+    // Unusable arguments (a missing --send file, a bad --ca) exit 2.
+    Ok(rt.block_on(tap(args)).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        EXIT_CONNECT
+    }))
 }
 
 /// A line of input: an envelope to send, or a pause.
@@ -413,7 +417,10 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                         if let (Some(Body::Ping(ping)), false) = (&env.body, args.no_pong) {
                             let pong = v2::Envelope { body: Some(Body::Pong(v2::Pong { ts: ping.ts })) };
                             let frame = codec.encode(&pong)?;
-                            ws.send(raw::to_message(frame, &codec)).await?;
+                            if let Err(e) = ws.send(raw::to_message(frame, &codec)).await {
+                                tap.note(&format!("connection lost: {e}"));
+                                break EXIT_MISMATCH;
+                            }
                             let text = to_json(tap.version, &pong);
                             tap.print("send", &serde_json::from_str(&text)?, &text, &["auto".into()]);
                         }
@@ -448,7 +455,10 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                                 break EXIT_CONNECT;
                             }
                         };
-                        ws.send(raw::to_message(frame, &codec)).await?;
+                        if let Err(e) = ws.send(raw::to_message(frame, &codec)).await {
+                            tap.note(&format!("connection lost: {e}"));
+                            break EXIT_MISMATCH;
+                        }
                         let text = to_json(tap.version, &env);
                         tap.print("send", &serde_json::from_str(&text)?, &text, &[]);
                     }
