@@ -18,6 +18,12 @@ fn files() -> Vec<(String, String)> {
         let schema = envelope_schema(version, Dialect::Draft2020_12);
         let text = serde_json::to_string_pretty(&schema).expect("a schema is JSON") + "\n";
         out.push((format!("schema/{version}/envelope.schema.json"), text));
+        let decoder = courier_protocol::schema::decoder_schema(version);
+        let text = serde_json::to_string_pretty(&decoder).expect("a schema is JSON") + "\n";
+        out.push((
+            format!("schema/{version}/envelope.decoder.schema.json"),
+            text,
+        ));
     }
     // Cross-language vectors (test: crates/protocol/tests/vectors.rs).
     out.extend(courier_protocol::vectors::files());

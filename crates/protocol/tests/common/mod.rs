@@ -45,6 +45,14 @@ pub fn kind(e: &DecodeError) -> &'static str {
     }
 }
 
+/// The decoder JSON Schema of `version`, compiled.
+pub fn decoder_schema_validator(version: Version) -> jsonschema::Validator {
+    let path = root().join(format!("schema/{version}/envelope.decoder.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
 /// The JSON Schema of `version`, compiled.
 pub fn schema_validator(version: Version) -> jsonschema::Validator {
     let path = root().join(format!("schema/{version}/envelope.schema.json"));
