@@ -112,10 +112,8 @@ fn lenient(prop: &mut Value) {
             let t = t.clone();
             obj.insert("type".into(), json!([t, "null"]));
         }
-        Some(Value::Array(types)) => {
-            if !types.iter().any(|t| t == "null") {
-                types.push("null".into());
-            }
+        Some(Value::Array(types)) if !types.iter().any(|t| t == "null") => {
+            types.push("null".into());
         }
         _ => {}
     }
