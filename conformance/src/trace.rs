@@ -186,6 +186,30 @@ pub const PENDING_MUTANTS: &[PendingMutant] = &[
         breaks: "processes the envelopes before a hello in a batch, then closes with 4003",
         caught_by: &["batch.limits/*"],
     },
+    PendingMutant {
+        name: "short-dedupe-window",
+        clause: "DEDUP-WINDOW (for at least the advertised dedupe_window_ms)",
+        breaks: "forgets publish ids after one second while advertising the configured window",
+        caught_by: &["dedupe.within-window"],
+    },
+    PendingMutant {
+        name: "process-after-failed-hello",
+        clause: "HELLO-PIPELINE (never processes them if the hello fails)",
+        breaks: "processes envelopes pipelined behind a hello before rejecting its credentials",
+        caught_by: &["close.auth-failed/*"],
+    },
+    PendingMutant {
+        name: "ungated-feature-events",
+        clause: "FEATURE-GATED (MUST NOT send envelopes of a feature not enabled)",
+        breaks: "sends presence_event and ephemeral to every subscriber, with or without the feature",
+        caught_by: &["features.gated/*"],
+    },
+    PendingMutant {
+        name: "relay-unsubscribed-ephemeral",
+        clause: "EPHEMERAL-NO-SEQ (NOT_SUBSCRIBED for a sender not subscribed)",
+        breaks: "relays an ephemeral from a session not subscribed to its channel instead of answering NOT_SUBSCRIBED",
+        caught_by: &["ephemeral.relay/*"],
+    },
 ];
 
 /// One row of the traceability table.

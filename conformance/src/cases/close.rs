@@ -74,8 +74,8 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
     CaseDef {
         id: "close.auth-failed",
-        title: "Bad credentials in hello (or none where anonymous is not allowed) close with 4004",
-        requirements: &["AUTH-FAILED", "CLOSE-DISCONNECT-NOTICE"],
+        title: "Bad credentials in hello (or none where anonymous is not allowed) close with 4004; envelopes pipelined after that hello are never processed",
+        requirements: &["AUTH-FAILED", "CLOSE-DISCONNECT-NOTICE", "HELLO-PIPELINE"],
         axes: Axes::PerVersion,
         run: |cx| Box::pin(auth_failed(cx)),
         ..BASE
@@ -343,6 +343,19 @@ async fn auth_failed(cx: Ctx) -> CaseResult {
     if !cx.profile().anonymous {
         hello_close(&cx, "no-token", "", close::AUTH_FAILED).await?;
     }
+    // HELLO-PIPELINE: a publish right behind a refused hello is never processed.
+    let ch = cx.channel("pipelined-after-bad-hello");
+    let mut c = cx.connect("pipelined").await?;
+    c.send_body(hello(&bad, &[])).await?;
+    let _ = super::util::send_publish(&mut c, &ch, &cx.id("p"), serde_json::json!(1)).await;
+    let closed = c.expect_close(cx.step()).await?;
+    check_close(&closed, close::AUTH_FAILED, true)?;
+    let (mut s, _) = cx.open("check").await?;
+    let (_, seq) = position(&subscribe(&mut s, &cx, &ch, None).await?)?;
+    check!(
+        seq == 0,
+        "a publish pipelined right after a hello refused with 4004 was numbered (seq {seq}): envelopes after a failed hello are never processed (HELLO-PIPELINE)"
+    );
     Ok(())
 }
 

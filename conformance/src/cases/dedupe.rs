@@ -46,6 +46,14 @@ pub(crate) const CASES: &[CaseDef] = &[
         ..BASE
     },
     CaseDef {
+        id: "dedupe.within-window",
+        title: "A retry seconds later, well within dedupe_window_ms, is still recognised as a duplicate",
+        requirements: &["DEDUP-WINDOW"],
+        axes: Axes::Once,
+        run: |cx| Box::pin(within_window(cx)),
+        ..BASE
+    },
+    CaseDef {
         id: "dedupe.id-required",
         title: "A publish with an empty id is refused with BAD_REQUEST, numbers nothing, and the session continues",
         requirements: &["DEDUP-ID-REQUIRED", "ERR-SESSION-CONTINUES", "SEQ-GAPFREE"],
@@ -192,5 +200,37 @@ async fn id_required(cx: Ctx) -> CaseResult {
     check!(ok.seq == 1, "after a refused publish the next one got seq {}, expected 1 (a failed publish consumes no number)", ok.seq);
     let m = next_message(&mut c, &ch).await?;
     check!(m.seq == 1, "first delivered message has seq {}", m.seq);
+    Ok(())
+}
+
+/// How long the retry waits at most (before time scaling): long enough to
+/// catch a server that forgets ids after a second or two.
+const RETRY_AFTER_MS: u64 = 3000;
+
+async fn within_window(cx: Ctx) -> CaseResult {
+    let (mut p, w) = cx.open("pub").await?;
+    let window = w.dedupe_window_ms;
+    check!(
+        window > 0,
+        "welcome advertises dedupe_window_ms 0 (DEDUP-WINDOW)"
+    );
+    let wait = (window * 3 / 4).min(RETRY_AFTER_MS);
+    let ch = cx.channel("dup-window");
+    let id = cx.id("p");
+    let first = publish(&mut p, &ch, &id, serde_json::json!(1)).await?;
+    cx.note(format!(
+        "retrying {id} after {wait} ms (dedupe_window_ms {window})"
+    ));
+    p.expect_open_for(cx.ms(wait)).await?;
+    let again = publish(&mut p, &ch, &id, serde_json::json!(1)).await?;
+    check!(
+        again.duplicate && again.seq == first.seq && again.epoch == first.epoch,
+        "publish {id} retried {wait} ms after it was numbered, within dedupe_window_ms = {window}: acked at ({:?}, {}) duplicate {}, expected the original ({:?}, {}) with duplicate: true (DEDUP-WINDOW: remembered for at least the advertised window)",
+        again.epoch,
+        again.seq,
+        again.duplicate,
+        first.epoch,
+        first.seq
+    );
     Ok(())
 }

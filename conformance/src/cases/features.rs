@@ -205,6 +205,42 @@ async fn gated(cx: Ctx) -> CaseResult {
         |e| matches!(&e.body, Some(Body::Ephemeral(_))),
     )
     .await?;
+    // FEATURE-GATED, second half: a session without presence or ephemeral
+    // receives no presence_event or ephemeral of its channels.
+    let others: Vec<&str> = ["presence", "ephemeral"]
+        .into_iter()
+        .filter(|f| cx.profile().has_feature(f))
+        .collect();
+    if !others.is_empty() {
+        let (mut o, _) = open_features(&cx, "other", &others).await?;
+        subscribe(&mut o, &cx, &ch, None).await?;
+        if others.contains(&"ephemeral") {
+            o.send_body(Body::Ephemeral(v2::Ephemeral {
+                channel: ch.clone(),
+                payload: payload(serde_json::json!({"typing": true})),
+                publisher: String::new(),
+            }))
+            .await?;
+        }
+        sync(&mut o, 72).await?;
+        o.close(1000).await;
+        sync(&mut c, 73).await?;
+        let seen = c.expect_open_for(cx.ms(100)).await?;
+        let leaked: Vec<String> = seen
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.body,
+                    Some(Body::PresenceEvent(_)) | Some(Body::Ephemeral(_))
+                )
+            })
+            .map(crate::conn::summary)
+            .collect();
+        check!(
+            leaked.is_empty(),
+            "a session whose hello asked for no feature received {leaked:?} when another session with {others:?} joined, sent an ephemeral and left its channel (FEATURE-GATED: no envelopes of a feature not enabled)"
+        );
+    }
     Ok(())
 }
 
@@ -333,6 +369,29 @@ async fn ephemeral_relay(cx: Ctx) -> CaseResult {
     );
     let m = next_message(&mut b, &ch).await?;
     check!(m.seq == 1, "unexpected message seq {}", m.seq);
+    // From a session not subscribed to the channel: NOT_SUBSCRIBED, empty id, not relayed.
+    let (mut c, _) = open_features(&cx, "c", &["ephemeral"]).await?;
+    c.send_body(Body::Ephemeral(v2::Ephemeral {
+        channel: ch.clone(),
+        payload: payload(serde_json::json!("from outside")),
+        publisher: String::new(),
+    }))
+    .await?;
+    expect_error_reply(
+        &mut c,
+        "",
+        v2::ErrorCode::NotSubscribed,
+        "an ephemeral from a session not subscribed to its channel",
+        "EPHEMERAL-NO-SEQ",
+        |_| false,
+    )
+    .await?;
+    sync(&mut b, 74).await?;
+    let seen = b.expect_open_for(cx.ms(100)).await?;
+    check!(
+        !seen.iter().any(|e| matches!(&e.body, Some(Body::Ephemeral(x)) if x.channel == ch)),
+        "an ephemeral from a session not subscribed to {ch} was relayed to its subscribers (EPHEMERAL-NO-SEQ)"
+    );
     Ok(())
 }
 
