@@ -210,6 +210,18 @@ pub const PENDING_MUTANTS: &[PendingMutant] = &[
         breaks: "relays an ephemeral from a session not subscribed to its channel instead of answering NOT_SUBSCRIBED",
         caught_by: &["ephemeral.relay/*"],
     },
+    PendingMutant {
+        name: "case-insensitive-offers",
+        clause: "VER-SUBPROTOCOL (recognise an offer only by exact, case-sensitive match)",
+        breaks: "accepts `Courier.v2.json` or `COURIER.V1.JSON` as Courier subprotocols",
+        caught_by: &["neg.unsupported-offer"],
+    },
+    PendingMutant {
+        name: "subscriptions-never-freed",
+        clause: "LIMIT-SUBSCRIPTIONS (the session already holds max_subscriptions)",
+        breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room",
+        caught_by: &["limits.subscriptions"],
+    },
 ];
 
 /// One row of the traceability table.

@@ -34,7 +34,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "neg.unsupported-offer",
         title: "No acceptable offer: upgrade completes, then close 4002 listing the supported subprotocols",
-        requirements: &["VER-ACCEPT-THEN-CLOSE", "VER-MISMATCH-REASON", "CLOSE-REASON-REQUIRED"],
+        requirements: &["VER-ACCEPT-THEN-CLOSE", "VER-MISMATCH-REASON", "CLOSE-REASON-REQUIRED", "VER-SUBPROTOCOL"],
         axes: Axes::Once,
         run: |cx| Box::pin(unsupported_offer(cx)),
         ..BASE
@@ -208,6 +208,11 @@ async fn unsupported_offer(cx: Ctx) -> CaseResult {
     for (label, offers) in [
         ("c1", vec!["courier.v3.json", "courier.v2.xml"]),
         ("c2", vec![]),
+        // VER-SUBPROTOCOL: names match exactly, case included.
+        (
+            "c3",
+            vec!["Courier.v2.json", "COURIER.V1.JSON", "courier.v2.JSON"],
+        ),
     ] {
         let mut c = cx.connect_offering(label, &offers).await?;
         check!(

@@ -289,5 +289,34 @@ async fn subscriptions(cx: Ctx) -> CaseResult {
             )),
             o => o,
         })?;
-    Ok(())
+    // The refusal left the other subscriptions working.
+    let (mut p, _) = cx.open("pub").await?;
+    super::util::publish(&mut p, &first, &cx.id("p"), serde_json::json!("still here")).await?;
+    super::util::next_message(&mut c, &first).await.map_err(|e| match e {
+        CaseError::Fail(m) => fail(format!(
+            "after a TOO_MANY_SUBSCRIPTIONS refusal, a message on the earlier subscription {first} did not arrive (LIMIT-SUBSCRIPTIONS: the other subscriptions are unaffected): {m}"
+        )),
+        o => o,
+    })?;
+    // The limit counts subscriptions held: one unsubscribe makes room.
+    let id = cx.id("u");
+    c.send_body(courier_protocol::v2::envelope::Body::Unsubscribe(
+        v2::Unsubscribe {
+            id: id.clone(),
+            channel: cx.channel("lim-1"),
+        },
+    ))
+    .await?;
+    c.take("unsubscribe_ack", |e| {
+        matches!(&e.body, Some(courier_protocol::v2::envelope::Body::UnsubscribeAck(a)) if a.id == id)
+            .then_some(())
+    })
+    .await?;
+    match try_subscribe(&mut c, &cx, &cx.channel("lim-over"), None).await? {
+        Ok(_) => Ok(()),
+        Err(e) => Err(fail(format!(
+            "after unsubscribing one of {max} subscriptions, a new subscribe was refused with {} (LIMIT-SUBSCRIPTIONS counts the subscriptions the session holds)",
+            error_name(e.code)
+        ))),
+    }
 }
