@@ -222,6 +222,12 @@ pub const PENDING_MUTANTS: &[PendingMutant] = &[
         breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room",
         caught_by: &["limits.subscriptions"],
     },
+    PendingMutant {
+        name: "resubscribe-ignores-resume",
+        clause: "ORDER-IDEMPOTENT-SUBSCRIBE (if resume was given, the recovery outcome and replay exactly as for a new subscription)",
+        breaks: "answers a repeated subscribe with the current position and NOT_REQUESTED, ignoring its resume",
+        caught_by: &["order.idempotent-subscribe/*"],
+    },
 ];
 
 /// One row of the traceability table.

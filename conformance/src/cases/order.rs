@@ -112,7 +112,7 @@ async fn ack_before_data(cx: Ctx) -> CaseResult {
 }
 
 async fn idempotent_subscribe(cx: Ctx) -> CaseResult {
-    let (mut c, _) = cx.open("c1").await?;
+    let (mut c, w) = cx.open("c1").await?;
     let ch = cx.channel("idem");
     subscribe(&mut c, &cx, &ch, None).await?;
     publish(&mut c, &ch, &cx.id("p"), serde_json::json!(1)).await?;
@@ -136,6 +136,47 @@ async fn idempotent_subscribe(cx: Ctx) -> CaseResult {
         .map_err(|e| match e {
             CaseError::Fail(m) => fail(format!(
                 "a repeated subscribe made a second subscription: {m}"
+            )),
+            o => o,
+        })?;
+    // With resume: the recovery outcome and replay exactly as for a new
+    // subscription, and still a single subscription afterwards.
+    if w.limits.map(|l| l.history_size).unwrap_or(0) < 2 {
+        cx.note("history_size < 2: the resume half does not apply");
+        return Ok(());
+    }
+    let again = subscribe(&mut c, &cx, &ch, Some((&epoch, 0))).await?;
+    let (status, reason, replayed) = super::util::recovery(&again);
+    check!(
+        status == v2::RecoveryStatus::Recovered && replayed == 2,
+        "a repeated subscribe resuming from seq 0 at position 2: recovery {status:?} {reason:?} replayed {replayed}, expected RECOVERED with 2, as for a new subscription (ORDER-IDEMPOTENT-SUBSCRIBE)"
+    );
+    let after = "a repeated subscribe resuming from seq 0";
+    super::util::expect_seqs(
+        &mut c,
+        &ch,
+        &epoch,
+        (1, 2),
+        after,
+        "ORDER-IDEMPOTENT-SUBSCRIBE",
+    )
+    .await?;
+    publish(&mut c, &ch, &cx.id("p"), serde_json::json!(3)).await?;
+    super::util::expect_seqs(
+        &mut c,
+        &ch,
+        &epoch,
+        (3, 3),
+        after,
+        "ORDER-IDEMPOTENT-SUBSCRIBE",
+    )
+    .await?;
+    sync(&mut c, 62).await?;
+    expect_no_message(&mut c, &ch, cx.ms(100))
+        .await
+        .map_err(|e| match e {
+            CaseError::Fail(m) => fail(format!(
+                "after a repeated subscribe with resume, a message arrived twice (ORDER-IDEMPOTENT-SUBSCRIBE: a single subscription): {m}"
             )),
             o => o,
         })
