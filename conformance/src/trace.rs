@@ -118,6 +118,51 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "queues without bound instead of closing a slow consumer",
         caught_by: &["close.slow-consumer"],
     },
+    Mutant {
+        name: "ignore-history-ttl",
+        breaks: "keeps history past history_ttl_ms and replays expired messages (LIMIT-HISTORY (younger than history_ttl_ms))",
+        caught_by: &["resume.history-ttl/*"],
+    },
+    Mutant {
+        name: "read-oversize-frame",
+        breaks: "reads an oversized frame to its end before closing with 1009 (CLOSE-OVERSIZE (before reading more than max_message_bytes))",
+        caught_by: &["close.oversize/*"],
+    },
+    Mutant {
+        name: "grant-unrequested-features",
+        breaks: "enables every feature it supports, whatever hello asked for (FEATURE-NEGOTIATION (exactly the names hello lists))",
+        caught_by: &["session.feature-negotiation/*", "features.gated/*"],
+    },
+    Mutant {
+        name: "first-frame-protocol-violation",
+        breaks: "closes every bad first frame with 4003, even an undecodable or unknown-type one (CLOSE-PRECEDENCE)",
+        caught_by: &["close.precedence/*"],
+    },
+    Mutant {
+        name: "ignore-server-only-types",
+        breaks: "ignores a server-only type sent by a client instead of closing with 4003 (SESSION-CLIENT-TYPES)",
+        caught_by: &["session.server-only-types/*"],
+    },
+    Mutant {
+        name: "batch-rate-partial",
+        breaks: "processes a batch's envelopes until the bucket runs dry, then closes with 4101 (LIMIT-RATE (a batch takes all its tokens at once))",
+        caught_by: &["close.rate-limit-batch"],
+    },
+    Mutant {
+        name: "empty-resume-not-requested",
+        breaks: "treats a present but empty resume as a subscribe without resume (RESUME-PRESENT)",
+        caught_by: &["resume.empty-position/*"],
+    },
+    Mutant {
+        name: "hello-in-batch-processed",
+        breaks: "processes the envelopes before a hello in a batch, then closes with 4003 (BATCH-NOT-HANDSHAKE (server reaction))",
+        caught_by: &["batch.limits/*"],
+    },
+    Mutant {
+        name: "short-dedupe-window",
+        breaks: "forgets publish ids after one second while advertising the configured window (DEDUP-WINDOW (for at least the advertised dedupe_window_ms))",
+        caught_by: &["dedupe.within-window"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the
@@ -138,60 +183,6 @@ pub struct PendingMutant {
 
 /// Mutants whose server fault is pending.
 pub const PENDING_MUTANTS: &[PendingMutant] = &[
-    PendingMutant {
-        name: "ignore-history-ttl",
-        clause: "LIMIT-HISTORY (younger than history_ttl_ms)",
-        breaks: "keeps history past history_ttl_ms and replays expired messages",
-        caught_by: &["resume.history-ttl/*"],
-    },
-    PendingMutant {
-        name: "read-oversize-frame",
-        clause: "CLOSE-OVERSIZE (before reading more than max_message_bytes)",
-        breaks: "reads an oversized frame to its end before closing with 1009",
-        caught_by: &["close.oversize/*"],
-    },
-    PendingMutant {
-        name: "grant-unrequested-features",
-        clause: "FEATURE-NEGOTIATION (exactly the names hello lists)",
-        breaks: "enables every feature it supports, whatever hello asked for",
-        caught_by: &["session.feature-negotiation/*", "features.gated/*"],
-    },
-    PendingMutant {
-        name: "first-frame-protocol-violation",
-        clause: "CLOSE-PRECEDENCE",
-        breaks: "closes every bad first frame with 4003, even an undecodable or unknown-type one",
-        caught_by: &["close.precedence/*"],
-    },
-    PendingMutant {
-        name: "ignore-server-only-types",
-        clause: "SESSION-CLIENT-TYPES",
-        breaks: "ignores a server-only type sent by a client instead of closing with 4003",
-        caught_by: &["session.server-only-types/*"],
-    },
-    PendingMutant {
-        name: "batch-rate-partial",
-        clause: "LIMIT-RATE (a batch takes all its tokens at once)",
-        breaks: "processes a batch's envelopes until the bucket runs dry, then closes with 4101",
-        caught_by: &["close.rate-limit-batch"],
-    },
-    PendingMutant {
-        name: "empty-resume-not-requested",
-        clause: "RESUME-PRESENT",
-        breaks: "treats a present but empty resume as a subscribe without resume",
-        caught_by: &["resume.empty-position/*"],
-    },
-    PendingMutant {
-        name: "hello-in-batch-processed",
-        clause: "BATCH-NOT-HANDSHAKE (server reaction)",
-        breaks: "processes the envelopes before a hello in a batch, then closes with 4003",
-        caught_by: &["batch.limits/*"],
-    },
-    PendingMutant {
-        name: "short-dedupe-window",
-        clause: "DEDUP-WINDOW (for at least the advertised dedupe_window_ms)",
-        breaks: "forgets publish ids after one second while advertising the configured window",
-        caught_by: &["dedupe.within-window"],
-    },
     PendingMutant {
         name: "process-after-failed-hello",
         clause: "HELLO-PIPELINE (never processes them if the hello fails)",

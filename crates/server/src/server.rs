@@ -91,7 +91,20 @@ impl ServerBuilder {
         let authz = Authorizer::new(config.channels.clone());
         let engine = match &self.engine {
             Some(e) => e.clone(),
-            None => Arc::new(MemoryEngine::new(history_policy(&config))) as Arc<dyn Engine>,
+            None => {
+                #[allow(unused_mut)]
+                let mut policy = history_policy(&config);
+                // Breaks LIMIT-HISTORY: nothing ever expires.
+                #[cfg(feature = "faults")]
+                if fault == Some(crate::faults::Fault::IgnoreHistoryTtl) {
+                    policy.history_ttl = Duration::from_secs(u64::from(u32::MAX));
+                    policy
+                        .overrides
+                        .iter_mut()
+                        .for_each(|o| o.history_ttl = None);
+                }
+                Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>
+            }
         };
         #[cfg(feature = "faults")]
         let engine = crate::faults::engine::wrap(fault, engine);

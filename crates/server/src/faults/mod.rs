@@ -2,8 +2,9 @@
 //! `faults`): each [`Fault`] breaks exactly one behaviour the spec requires,
 //! so the suite can prove it notices. Faults live outside the hot path: a
 //! wrapper engine (`engine`), a faulty transport layer (`transport`), and
-//! three start-up settings (the version negotiation, expired tokens, an
-//! unbounded send queue). A build without the feature has none of it.
+//! start-up settings (the version negotiation, expired tokens, an unbounded
+//! send queue, history without TTL, WebSocket frame limits). A build without
+//! the feature has none of it.
 
 pub(crate) mod engine;
 pub(crate) mod transport;
@@ -39,11 +40,37 @@ pub enum Fault {
     /// Never closes slow consumers; the send queue grows without bound
     /// (breaks LIMIT-SLOW-CONSUMER).
     UnboundedQueue,
+    /// Keeps history past `history_ttl_ms` and replays expired messages
+    /// (breaks LIMIT-HISTORY).
+    IgnoreHistoryTtl,
+    /// Reads an oversized frame to its end before closing with 1009
+    /// (breaks CLOSE-OVERSIZE's "before reading more").
+    ReadOversizeFrame,
+    /// Enables every feature it supports, whatever `hello` asked for
+    /// (breaks FEATURE-NEGOTIATION).
+    GrantUnrequestedFeatures,
+    /// Closes every bad first frame with 4003, even an undecodable or
+    /// unknown-type one (breaks CLOSE-PRECEDENCE).
+    FirstFrameProtocolViolation,
+    /// Ignores a server-only type sent by a client instead of closing with
+    /// 4003 (breaks SESSION-CLIENT-TYPES).
+    IgnoreServerOnlyTypes,
+    /// Processes a batch's envelopes until the rate bucket runs dry, then
+    /// closes with 4101 (breaks LIMIT-RATE for batches).
+    BatchRatePartial,
+    /// Treats a present but empty `resume` as absent (breaks RESUME-PRESENT).
+    EmptyResumeNotRequested,
+    /// Processes the envelopes before a `hello` in a batch, then closes
+    /// with 4003 (breaks BATCH-NOT-HANDSHAKE).
+    HelloInBatchProcessed,
+    /// Forgets publish ids after one second while advertising the
+    /// configured window (breaks DEDUP-WINDOW).
+    ShortDedupeWindow,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 20] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -55,6 +82,15 @@ impl Fault {
         Fault::AcceptExpiredTokens,
         Fault::DataBeforeSubscribeAck,
         Fault::UnboundedQueue,
+        Fault::IgnoreHistoryTtl,
+        Fault::ReadOversizeFrame,
+        Fault::GrantUnrequestedFeatures,
+        Fault::FirstFrameProtocolViolation,
+        Fault::IgnoreServerOnlyTypes,
+        Fault::BatchRatePartial,
+        Fault::EmptyResumeNotRequested,
+        Fault::HelloInBatchProcessed,
+        Fault::ShortDedupeWindow,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -71,6 +107,15 @@ impl Fault {
             Fault::AcceptExpiredTokens => "accept-expired-tokens",
             Fault::DataBeforeSubscribeAck => "data-before-subscribe-ack",
             Fault::UnboundedQueue => "unbounded-queue",
+            Fault::IgnoreHistoryTtl => "ignore-history-ttl",
+            Fault::ReadOversizeFrame => "read-oversize-frame",
+            Fault::GrantUnrequestedFeatures => "grant-unrequested-features",
+            Fault::FirstFrameProtocolViolation => "first-frame-protocol-violation",
+            Fault::IgnoreServerOnlyTypes => "ignore-server-only-types",
+            Fault::BatchRatePartial => "batch-rate-partial",
+            Fault::EmptyResumeNotRequested => "empty-resume-not-requested",
+            Fault::HelloInBatchProcessed => "hello-in-batch-processed",
+            Fault::ShortDedupeWindow => "short-dedupe-window",
         }
     }
 }

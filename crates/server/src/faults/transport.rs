@@ -36,6 +36,8 @@ pub(crate) fn wrap<W: FrameSink, R: FrameSource>(
             inner: source,
             fault,
             wire,
+            seen_first: false,
+            split: VecDeque::new(),
         },
     )
 }
@@ -272,36 +274,137 @@ impl<W: FrameSink> FrameSink for FaultySink<W> {
     }
 }
 
-/// The inbound half: SkipSeq maps resume positions back to true numbers.
+/// The inbound half: rewrites or splits what clients send, so the session
+/// core sees the requests a faulty server would act on.
 pub(crate) struct FaultySource<R> {
     inner: R,
     fault: Fault,
     wire: Option<Wire>,
+    seen_first: bool,
+    /// Entries of a batch split into separate frames, still to hand out.
+    split: VecDeque<(Bytes, bool)>,
+}
+
+/// Whether clients may send this body type (docs/spec/session.md).
+fn client_type(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::Hello(_)
+            | Body::Ping(_)
+            | Body::Pong(_)
+            | Body::Refresh(_)
+            | Body::Subscribe(_)
+            | Body::Unsubscribe(_)
+            | Body::Publish(_)
+            | Body::PresenceQuery(_)
+            | Body::Ephemeral(_)
+            | Body::RpcRequest(_)
+            | Body::Batch(_)
+    )
+}
+
+impl<R: FrameSource> FaultySource<R> {
+    /// What the session core gets instead of `env` (received as a `text` frame).
+    fn rewrite(&mut self, wire: Wire, mut env: v2::Envelope, text: bool, first: bool) -> Inbound {
+        let frame = |env: &v2::Envelope| match wire.encode(env) {
+            Ok(bytes) => Inbound::Frame { bytes, text },
+            Err(_) => Inbound::Control,
+        };
+        match self.fault {
+            Fault::FirstFrameProtocolViolation if first => {
+                if !matches!(env.body, Some(Body::Hello(_))) {
+                    return Inbound::Broken((
+                        close::PROTOCOL_VIOLATION,
+                        "the first message must be hello".into(),
+                    ));
+                }
+            }
+            Fault::GrantUnrequestedFeatures => {
+                if let Some(Body::Hello(h)) = &mut env.body {
+                    h.features = crate::features::FEATURES
+                        .iter()
+                        .map(|f| f.name.to_string())
+                        .collect();
+                }
+            }
+            Fault::IgnoreServerOnlyTypes => {
+                if env.body.as_ref().is_some_and(|b| !client_type(b)) {
+                    return Inbound::Control;
+                }
+            }
+            Fault::EmptyResumeNotRequested => {
+                for e in entries(&mut env) {
+                    if let Some(Body::Subscribe(s)) = &mut e.body {
+                        if s.resume.as_ref().is_some_and(|p| *p == Default::default()) {
+                            s.resume = None;
+                        }
+                    }
+                }
+            }
+            Fault::BatchRatePartial | Fault::HelloInBatchProcessed => {
+                if let Some(Body::Batch(b)) = env.body {
+                    for e in b.envelopes {
+                        if let Ok(bytes) = wire.encode(&e) {
+                            self.split.push_back((bytes, text));
+                        }
+                    }
+                    return match self.split.pop_front() {
+                        Some((bytes, text)) => Inbound::Frame { bytes, text },
+                        None => Inbound::Control,
+                    };
+                }
+            }
+            Fault::SkipSeq => {
+                for e in entries(&mut env) {
+                    if let Some(Body::Subscribe(s)) = &mut e.body {
+                        if let Some(p) = &mut s.resume {
+                            p.seq = unskip(p.seq);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        frame(&env)
+    }
 }
 
 impl<R: FrameSource> FrameSource for FaultySource<R> {
     const INBOUND: bool = R::INBOUND;
 
     async fn next(&mut self) -> Inbound {
-        let inbound = self.inner.next().await;
-        let (Inbound::Frame { bytes, text }, Fault::SkipSeq, Some(wire)) =
-            (&inbound, self.fault, self.wire)
-        else {
-            return inbound;
-        };
-        let Some(mut env) = decode(wire, bytes) else {
-            return inbound;
-        };
-        for e in entries(&mut env) {
-            if let Some(Body::Subscribe(s)) = &mut e.body {
-                if let Some(p) = &mut s.resume {
-                    p.seq = unskip(p.seq);
-                }
-            }
+        if let Some((bytes, text)) = self.split.pop_front() {
+            return Inbound::Frame { bytes, text };
         }
-        match wire.encode(&env) {
-            Ok(bytes) => Inbound::Frame { bytes, text: *text },
-            Err(_) => inbound,
+        let inbound = self.inner.next().await;
+        let (Inbound::Frame { bytes, text }, Some(wire)) = (&inbound, self.wire) else {
+            return inbound;
+        };
+        let first = !std::mem::replace(&mut self.seen_first, true);
+        let touches = matches!(
+            self.fault,
+            Fault::SkipSeq
+                | Fault::FirstFrameProtocolViolation
+                | Fault::GrantUnrequestedFeatures
+                | Fault::IgnoreServerOnlyTypes
+                | Fault::EmptyResumeNotRequested
+                | Fault::BatchRatePartial
+                | Fault::HelloInBatchProcessed
+        );
+        if !touches {
+            return inbound;
+        }
+        match decode(wire, bytes) {
+            Some(env) => {
+                let text = *text;
+                self.rewrite(wire, env, text, first)
+            }
+            // The first frame decides nothing else: undecodable is "not hello".
+            None if first && self.fault == Fault::FirstFrameProtocolViolation => Inbound::Broken((
+                close::PROTOCOL_VIOLATION,
+                "the first message must be hello".into(),
+            )),
+            None => inbound,
         }
     }
 

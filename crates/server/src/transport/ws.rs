@@ -98,6 +98,12 @@ pub(crate) fn upgrade(
             };
             let c = &shared.env.config;
             let max = c.max_message_bytes as usize;
+            // Breaks CLOSE-OVERSIZE: the frame is read before its size is judged.
+            #[cfg(feature = "faults")]
+            let max = match shared.fault {
+                Some(crate::faults::Fault::ReadOversizeFrame) => max.saturating_mul(64),
+                _ => max,
+            };
             let config = WebSocketConfig::default()
                 .read_buffer_size(c.ws_read_buffer_bytes as usize)
                 .write_buffer_size(WRITE_BUFFER)
