@@ -103,6 +103,11 @@ impl ServerBuilder {
                         .iter_mut()
                         .for_each(|o| o.history_ttl = None);
                 }
+                // Breaks DEDUP-WINDOW: ids are forgotten after a second.
+                #[cfg(feature = "faults")]
+                if fault == Some(crate::faults::Fault::ShortDedupeWindow) {
+                    policy.dedupe_window = Duration::from_secs(1);
+                }
                 Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>
             }
         };

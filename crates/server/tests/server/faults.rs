@@ -173,3 +173,17 @@ async fn unbounded_queue() {
         0
     );
 }
+
+#[tokio::test]
+async fn short_dedupe_window() {
+    let s = faulty(Fault::ShortDedupeWindow, |_| {}).await;
+    let mut c = Client::json(&s).await.unwrap();
+    assert_eq!(
+        c.welcome.dedupe_window_ms, 120_000,
+        "the window advertised stays"
+    );
+    c.publish("same", "d", json!(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = c.publish("same", "d", json!(1)).await.unwrap();
+    assert!(!again.duplicate, "the id was remembered: {again:?}");
+}
