@@ -219,6 +219,12 @@ pub const PENDING_MUTANTS: &[PendingMutant] = &[
         breaks: "answers a repeated subscribe with the current position and NOT_REQUESTED, ignoring its resume",
         caught_by: &["order.idempotent-subscribe/*"],
     },
+    PendingMutant {
+        name: "race-duplicate-numbered",
+        clause: "DEDUP-ACK-ORIGINAL (also when the duplicate arrives while the original is still being numbered)",
+        breaks: "numbers a duplicate that arrives before the original's publish_ack was sent",
+        caught_by: &["dedupe.duplicate-acked/*"],
+    },
 ];
 
 /// One row of the traceability table.

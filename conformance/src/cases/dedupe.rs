@@ -5,7 +5,8 @@
 use courier_protocol::v2;
 
 use super::util::{
-    error_name, expect_no_message, messages, next_message, publish, subscribe, sync, try_publish,
+    error_name, expect_no_message, messages, next_message, publish, publish_reply, send_publish,
+    subscribe, sync, try_publish,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseResult, Ctx};
@@ -105,6 +106,31 @@ async fn duplicate_acked(cx: Ctx) -> CaseResult {
         msgs[1].id
     );
     sync(&mut s, 77).await?;
+    expect_no_message(&mut s, &ch, cx.ms(100)).await?;
+    // A duplicate sent right behind its original, before the original's
+    // ack: answered once the original is numbered, with its position.
+    let id = cx.id("p");
+    send_publish(&mut p, &ch, &id, serde_json::json!({"v": 4})).await?;
+    send_publish(&mut p, &ch, &id, serde_json::json!({"v": 4})).await?;
+    let mut acks = Vec::new();
+    for _ in 0..2 {
+        let a = publish_reply(&mut p, &id)
+            .await?
+            .map_err(|e| fail(format!("pipelined publish {id} failed: {}", e.message)))?;
+        acks.push((a.seq, a.duplicate));
+    }
+    check!(
+        acks[0].0 == acks[1].0 && acks.iter().filter(|a| a.1).count() == 1,
+        "the same id published twice back to back was acked {acks:?} (seq, duplicate): expected one original and one duplicate: true with the same seq (DEDUP-ACK-ORIGINAL, also while the original is being numbered)"
+    );
+    let m = next_message(&mut s, &ch).await?;
+    check!(
+        m.id == id && m.seq == acks[0].0,
+        "the pipelined publish was delivered as seq {} id {:?}",
+        m.seq,
+        m.id
+    );
+    sync(&mut s, 78).await?;
     expect_no_message(&mut s, &ch, cx.ms(100)).await
 }
 
