@@ -377,6 +377,12 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let mut input_open = true;
     let mut paused_until: Option<tokio::time::Instant> = None;
+    // Typed input ended (Ctrl-D, a pipe closed) with nothing else to wait
+    // for: leave once the server has been quiet for --timeout (as wscat
+    // leaves at the end of its input). A --send file is a script: stay.
+    let linger_after_input =
+        args.send.is_none() && args.expect.is_none() && args.duration.is_none();
+    let mut linger: Option<tokio::time::Instant> = None;
     let outcome: i32 = loop {
         if !tap.expectations.is_empty() && tap.expectations_done() {
             tap.note("every expectation matched");
@@ -410,6 +416,9 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                     }
                 };
                 let before = tap.next_expectation;
+                if linger.is_some() {
+                    linger = Some(tokio::time::Instant::now() + timeout);
+                }
                 match codec.decode_frame::<v2::Envelope>(&bytes, Some(text)) {
                     Ok(env) => {
                         tap.received(&env);
@@ -462,10 +471,19 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                         let text = to_json(tap.version, &env);
                         tap.print("send", &serde_json::from_str(&text)?, &text, &[]);
                     }
-                    Some(Input::End) | None => input_open = false,
+                    Some(Input::End) | None => {
+                    input_open = false;
+                    if linger_after_input {
+                        linger = Some(tokio::time::Instant::now() + timeout);
+                    }
+                }
                 }
             }
             () = pause => paused_until = None,
+            () = async { match linger { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                tap.note(&format!("input ended and nothing arrived for {timeout:?}"));
+                break EXIT_OK;
+            }
             () = tokio::time::sleep_until(deadline), if expecting => {
                 let p = &tap.expectations[tap.next_expectation];
                 tap.note(&format!(

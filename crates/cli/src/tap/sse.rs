@@ -90,6 +90,12 @@ pub(super) async fn run(
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let mut input_open = true;
     let mut paused_until: Option<tokio::time::Instant> = None;
+    // Typed input ended (Ctrl-D, a pipe closed) with nothing else to wait
+    // for: leave once the server has been quiet for --timeout (as wscat
+    // leaves at the end of its input). A --send file is a script: stay.
+    let linger_after_input =
+        args.send.is_none() && args.expect.is_none() && args.duration.is_none();
+    let mut linger: Option<tokio::time::Instant> = None;
     let mut disconnect: Option<i64> = None;
     // Input waits for the welcome: it says which version to publish with.
     let mut welcomed = false;
@@ -122,6 +128,9 @@ pub(super) async fn run(
                             disconnect = Some(i64::from(d.code));
                         }
                         tap.received(&env);
+                        if linger.is_some() {
+                            linger = Some(tokio::time::Instant::now() + timeout);
+                        }
                     }
                     Err(e) => {
                         tap.flagged += 1;
@@ -176,9 +185,18 @@ pub(super) async fn run(
                         Err(e) => tap.note(&format!("POST /publish failed: {e}")),
                     }
                 }
-                Some(Input::End) | None => input_open = false,
+                Some(Input::End) | None => {
+                    input_open = false;
+                    if linger_after_input {
+                        linger = Some(tokio::time::Instant::now() + timeout);
+                    }
+                }
             },
             () = pause => paused_until = None,
+            () = async { match linger { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                tap.note(&format!("input ended and nothing arrived for {timeout:?}"));
+                break EXIT_OK;
+            }
             () = tokio::time::sleep_until(deadline), if expecting => {
                 tap.note(&format!(
                     "expectation {} not met within {timeout:?}: {}",
