@@ -190,14 +190,20 @@ fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) 
             out.add(
                 &new.loc,
                 subject.into(),
-                format!("map key type changed {ok} -> {nk}"),
+                format!(
+                    "map key type changed {ok} -> {nk}{}",
+                    why_kind(ok, nk, &b, true)
+                ),
                 &b,
             );
             let b = only(kind_change(ov, nv));
             out.add(
                 &new.loc,
                 subject.into(),
-                format!("map value type changed {ov} -> {nv}"),
+                format!(
+                    "map value type changed {ov} -> {nv}{}",
+                    why_kind(ov, nv, &b, false)
+                ),
                 &b,
             );
             return;
@@ -231,7 +237,12 @@ fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) 
         out.add(
             &new.loc,
             subject.into(),
-            format!("type changed {} -> {}", old.kind, new.kind),
+            format!(
+                "type changed {} -> {}{}",
+                old.kind,
+                new.kind,
+                why_kind(&old.kind, &new.kind, &b, false)
+            ),
             &b,
         );
     }
@@ -271,6 +282,58 @@ fn named_class(t: Type) -> &'static str {
         Type::String => "string",
         Type::Bytes => "bytes",
         _ => "other",
+    }
+}
+
+/// Why a type change breaks the encodings in `breaks`, for the report.
+fn why_kind(old: &Kind, new: &Kind, breaks: &[Enc], map_key: bool) -> String {
+    let mut why = Vec::new();
+    if breaks.contains(&Enc::Json) {
+        why.push(match (old, new) {
+            _ if map_key => {
+                "JSON/MessagePack map keys are strings that must parse as the key type (integers in decimal, bools as true/false)"
+            }
+            (Kind::Scalar(a), Kind::Scalar(b))
+                if [a, b].iter().all(|t| named_class(**t).contains("int")) =>
+            {
+                "JSON/MessagePack readers reject integers outside their type's range (ENC-INT-FORM)"
+            }
+            (Kind::Scalar(a), Kind::Scalar(b)) if [a, b].iter().any(|t| **t == Type::Bytes) => {
+                "bytes travel as base64 in JSON and `bin` in MessagePack (ENC-BYTES)"
+            }
+            (Kind::Enum(_), _) | (_, Kind::Enum(_)) => {
+                "enum values travel as their names in JSON/MessagePack (ENC-ENUM-NAMES)"
+            }
+            _ => "the JSON/MessagePack value changes shape",
+        });
+    }
+    if breaks.contains(&Enc::Protobuf) {
+        why.push(match (old, new) {
+            (Kind::Scalar(a), Kind::Scalar(b)) if wire_type(*a) == wire_type(*b) => {
+                "Protobuf readers truncate or reinterpret the value"
+            }
+            (Kind::Scalar(_), Kind::Scalar(_)) => {
+                "the Protobuf wire encoding changes (wire type or zigzag)"
+            }
+            _ => "Protobuf readers parse other bytes",
+        });
+    }
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", why.join("; "))
+    }
+}
+
+/// The Protobuf wire type of a scalar (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32;
+/// zigzag varints as 10 since they do not mix with plain varints).
+fn wire_type(t: Type) -> u8 {
+    match t {
+        Type::Int32 | Type::Int64 | Type::Uint32 | Type::Uint64 | Type::Bool | Type::Enum => 0,
+        Type::Sint32 | Type::Sint64 => 10,
+        Type::Fixed64 | Type::Sfixed64 | Type::Double => 1,
+        Type::Fixed32 | Type::Sfixed32 | Type::Float => 5,
+        _ => 2,
     }
 }
 
