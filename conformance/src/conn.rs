@@ -2,7 +2,7 @@
 //! subprotocol through the protocol `Codec`, recording every frame sent and
 //! received in the case's transcript (decoded to JSON for the reports).
 //!
-//! A driver task ([`crate::driver`]) owns the socket and keeps reading it,
+//! A driver task (module `driver`) owns the socket and keeps reading it,
 //! so every connection a case holds answers `ping` on its own.
 //!
 //! The opening handshake is done here rather than by tungstenite's client,
@@ -78,7 +78,7 @@ impl Closed {
 }
 
 /// One client connection under test. A driver task owns the socket and
-/// reads it continuously (see [`crate::driver`]): server `ping`s are
+/// reads it continuously (module `driver`): server `ping`s are
 /// answered even while the case waits on another connection.
 pub struct Conn {
     cmds: mpsc::UnboundedSender<Cmd>,

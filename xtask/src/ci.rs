@@ -46,6 +46,27 @@ fn steps() -> Result<Vec<Step>> {
     let npm_ci = || Cmd::new("npm", &["ci", "--no-audit", "--no-fund"]);
     Ok(vec![
         Step::new("rustfmt").run(&root, Cmd::new("cargo", &["fmt", "--all", "--", "--check"])),
+        // Lints of `[workspace.lints]` and clippy's defaults, warnings denied.
+        Step::new("clippy").run(
+            &root,
+            Cmd::new(
+                "cargo",
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ),
+        ),
+        // Every crate's API docs build without a warning (broken links included).
+        Step::new("rustdoc").run(
+            &root,
+            Cmd::new("cargo", &["doc", "--workspace", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        ),
         // The `courier` binary the TypeScript and docs checks run.
         Step::new("build courier").run(&root, Cmd::new("cargo", &["build", "-p", "courier-cli"])),
         // The README's `cargo install --path crates/cli --locked` (debug and

@@ -31,7 +31,7 @@ pub struct ServeArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines; coloured only when stderr is a terminal and
-    /// `NO_COLOR` is unset or empty (https://no-color.org).
+    /// `NO_COLOR` is unset or empty (<https://no-color.org>).
     Text,
     /// One JSON object per line (`timestamp`, `level`, `fields`, `target`),
     /// never coloured.

@@ -94,7 +94,7 @@ pub(crate) fn sse_event(ty: &str, id: Option<&str>, json: &[u8]) -> Bytes {
 
 /// An envelope delivered to many sessions (`message`, `presence_event`,
 /// `ephemeral`). Each wire form's bytes are produced once, by
-/// [`SharedFrame::prepare`] before the hub takes a channel lock or by the
+/// `SharedFrame::prepare` before the hub takes a channel lock or by the
 /// first session that needs them, and shared by the rest.
 #[derive(Debug)]
 pub struct SharedFrame {

@@ -3,7 +3,7 @@
 //! generator's output must read and write byte for byte
 //! (`bindings/typescript/test/payloads.test.ts`).
 //!
-//! `cargo xtask codegen` writes [`file`] to `examples/chat/fixtures/payloads.json`;
+//! `cargo xtask codegen` writes [`file()`] to `examples/chat/fixtures/payloads.json`;
 //! `tests/fixtures.rs` fails when the checked-in copy is stale. Inputs of the
 //! `decode` and `invalid` sections are written by hand; what they decode to
 //! (or that they fail) is what the Rust reader does, so the file pins the Rust
@@ -26,7 +26,7 @@ use crate::chat::v1::{
     chat_message, Author, ChatMessage, MessageKind, Reaction, ReadMarker, TypingState, Visibility,
 };
 
-/// Where [`file`] is checked in, relative to the workspace root.
+/// Where [`file()`] is checked in, relative to the workspace root.
 pub const PATH: &str = "examples/chat/fixtures/payloads.json";
 
 /// The fixtures file: `valid`, `decode` and `invalid` sections.

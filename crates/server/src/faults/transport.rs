@@ -311,13 +311,13 @@ impl<R: FrameSource> FaultySource<R> {
             Err(_) => Inbound::Control,
         };
         match self.fault {
-            Fault::FirstFrameProtocolViolation if first => {
-                if !matches!(env.body, Some(Body::Hello(_))) {
-                    return Inbound::Broken((
-                        close::PROTOCOL_VIOLATION,
-                        "the first message must be hello".into(),
-                    ));
-                }
+            Fault::FirstFrameProtocolViolation
+                if first && !matches!(env.body, Some(Body::Hello(_))) =>
+            {
+                return Inbound::Broken((
+                    close::PROTOCOL_VIOLATION,
+                    "the first message must be hello".into(),
+                ));
             }
             Fault::GrantUnrequestedFeatures => {
                 if let Some(Body::Hello(h)) = &mut env.body {
@@ -327,10 +327,8 @@ impl<R: FrameSource> FaultySource<R> {
                         .collect();
                 }
             }
-            Fault::IgnoreServerOnlyTypes => {
-                if env.body.as_ref().is_some_and(|b| !client_type(b)) {
-                    return Inbound::Control;
-                }
+            Fault::IgnoreServerOnlyTypes if env.body.as_ref().is_some_and(|b| !client_type(b)) => {
+                return Inbound::Control;
             }
             Fault::EmptyResumeNotRequested => {
                 for e in entries(&mut env) {
