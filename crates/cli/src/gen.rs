@@ -49,7 +49,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             let mut config = courier_codegen::ts::TsConfig::new();
             config
                 .courier_version(a.version)
-                .runtime_import(a.runtime_import)
+                .runtime_import(a.runtime_import.clone())
                 .generated_by(command_line());
             let mut includes = a.includes.clone();
             // A proto given by path is found through its own directory
@@ -71,6 +71,20 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             for path in written {
                 println!("{}", path.display());
             }
+            // What the code imports, so a first build does not fail on it
+            // (stdout stays the list of files).
+            let runtime = if a.runtime_import.starts_with('.') || a.runtime_import.starts_with('/')
+            {
+                String::new()
+            } else {
+                format!(
+                    "{} (npm package @courier/client, bindings/typescript/README.md) and ",
+                    a.runtime_import
+                )
+            };
+            eprintln!(
+                "courier gen ts: the generated code imports {runtime}@bufbuild/protobuf/wire: add them to your project (npm install @bufbuild/protobuf)"
+            );
             Ok(())
         }
     }

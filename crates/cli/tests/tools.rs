@@ -94,7 +94,15 @@ fn demo_round_trips_every_subprotocol() {
 fn gen_ts_files_name_the_command_the_user_ran() {
     let dir = Scratch::new("gen-header");
     let out = dir.arg("web src/gen");
-    ok(&courier(&["gen", "ts", "--out", &out, "--version", "2"]));
+    let run = courier(&["gen", "ts", "--out", &out, "--version", "2"]);
+    ok(&run);
+    // And says which packages the code imports (stderr: stdout lists the files).
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("@courier/client/runtime")
+            && stderr.contains("npm install @bufbuild/protobuf"),
+        "{stderr}"
+    );
     for file in ["types.ts", "wire.ts", "proto.ts"] {
         let text = std::fs::read_to_string(dir.path("web src/gen/courier/v2").join(file)).unwrap();
         assert_eq!(
