@@ -60,7 +60,8 @@ pub struct TapArgs {
     /// matched, 1 when one is not matched within --timeout.
     #[arg(long)]
     expect: Option<PathBuf>,
-    /// Seconds to wait for each --expect pattern.
+    /// Seconds to wait for each --expect pattern; also how long the server
+    /// must be quiet before tap leaves once typed input has ended.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
     /// Stop after this many seconds (default: until the server closes,
@@ -380,8 +381,8 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
     // Typed input ended (Ctrl-D, a pipe closed) with nothing else to wait
     // for: leave once the server has been quiet for --timeout (as wscat
     // leaves at the end of its input). A --send file is a script: stay.
-    let linger_after_input =
-        args.send.is_none() && args.expect.is_none() && args.duration.is_none();
+    let typed = args.send.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    let linger_after_input = typed && args.expect.is_none() && args.duration.is_none();
     let mut linger: Option<tokio::time::Instant> = None;
     let outcome: i32 = loop {
         if !tap.expectations.is_empty() && tap.expectations_done() {

@@ -93,8 +93,8 @@ pub(super) async fn run(
     // Typed input ended (Ctrl-D, a pipe closed) with nothing else to wait
     // for: leave once the server has been quiet for --timeout (as wscat
     // leaves at the end of its input). A --send file is a script: stay.
-    let linger_after_input =
-        args.send.is_none() && args.expect.is_none() && args.duration.is_none();
+    let typed = args.send.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    let linger_after_input = typed && args.expect.is_none() && args.duration.is_none();
     let mut linger: Option<tokio::time::Instant> = None;
     let mut disconnect: Option<i64> = None;
     // Input waits for the welcome: it says which version to publish with.
