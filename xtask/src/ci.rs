@@ -113,6 +113,9 @@ fn steps() -> Result<Vec<Step>> {
             &ts,
             Cmd::new("node", &["scripts/install-test.mjs"]).env("COURIER_BIN", &courier),
         ),
+        // A project made by `courier init` builds, passes its own tests and
+        // conforms (xtask/src/init_smoke.rs; needs the package built above).
+        Step::new("courier init project").run(&root, Cmd::new("cargo", &["xtask", "init-smoke"])),
         Step::new("tools (buf lint, AsyncAPI parser, docs site in Chromium)")
             .run(&tools, npm_ci())
             .run(
@@ -125,7 +128,7 @@ fn steps() -> Result<Vec<Step>> {
 /// The target directory, as cargo uses it (`CARGO_TARGET_DIR`,
 /// `build.target-dir`, else `target/`): where `cargo build -p courier-cli`
 /// puts the `courier` the npm steps run.
-fn target_dir() -> Result<PathBuf> {
+pub fn target_dir() -> Result<PathBuf> {
     let meta = Cmd::new(
         "cargo",
         &[

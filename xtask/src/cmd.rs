@@ -107,7 +107,7 @@ impl Cmd {
 }
 
 /// Removes what `cargo run` added to this process's environment.
-fn clean_env(command: &mut std::process::Command) {
+pub fn clean_env(command: &mut std::process::Command) {
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         if SET_BY_CARGO_RUN.contains(&key) || key.starts_with("CARGO_PKG_") {

@@ -5,6 +5,7 @@
 mod ci;
 mod cmd;
 mod guide;
+mod init_smoke;
 
 use anyhow::{bail, Result};
 
@@ -13,6 +14,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("guide-check") => guide::run(),
+        Some("init-smoke") => init_smoke::run(),
         // The generator is its own binary (xtask/codegen) so that this one
         // compiles in seconds: see xtask/Cargo.toml.
         Some("codegen") => {
@@ -21,7 +23,7 @@ fn main() -> Result<()> {
             cmd::Cmd::new("cargo", &cargo).run(&root())
         }
         _ => bail!(
-            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files\n  guide-check              build docs/client.md's example from its Cargo.toml lines"
+            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files\n  guide-check              build docs/client.md's example from its Cargo.toml lines\n  init-smoke               `courier init` a project, run its tests and `courier conform`"
         ),
     }
 }

@@ -8,6 +8,7 @@ mod conform;
 mod decode;
 mod docs;
 mod gen;
+mod init;
 mod load;
 mod serve;
 mod tap;
@@ -38,6 +39,9 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Generate code from the Courier definitions and your payload protos.
     Gen(gen::GenArgs),
+    /// Create a new project: payload proto, Rust server, TypeScript browser
+    /// client, conformance profile.
+    Init(init::InitArgs),
     /// Write the protocol reference: HTML site, Markdown and AsyncAPI 3.1.
     Docs(docs::DocsArgs),
     /// Generate load against a server: fan-out throughput, latency, idle memory.
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Decode(args) => std::process::exit(decode::run(args)?),
         Command::Gen(args) => gen::run(args),
         Command::Docs(args) => docs::run(args),
+        Command::Init(args) => init::run(args),
         Command::Load(args) => load::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Tap(args) => std::process::exit(tap::run(args)?),
