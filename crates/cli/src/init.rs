@@ -301,7 +301,11 @@ opt-level = 1
         }
         // The TypeScript bindings of the payloads, as `npm run gen` writes them.
         let mut ts = courier_codegen::ts::TsConfig::new();
-        ts.courier_version(2);
+        // What regenerates them: `npm run gen` in web/.
+        ts.courier_version(2).generated_by(format!(
+            "courier gen ts --out src/gen --include ../proto --proto ../proto/{}/v1/app.proto` (npm run gen) in `web/",
+            self.pkg
+        ));
         ts.write(
             &[dir.join(format!("proto/{}/v1/app.proto", self.pkg))],
             &[dir.join("proto")],

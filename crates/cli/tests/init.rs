@@ -143,6 +143,8 @@ fn writes_a_project_with_path_dependencies() {
     );
     for f in ["types.ts", "wire.ts", "proto.ts"] {
         let ours = read(p.join("web/src/gen/chat_room/v1").join(f));
+        let first = ours.lines().next().unwrap_or_default();
+        assert!(first.contains("(npm run gen)"), "{f}: {first}");
         let theirs = read(fresh.0.join("gen/chat_room/v1").join(f));
         // Both name a generating command in their first line; the code is the same.
         assert_eq!(
