@@ -196,10 +196,11 @@ fn decode(sp: Subprotocol, bytes: &[u8], text: bool) -> Result<String, String> {
 /// The envelope in the canonical Courier JSON form of its version.
 pub(crate) fn to_json(version: Version, env: &v2::Envelope) -> String {
     let encode = |v| Codec::new(Subprotocol::new(v, Encoding::Json)).encode(env);
-    let bytes = encode(version)
-        .or_else(|_| encode(Version::V2))
-        .expect("a decoded envelope encodes");
-    String::from_utf8_lossy(&bytes).into_owned()
+    match encode(version).or_else(|_| encode(Version::V2)) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        // Not expected for a decoded envelope; shown rather than a panic.
+        Err(e) => serde_json::json!({ "type": "?", "unprintable": e.to_string() }).to_string(),
+    }
 }
 
 fn value(json: &str) -> serde_json::Value {
