@@ -104,6 +104,11 @@ fn steps() -> Result<Vec<Step>> {
         // in a fresh project outside the workspace (xtask/src/guide.rs).
         Step::new("Rust client guide in a fresh project")
             .run(&root, Cmd::new("cargo", &["xtask", "guide-check"])),
+        // The README's Python path: examples/python/chat.py against `courier serve`.
+        Step::new("Python example").run(
+            root.join("examples/python"),
+            Cmd::new("bash", &["test.sh"]).env("COURIER_BIN", &courier),
+        ),
         Step::new("TypeScript package")
             .run(&ts, npm_ci())
             .run(&ts, Cmd::new("npm", &["test"]).env("COURIER_BIN", &courier)),
