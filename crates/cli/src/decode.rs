@@ -32,7 +32,8 @@ pub struct DecodeArgs {
     /// capture (recognised by its magic number).
     #[arg(long, short)]
     file: Option<PathBuf>,
-    /// How frames are written; `auto` tells hex, JSON text and base64 apart.
+    /// How frames are written; `auto` tells hex, JSON text and base64 apart
+    /// per line; `raw`: the whole file or stdin is one frame's bytes.
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     input: InputFormat,
     /// The session's subprotocol (`courier.v2.msgpack`) for frames given
@@ -54,6 +55,8 @@ enum InputFormat {
     Hex,
     Base64,
     Text,
+    /// The whole file or stdin is one frame, as sent (binary, or JSON text).
+    Raw,
 }
 
 /// Runs the command; returns the exit code: 0 when everything decoded, 1
@@ -114,8 +117,13 @@ fn decode_all(args: DecodeArgs) -> anyhow::Result<i32> {
                 out.connection(i + 1, conn);
             }
         }
+        Some(bytes) if matches!(args.input, InputFormat::Raw) => {
+            let text = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            out.frame_bytes(1, &bytes, text, args.subprotocol);
+        }
         Some(bytes) => {
-            let text = String::from_utf8(bytes).context("the frames file is not UTF-8 text")?;
+            let text = String::from_utf8(bytes)
+                .context("the frames file is not UTF-8 text (a binary frame? use --input raw)")?;
             let lines: Vec<&str> = text
                 .lines()
                 .map(str::trim)
@@ -170,7 +178,7 @@ fn parse_frame(s: &str, format: InputFormat) -> anyhow::Result<(Vec<u8>, bool)> 
         f => f,
     };
     Ok(match format {
-        InputFormat::Text => (s.as_bytes().to_vec(), true),
+        InputFormat::Text | InputFormat::Raw => (s.as_bytes().to_vec(), true),
         InputFormat::Hex => (hex::decode(compact).context("not hex")?, false),
         _ => {
             let b = compact.trim_end_matches('=');
@@ -218,8 +226,12 @@ impl Printer {
             Ok(f) => f,
             Err(e) => return self.fail(format!("frame {n}: {e:#}"), None),
         };
+        self.frame_bytes(n, &bytes, text, sp);
+    }
+
+    fn frame_bytes(&mut self, n: usize, bytes: &[u8], text: bool, sp: Option<Subprotocol>) {
         let result = match sp {
-            Some(sp) => decode(sp, &bytes, sp.encoding.is_text()).map(|env| (sp, env)),
+            Some(sp) => decode(sp, bytes, sp.encoding.is_text()).map(|env| (sp, env)),
             None => {
                 let tries = if text {
                     vec![Encoding::Json]
@@ -230,7 +242,7 @@ impl Printer {
                 let mut found = None;
                 for enc in tries {
                     let sp = Subprotocol::new(Version::V2, enc);
-                    match decode(sp, &bytes, enc.is_text()) {
+                    match decode(sp, bytes, enc.is_text()) {
                         Ok(env) => {
                             found = Some((sp, env));
                             break;
@@ -247,7 +259,7 @@ impl Printer {
                 serde_json::json!({"frame": n, "subprotocol": sp.name(), "envelope": value(&env)})
             ),
             Ok((sp, env)) => println!("{:<20} {env}", sp.name()),
-            Err(e) => self.fail(format!("frame {n}: {e}"), Some(&bytes)),
+            Err(e) => self.fail(format!("frame {n}: {e}"), Some(bytes)),
         }
     }
 

@@ -115,6 +115,23 @@ fn a_file_of_frames_and_stdin() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(json_lines(&out)[0]["envelope"]["ts"], 7);
+    // One binary frame as it was sent (MessagePack {"type":"ping"}).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .args(["decode", "--json", "--input", "raw"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\x81\xa4type\xa4ping")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["subprotocol"], "courier.v2.msgpack");
+    assert_eq!(lines[0]["envelope"], serde_json::json!({"type": "ping"}));
     let _ = std::fs::remove_dir_all(dir);
 }
 
