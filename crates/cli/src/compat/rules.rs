@@ -45,13 +45,21 @@ pub struct Finding {
     pub breaks: Vec<Enc>,
 }
 
-#[derive(Default)]
-struct Out(Vec<Finding>);
+/// The findings so far, and the two schemas (to compare a field's message
+/// or enum type with the one that replaced it: type names are not on the
+/// wire, shapes are).
+struct Out<'a> {
+    found: Vec<Finding>,
+    old: &'a Schema,
+    new: &'a Schema,
+    /// Nesting of type comparisons (recursive types stop at 8).
+    depth: usize,
+}
 
-impl Out {
+impl Out<'_> {
     fn add(&mut self, loc: &Loc, subject: String, what: String, breaks: &[Enc]) {
         if !breaks.is_empty() {
-            self.0.push(Finding {
+            self.found.push(Finding {
                 loc: loc.clone(),
                 subject,
                 what,
@@ -63,7 +71,12 @@ impl Out {
 
 /// Every breaking change from `old` to `new`.
 pub fn check(old: &Schema, new: &Schema) -> Vec<Finding> {
-    let mut out = Out::default();
+    let mut out = Out {
+        found: Vec::new(),
+        old,
+        new,
+        depth: 0,
+    };
     for (name, om) in &old.messages {
         match new.messages.get(name) {
             None => out.add(
@@ -81,10 +94,37 @@ pub fn check(old: &Schema, new: &Schema) -> Vec<Finding> {
             Some(ne) => enumeration(&mut out, name, oe, ne),
         }
     }
-    out.0
+    out.found
 }
 
-fn message(out: &mut Out, msg: &str, old: &Message, new: &Message) {
+/// A field's message or enum type replaced by another: what breaks is
+/// what differs between the two shapes. `None` when either type is not in
+/// the compared files (imported) or the types recurse too deep.
+fn replaced_type(out: &Out<'_>, old: &Kind, new: &Kind) -> Option<Vec<Finding>> {
+    if out.depth >= 8 {
+        return None;
+    }
+    let mut sub = Out {
+        found: Vec::new(),
+        old: out.old,
+        new: out.new,
+        depth: out.depth + 1,
+    };
+    match (old, new) {
+        (Kind::Message(a), Kind::Message(b)) => {
+            let (om, nm) = (out.old.messages.get(a)?, out.new.messages.get(b)?);
+            message(&mut sub, b, om, nm);
+        }
+        (Kind::Enum(a), Kind::Enum(b)) => {
+            let (oe, ne) = (out.old.enums.get(a)?, out.new.enums.get(b)?);
+            enumeration(&mut sub, b, oe, ne);
+        }
+        _ => return None,
+    }
+    Some(sub.found)
+}
+
+fn message(out: &mut Out<'_>, msg: &str, old: &Message, new: &Message) {
     for of in &old.fields {
         let subject = format!("{msg}.{}", of.name);
         let at_number = new.by_number(of.number);
@@ -180,7 +220,7 @@ fn reserve_what(breaks: &[Enc]) -> &'static str {
 }
 
 /// Compares one field's shape, reporting only for `scope`'s encodings.
-fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) {
+fn field(out: &mut Out<'_>, subject: &str, old: &Field, new: &Field, scope: &[Enc]) {
     let only = |breaks: Vec<Enc>| -> Vec<Enc> {
         breaks.into_iter().filter(|e| scope.contains(e)).collect()
     };
@@ -233,6 +273,39 @@ fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) 
             &only(ALL.to_vec()),
         );
     } else {
+        if old.kind != new.kind {
+            if let Some(diffs) = replaced_type(out, &old.kind, &new.kind) {
+                // Same shape under another name: nothing on the wire changes.
+                let mut breaks: Vec<Enc> = diffs.iter().flat_map(|d| d.breaks.clone()).collect();
+                breaks.sort();
+                breaks.dedup();
+                let breaks = only(breaks);
+                if let Some(first) = diffs
+                    .iter()
+                    .find(|d| d.breaks.iter().any(|e| breaks.contains(e)))
+                {
+                    let more = diffs.len() - 1;
+                    out.add(
+                        &new.loc,
+                        subject.into(),
+                        format!(
+                            "type changed {} -> {}, whose shapes differ: {}: {}{}",
+                            old.kind,
+                            new.kind,
+                            first.subject,
+                            first.what,
+                            if more > 0 {
+                                format!(" (and {more} more)")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        &breaks,
+                    );
+                }
+                return oneof_check(out, subject, old, new, scope);
+            }
+        }
         let b = only(kind_change(&old.kind, &new.kind));
         out.add(
             &new.loc,
@@ -246,6 +319,14 @@ fn field(out: &mut Out, subject: &str, old: &Field, new: &Field, scope: &[Enc]) 
             &b,
         );
     }
+    oneof_check(out, subject, old, new, scope);
+}
+
+/// A field moved into, out of or between oneofs.
+fn oneof_check(out: &mut Out<'_>, subject: &str, old: &Field, new: &Field, scope: &[Enc]) {
+    let only = |breaks: Vec<Enc>| -> Vec<Enc> {
+        breaks.into_iter().filter(|e| scope.contains(e)).collect()
+    };
     let oneof = |f: &Field| f.oneof.as_ref().map(|(n, _)| n.clone());
     if oneof(old) != oneof(new) {
         let shared = old.oneof.as_ref().is_some_and(|o| o.1 > 1)
@@ -369,7 +450,7 @@ fn kind_change(old: &Kind, new: &Kind) -> Vec<Enc> {
     breaks
 }
 
-fn enumeration(out: &mut Out, name: &str, old: &Enum, new: &Enum) {
+fn enumeration(out: &mut Out<'_>, name: &str, old: &Enum, new: &Enum) {
     let by_number = |e: &Enum, n: i32| e.values.iter().find(|v| v.1 == n).cloned();
     let by_name = |e: &Enum, s: &str| e.values.iter().find(|v| v.0 == s).cloned();
     for (vname, number, loc) in &old.values {
