@@ -113,6 +113,25 @@ fn writes_a_project_with_path_dependencies() {
         assert!(!text.contains("__"), "{f} has a placeholder left:\n{text}");
     }
     assert!(read(p.join("src/lib.rs")).contains("/chat_room.v1.rs"));
+    // The Rust is as `cargo fmt` leaves it.
+    let fmt = Command::new("rustfmt")
+        .args([
+            "--edition",
+            "2021",
+            "--check",
+            "build.rs",
+            "src/lib.rs",
+            "src/main.rs",
+            "tests/smoke.rs",
+        ])
+        .current_dir(&p)
+        .output()
+        .expect("rustfmt runs");
+    assert!(
+        fmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
     assert!(read(p.join("tests/smoke.rs")).contains("use chat_room::payloads::v1"));
     let pkg = read(p.join("web/package.json"));
     let spec = format!(

@@ -13,14 +13,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match (arg.as_str(), args.next()) {
             ("--config", Some(v)) => config_file = Some(PathBuf::from(v)),
             ("--listen", Some(v)) => listen = Some(v),
-            _ => return Err(format!("usage: __NAME__ [--config FILE] [--listen ADDR] (got {arg})").into()),
+            _ => {
+                return Err(
+                    format!("usage: __NAME__ [--config FILE] [--listen ADDR] (got {arg})").into(),
+                )
+            }
         }
     }
     let mut config = courier_server::ServerConfig::load(config_file.as_deref(), std::env::vars())?;
     if let Some(addr) = listen {
         config.listen = addr.parse()?;
     }
-    let server = __CRATE__::server(config).start().await?;
+    let mut builder = __CRATE__::server(config);
+    let server = builder.start().await?;
     println!("__NAME__: listening on {}", server.ws_url());
     shutdown_signal().await?;
     server.shutdown().await;

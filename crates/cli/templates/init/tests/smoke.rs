@@ -3,18 +3,28 @@
 
 use std::time::Duration;
 
-use __CRATE__::payloads::v1::{ChatMessage, GreetReply, GreetRequest};
 use courier_client::ClientConfig;
 use futures_util::StreamExt;
 
+use __CRATE__::payloads::v1::{ChatMessage, GreetReply, GreetRequest};
+
 #[tokio::test]
 async fn chat_and_greet() {
-    let mut config = courier_server::ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let server = __CRATE__::server(config).start().await.expect("server starts");
+    let config = courier_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let mut builder = __CRATE__::server(config);
+    let server = builder.start().await.expect("server starts");
 
-    let alice = ClientConfig::new(server.ws_url()).connect().await.expect("alice connects");
-    let bob = ClientConfig::new(server.ws_url()).connect().await.expect("bob connects");
+    let alice = ClientConfig::new(server.ws_url())
+        .connect()
+        .await
+        .expect("alice connects");
+    let bob = ClientConfig::new(server.ws_url())
+        .connect()
+        .await
+        .expect("bob connects");
     let mut room = bob
         .subscribe("room.lobby")
         .await
