@@ -596,3 +596,99 @@ async fn load_past_the_rate_limit_reports_the_close_code_and_what_to_change() {
     assert!(!stderr.contains("Sending after closing"), "{stderr}");
     assert_eq!(served.stop("TERM").await.code(), Some(0));
 }
+
+/// Issue 14: a publisher must never hold an ack for a message that a
+/// subscriber misses because of a graceful shutdown. Three SIGTERMs, each
+/// under a pipelined publish load with 100 subscribers; every acked seq
+/// must have reached every subscriber before its `disconnect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_publish_load_loses_no_acknowledged_message() {
+    for round in 0..3 {
+        let mut served = Served::start(
+            &["--listen", "127.0.0.1:0"],
+            &[
+                ("COURIER_MAX_MESSAGES_PER_SECOND", "1000000"),
+                ("COURIER_MAX_BURST", "1000000"),
+                ("COURIER_SEND_QUEUE_FRAMES", "100000"),
+            ],
+        )
+        .await;
+        let mut subscribers = Vec::new();
+        for i in 0..100 {
+            let (mut ws, codec, _) = session(&served.ws_url).await;
+            send(
+                &mut ws,
+                &codec,
+                Body::Subscribe(v2::Subscribe {
+                    id: format!("s{i}"),
+                    channel: "load".into(),
+                    resume: None,
+                }),
+            )
+            .await;
+            assert!(matches!(next(&mut ws, &codec).await, Some(Body::SubscribeAck(_))));
+            subscribers.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                let mut notice = None;
+                while let Some(body) = next(&mut ws, &codec).await {
+                    match body {
+                        Body::Message(m) => seqs.push(m.seq),
+                        Body::Disconnect(d) => notice = Some(d.code),
+                        _ => {}
+                    }
+                }
+                (seqs, notice)
+            }));
+        }
+        let (ws, codec, _) = session(&served.ws_url).await;
+        let (mut tx, mut rx) = ws.split();
+        let publishing = tokio::spawn(async move {
+            for i in 0..100_000u32 {
+                let frame = codec
+                    .encode(&v2::Envelope {
+                        body: Some(Body::Publish(v2::Publish {
+                            id: format!("p{i}"),
+                            channel: "load".into(),
+                            payload: wire::to_payload(&i).unwrap(),
+                        })),
+                    })
+                    .unwrap();
+                let text = String::from_utf8(frame.to_vec()).unwrap();
+                if tx.send(WsMessage::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let acks = tokio::spawn(async move {
+            let codec = Codec::new(Subprotocol::ALL[0]);
+            let mut acked = Vec::new();
+            while let Ok(Some(Ok(msg))) = tokio::time::timeout(LIMIT, rx.next()).await {
+                let WsMessage::Text(t) = msg else { continue };
+                let env: v2::Envelope = codec.decode_frame(&Bytes::from(t), Some(true)).unwrap();
+                if let Some(Body::PublishAck(a)) = env.body {
+                    acked.push(a.seq);
+                }
+            }
+            acked
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = served.stop("TERM").await;
+        assert!(status.success(), "round {round}: exit {status}");
+        publishing.abort();
+        let acked = tokio::time::timeout(LIMIT, acks).await.unwrap().unwrap();
+        assert!(!acked.is_empty(), "round {round}: nothing was acknowledged");
+        let last = *acked.iter().max().unwrap();
+        for (i, s) in subscribers.into_iter().enumerate() {
+            let (seqs, notice) = tokio::time::timeout(LIMIT, s).await.unwrap().unwrap();
+            assert_eq!(notice, Some(u32::from(close::GOING_AWAY)), "round {round} subscriber {i}");
+            let got: std::collections::HashSet<u64> = seqs.into_iter().collect();
+            let missing: Vec<u64> = (1..=last).filter(|s| !got.contains(s)).collect();
+            assert!(
+                missing.is_empty(),
+                "round {round}: subscriber {i} misses {} acknowledged messages (first {:?}) of {last}",
+                missing.len(),
+                missing.first()
+            );
+        }
+    }
+}

@@ -43,6 +43,10 @@ EOF
 
 SERVER=""
 start_server() {
+    # Emptied first: the previous server's "listening" line must not be
+    # mistaken for this one's (the shell truncates the file only once the
+    # background job starts).
+    : >"$OUT/server.out"
     taskset -c 0 "$SERVER_BIN" serve --config "$OUT/server.toml" --log warn >"$OUT/server.out" 2>"$OUT/server.err" &
     SERVER=$!
     for _ in $(seq 100); do

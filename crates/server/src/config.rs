@@ -109,6 +109,16 @@ pub struct ServerConfig {
     /// How long shutdown waits for clients to drain after the 1001 close
     /// before dropping them. Default 5 000 ms.
     pub shutdown_grace_ms: u64,
+    /// How long a connection closed as a slow consumer (4100) may take to
+    /// accept its `disconnect` and close frame before it is dropped: its
+    /// socket is full, so they wait behind the bytes in transit. Default
+    /// 5 000 ms: a client that resumes reading within it learns why it was
+    /// closed (docs/spec/limits.md).
+    pub slow_consumer_grace_ms: u64,
+    /// How long `POST /publish` waits for its whole body after the request
+    /// head (408 when it does not arrive). Default 10 000 ms: like the head's
+    /// own 10 s limit, it stops a client from holding a request open forever.
+    pub http_body_timeout_ms: u64,
     /// Serve `GET /sse` and `POST /publish`. Default true.
     pub sse: bool,
     /// Authentication.
@@ -212,6 +222,8 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             ws_read_buffer_bytes: 512,
             shutdown_grace_ms: 5_000,
+            http_body_timeout_ms: 10_000,
+            slow_consumer_grace_ms: 5_000,
             sse: true,
             auth: AuthConfig {
                 reauth_deadline_ms: 30_000,
@@ -245,6 +257,8 @@ const TOP_KEYS: &[(&str, Kind)] = &[
     ("dedupe_window_ms", Kind::Toml),
     ("history_size", Kind::Toml),
     ("history_ttl_ms", Kind::Toml),
+    ("http_body_timeout_ms", Kind::Toml),
+    ("slow_consumer_grace_ms", Kind::Toml),
     ("max_message_bytes", Kind::Toml),
     ("max_messages_per_second", Kind::Toml),
     ("max_burst", Kind::Toml),

@@ -72,6 +72,16 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The short, stable text clients see (close reason, `error.message`):
+    /// the detail of [`AuthError::Invalid`] comes from the JWT library and
+    /// is logged instead, so it neither leaks nor changes between versions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Invalid(_) => "invalid credentials",
+            AuthError::Expired => "credentials expired",
+        }
+    }
+
     /// The close code for a `hello` failing with this error.
     pub fn close_code(&self) -> u16 {
         match self {

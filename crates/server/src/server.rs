@@ -280,11 +280,16 @@ impl RunningServer {
         self.shared.open_sessions()
     }
 
-    /// Graceful shutdown (CLOSE-SHUTDOWN): stops accepting, sends every
-    /// session a `disconnect` and close 1001, and waits up to
-    /// `shutdown_grace_ms` for them to finish.
+    /// Graceful shutdown (CLOSE-SHUTDOWN): refuses new sessions (HTTP 503,
+    /// `/healthz` too), sends every session a `disconnect` and close 1001
+    /// after what is queued for it, waits up to `shutdown_grace_ms` for them
+    /// to finish, then closes the listener.
     pub async fn shutdown(self) {
-        self.shared.env.lifecycle.begin_shutdown();
+        let lifecycle = &self.shared.env.lifecycle;
+        // Requests already being handled finish first: their messages reach
+        // every subscriber's queue before any subscriber closes.
+        lifecycle.close_intake(Duration::from_secs(1)).await;
+        lifecycle.drain();
         let grace = Duration::from_millis(self.shared.env.config.shutdown_grace_ms);
         let _ = tokio::time::timeout(grace, async {
             loop {
@@ -296,6 +301,7 @@ impl RunningServer {
             }
         })
         .await;
+        self.shared.env.lifecycle.stop();
         tracing::info!(
             remaining = self.shared.open_sessions(),
             "courier server stopped"
@@ -305,7 +311,7 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        self.shared.env.lifecycle.begin_shutdown();
+        self.shared.env.lifecycle.stop();
     }
 }
 

@@ -172,7 +172,8 @@ pub(crate) async fn run<W: FrameSink, R: FrameSource>(
         };
         tracing::info!(session = %outbox.session_id(), code, by, "session closed");
     }
-    session.leave_all().await;
+    let leave: Cold<'_, ()> = Box::pin(session.leave_all());
+    leave.await;
 }
 
 /// The reader half: returns the close code observed when the peer left.
@@ -186,13 +187,14 @@ async fn read_loop<R: FrameSource>(session: &mut Session, source: &mut R) -> u16
     let mut tick = env.lifecycle.tick_rx();
     let mut closing = false;
     if env.lifecycle.is_shutting_down() {
+        // Opened while the server stops taking sessions.
         shutdown(&outbox);
         closing = true;
     }
     loop {
         tokio::select! {
             _ = tick.changed(), if !closing => {
-                if env.lifecycle.is_shutting_down() {
+                if env.lifecycle.is_draining() {
                     shutdown(&outbox);
                     closing = true;
                 } else if let Err((code, reason)) = session.tick(Instant::now(), R::INBOUND) {
@@ -221,8 +223,16 @@ async fn read_loop<R: FrameSource>(session: &mut Session, source: &mut R) -> u16
                     continue;
                 }
                 env.metrics.received(&bytes);
-                if let Err((code, reason)) = process(session, codec, &bytes, text).await {
-                    outbox.close(code, reason, None);
+                // Shutdown: a request arriving after the intake closed is
+                // not handled (no reply; the client resends it elsewhere).
+                let Some(_in_flight) = env.lifecycle.enter() else {
+                    continue;
+                };
+                // Boxed: request handling may wait on the engine, and its
+                // state would otherwise enlarge every idle connection's task.
+                let handled: Cold<'_, _> = Box::pin(process(session, codec, &bytes, text));
+                if let Err((code, reason)) = handled.await {
+                    outbox.close(code, reason, session.retry_after_ms(code));
                     closing = true;
                 }
             }
@@ -341,7 +351,13 @@ fn send_close<'a, W: FrameSink>(
             })
             .ok()
         });
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.close(notice, c.code, &reason)).await;
+        // A slow consumer's notice waits behind the bytes in transit.
+        let wait = if c.code == close::SLOW_CONSUMER {
+            Duration::from_millis(env.config.slow_consumer_grace_ms)
+        } else {
+            CLOSE_WAIT
+        };
+        let _ = tokio::time::timeout(wait, sink.close(notice, c.code, &reason)).await;
     })
 }
 

@@ -3,7 +3,7 @@
 //! signals (the periodic tick and shutdown).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -69,18 +69,39 @@ impl Env {
     }
 }
 
-/// The shared ticker and the shutdown signal.
+/// The shared ticker and the shutdown phases. `shutdown` closes the
+/// intake: no new session (HTTP 503, `/healthz` too) and no new request;
+/// once the requests already being handled are done (their messages
+/// queued for every subscriber), `draining` tells sessions to flush and
+/// close with 1001; `stopped` ends the drain (the listener closes). The
+/// order keeps a publisher from holding an ack for a message that a
+/// subscriber closing at the same moment never got.
 pub(crate) struct Lifecycle {
     shutdown: watch::Sender<bool>,
+    draining: AtomicBool,
+    stopped: watch::Sender<bool>,
     tick: watch::Sender<()>,
+    in_flight: AtomicUsize,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
         Lifecycle {
             shutdown: watch::channel(false).0,
+            draining: AtomicBool::new(false),
+            stopped: watch::channel(false).0,
             tick: watch::channel(()).0,
+            in_flight: AtomicUsize::new(0),
         }
+    }
+}
+
+/// A request being handled (see [`Lifecycle::enter`]).
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -103,8 +124,51 @@ impl Lifecycle {
         self.tick.send_replace(());
     }
 
-    pub(crate) fn begin_shutdown(&self) {
+    /// Resolves once the drain is over.
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stopped.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub(crate) fn stop(&self) {
+        self.begin_shutdown();
+        self.stopped.send_replace(true);
+    }
+
+    /// Admits a request, or `None` once the intake is closed (the client
+    /// gets no reply; it resends after reconnecting, CLIENT-OFFLINE-QUEUE).
+    pub(crate) fn enter(&self) -> Option<InFlight<'_>> {
+        // SeqCst on both sides: either `close_intake` sees this request in
+        // flight, or this request sees the intake closed.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight(&self.in_flight);
+        (!*self.shutdown.borrow()).then_some(guard)
+    }
+
+    /// Closes the intake; resolves when no request is in flight any more
+    /// (or after `limit`).
+    pub(crate) async fn close_intake(&self, limit: std::time::Duration) {
         self.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether sessions should flush and close (CLOSE-SHUTDOWN).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Tells every session to flush its queue and close with 1001.
+    pub(crate) fn drain(&self) {
+        self.shutdown.send_replace(true);
+        self.draining.store(true, Ordering::SeqCst);
         self.tick.send_replace(());
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.drain();
     }
 }

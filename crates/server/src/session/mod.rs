@@ -47,6 +47,12 @@ impl RateLimit {
         }
     }
 
+    /// Milliseconds until the bucket is full again (`retry_after_ms` of a
+    /// 4101 close: a client that comes back sooner finds the same limit).
+    pub(crate) fn refill_ms(&self) -> u64 {
+        ((self.burst - self.tokens).max(0.0) / self.per_sec * 1000.0).ceil() as u64
+    }
+
     /// Takes `n` tokens; false when the bucket runs empty.
     pub(crate) fn take(&mut self, n: usize, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
@@ -120,6 +126,12 @@ impl Session {
 
     fn refuse(&self, id: &str, channel: &str, r: Refusal) {
         self.send(Body::Error(r.into_error(id, channel)));
+    }
+
+    /// CLOSE-RETRY-AFTER: how long a client closed with `code` should wait
+    /// (the bucket's refill time for 4101).
+    pub(crate) fn retry_after_ms(&self, code: u16) -> Option<u64> {
+        (code == close::RATE_LIMITED).then(|| self.rate.refill_ms().max(1))
     }
 
     /// Counts `n` envelopes against the rate limit (LIMIT-RATE).
@@ -225,7 +237,10 @@ impl Session {
                     token_expires_at_ms: expires,
                 }));
             }
-            Err(e) => self.refuse(&r.id, "", Refusal::new(ErrorCode::InvalidToken, e)),
+            Err(e) => {
+                tracing::info!(session = %self.outbox.session_id(), error = %e, "refresh refused");
+                self.refuse(&r.id, "", Refusal::new(ErrorCode::InvalidToken, e.reason()))
+            }
         }
     }
 

@@ -28,7 +28,10 @@ pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, 
     let identity = env
         .auth
         .authenticate(&hello.token, crate::now_ms())
-        .map_err(|e| (e.close_code(), e.to_string()))?;
+        .map_err(|e| {
+            tracing::info!(error = %e, "credentials refused");
+            (e.close_code(), e.reason().to_string())
+        })?;
     let sp = wire.subprotocol();
     let features = env.features.negotiate(&hello.features, sp.version);
     let session_id = env.new_session_id();

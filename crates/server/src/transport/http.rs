@@ -45,13 +45,16 @@ pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<
         .expect("valid response")
 }
 
-/// Accepts connections until shutdown.
+/// Accepts connections until the drain after shutdown ends.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
 ) {
-    let mut shutdown = shared.env.lifecycle.shutdown_rx();
+    // Accepting goes on through the drain, so that load balancers get
+    // `/healthz` 503 rather than a refused connection.
+    let stopped = shared.env.lifecycle.stopped();
+    tokio::pin!(stopped);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -63,7 +66,7 @@ pub(crate) async fn accept_loop(
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = &mut stopped => break,
         };
         let _ = tcp.set_nodelay(true);
         let guard = shared.connection(peer);
@@ -117,7 +120,13 @@ where
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    let draining = shared.env.lifecycle.is_shutting_down();
     match (path.as_str(), method) {
+        // CLOSE-SHUTDOWN: no new session while draining; a load balancer
+        // retries elsewhere.
+        ("/ws" | "/sse" | "/publish", _) if draining => {
+            text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        }
         ("/ws", Method::GET) => super::ws::upgrade(shared, req, guard),
         ("/sse", Method::GET) if shared.env.config.sse => super::sse::stream(shared, req, guard),
         ("/publish", Method::POST) if shared.env.config.sse => {

@@ -8,6 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use courier_protocol::v2::envelope::Body;
@@ -130,13 +131,13 @@ async fn connect<W: FrameSink, R: FrameSource>(
             .find(|(c, _)| *c == channel)
             .or(req.last_event_id.as_ref().filter(|(c, _)| *c == channel))
             .map(|(_, p)| p.clone());
-        session
-            .subscribe(v2::Subscribe {
-                id: String::new(),
-                channel,
-                resume,
-            })
-            .await;
+        // Boxed: see `Cold`.
+        let subscribed: Cold<'_, ()> = Box::pin(session.subscribe(v2::Subscribe {
+            id: String::new(),
+            channel,
+            resume,
+        }));
+        subscribed.await;
     }
     driver::run(session, sink, source).await;
 }
@@ -246,14 +247,23 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
     {
         Ok(i) => i,
         Err(e) => {
-            let r = Refusal::new(ErrorCode::InvalidToken, e);
+            tracing::info!(error = %e, "POST /publish credentials refused");
+            let r = Refusal::new(ErrorCode::InvalidToken, e.reason());
             return error_response(codec, StatusCode::UNAUTHORIZED, r, "", "");
         }
     };
     let max = env.config.max_message_bytes as usize;
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
+    let timeout = Duration::from_millis(env.config.http_body_timeout_ms);
+    let body = match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
         Err(_) => {
+            let r = Refusal::new(
+                ErrorCode::BadRequest,
+                format!("request body not received within {} ms", timeout.as_millis()),
+            );
+            return error_response(codec, StatusCode::REQUEST_TIMEOUT, r, "", "");
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
             let r = Refusal::new(ErrorCode::BadRequest, "body larger than max_message_bytes");
             return error_response(codec, StatusCode::PAYLOAD_TOO_LARGE, r, "", "");
         }
@@ -266,6 +276,9 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
         }
     };
     env.metrics.received(&body);
+    let Some(_in_flight) = env.lifecycle.enter() else {
+        return super::http::text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
     let (id, channel) = (p.id.clone(), p.channel.clone());
     match env.publish(&identity, env.new_session_id(), p).await {
         Ok(ack) => json_response(codec, StatusCode::OK, Body::PublishAck(ack)),

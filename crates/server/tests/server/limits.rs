@@ -71,7 +71,10 @@ async fn rate_limit_closes_4101() {
         assert!(matches!(c.recv_body().await.unwrap(), Body::Pong(_)));
     }
     c.send(Body::Ping(v2::Ping { ts: 99 })).await.unwrap();
-    expect_close(&mut c, close::RATE_LIMITED).await;
+    let closed = expect_close(&mut c, close::RATE_LIMITED).await;
+    // CLOSE-RETRY-AFTER: the bucket's refill time (5 tokens at 5/s: ~1 s).
+    let retry = closed.disconnect.unwrap().retry_after_ms.unwrap();
+    assert!((500..=1000).contains(&retry), "retry_after_ms {retry}");
 }
 
 #[tokio::test]
@@ -146,11 +149,12 @@ async fn a_client_that_never_reads_is_closed_4100_with_bounded_memory() {
     // The publisher's session is unaffected.
     p.send(Body::Ping(v2::Ping { ts: 1 })).await.unwrap();
     assert!(matches!(p.recv_body().await.unwrap(), Body::Pong(_)));
-    // The slow client sees its stream end (after whatever it had buffered).
+    // CLOSE-DISCONNECT-NOTICE: resuming to read within the grace period,
+    // the slow client gets what was in transit, then the 4100 notice and close.
     let closed = slow.closed().await.unwrap();
-    if let Some(d) = closed.disconnect {
-        assert_eq!(d.code, close::SLOW_CONSUMER as u32);
-    }
+    let notice = closed.disconnect.expect("the 4100 disconnect notice");
+    assert_eq!(notice.code, close::SLOW_CONSUMER as u32);
+    assert_eq!(closed.code, Some(close::SLOW_CONSUMER));
 }
 
 #[tokio::test]

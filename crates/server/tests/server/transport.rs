@@ -391,3 +391,67 @@ async fn healthz_and_metrics() {
     assert!(n("courier_delivery_latency_seconds_bucket{le=\"+Inf\"}") == 1);
     assert!(n("courier_send_queue_wait_seconds_count") >= 3);
 }
+
+#[tokio::test]
+async fn healthz_answers_503_and_new_sessions_are_refused_while_draining() {
+    let s = server(|c| c.shutdown_grace_ms = 1500).await;
+    // A client that never answers the close keeps the drain going.
+    let mut stuck = Client::json(&s).await.unwrap();
+    let addr = s.local_addr();
+    let probe = RunningProbe(addr);
+    let stop = tokio::spawn(s.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, body) = probe.get("/healthz").await;
+    assert_eq!((status, body.as_slice()), (503, &b"shutting down\n"[..]));
+    let (status, _, _) = probe.get("/ws").await;
+    assert_eq!(status, 503, "a new WebSocket session during the drain");
+    let (status, _, _) = probe.get("/sse").await;
+    assert_eq!(status, 503, "a new SSE session during the drain");
+    assert!(matches!(
+        stuck.recv_any().await.unwrap().body,
+        Some(Body::Disconnect(_))
+    ));
+    tokio::time::timeout(Duration::from_secs(4), stop)
+        .await
+        .expect("the drain ends after shutdown_grace_ms")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener closes once drained"
+    );
+}
+
+/// Plain HTTP/1.1 GETs to an address (the server handle is gone while it drains).
+struct RunningProbe(std::net::SocketAddr);
+
+impl RunningProbe {
+    async fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        let mut tcp = TcpStream::connect(self.0).await.expect("still accepting");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tcp.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, head.to_string(), body.as_bytes().to_vec())
+    }
+}
+
+#[tokio::test]
+async fn a_publish_body_that_never_arrives_gets_408() {
+    use tokio::io::AsyncReadExt;
+    let s = server(|c| c.http_body_timeout_ms = 300).await;
+    let mut tcp = TcpStream::connect(s.local_addr()).await.unwrap();
+    let head = "POST /publish HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":";
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut out = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut out))
+        .await
+        .expect("answered before the client gave up")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request body not received within 300 ms"), "{text}");
+}
