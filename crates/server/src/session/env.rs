@@ -150,8 +150,7 @@ impl Lifecycle {
     pub(crate) async fn close_intake(&self, limit: std::time::Duration) {
         self.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + limit;
-        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline
-        {
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }

@@ -254,20 +254,24 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
     };
     let max = env.config.max_message_bytes as usize;
     let timeout = Duration::from_millis(env.config.http_body_timeout_ms);
-    let body = match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
-        Err(_) => {
-            let r = Refusal::new(
-                ErrorCode::BadRequest,
-                format!("request body not received within {} ms", timeout.as_millis()),
-            );
-            return error_response(codec, StatusCode::REQUEST_TIMEOUT, r, "", "");
-        }
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            let r = Refusal::new(ErrorCode::BadRequest, "body larger than max_message_bytes");
-            return error_response(codec, StatusCode::PAYLOAD_TOO_LARGE, r, "", "");
-        }
-    };
+    let body =
+        match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
+            Err(_) => {
+                let r = Refusal::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "request body not received within {} ms",
+                        timeout.as_millis()
+                    ),
+                );
+                return error_response(codec, StatusCode::REQUEST_TIMEOUT, r, "", "");
+            }
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
+                let r = Refusal::new(ErrorCode::BadRequest, "body larger than max_message_bytes");
+                return error_response(codec, StatusCode::PAYLOAD_TOO_LARGE, r, "", "");
+            }
+        };
     let p: v2::Publish = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {

@@ -434,7 +434,11 @@ impl RunningProbe {
         tcp.read_to_end(&mut out).await.unwrap();
         let text = String::from_utf8_lossy(&out).to_string();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         (status, head.to_string(), body.as_bytes().to_vec())
     }
 }
@@ -453,5 +457,8 @@ async fn a_publish_body_that_never_arrives_gets_408() {
         .unwrap();
     let text = String::from_utf8_lossy(&out[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains("request body not received within 300 ms"), "{text}");
+    assert!(
+        text.contains("request body not received within 300 ms"),
+        "{text}"
+    );
 }
