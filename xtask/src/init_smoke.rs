@@ -1,8 +1,10 @@
 //! `cargo xtask init-smoke` (a step of `ci`, after the TypeScript package's
 //! tests built it): `courier init` a project into a scratch directory, then
 //! do what its README says: `cargo test`, `npm install && npm test` in `web/`
-//! (the browser client's smoke test against `cargo run`), and `courier
-//! conform` with its profile against its running server.
+//! (the browser client's smoke test against `cargo run`), its page in
+//! headless Chromium against its running server (two tabs, a line sent from
+//! one arrives in the other: `bindings/typescript/scripts/page-check.mjs`),
+//! and `courier conform` with its profile against that server.
 //!
 //! `@courier/client` is installed as users install a package: from the
 //! tarball `npm pack` makes. The project builds into the workspace's target
@@ -72,6 +74,11 @@ fn smoke(root: &Path, scratch: &Path) -> Result<()> {
             bail!("the server printed no URL: {line:?}");
         };
         let sse = url.replace("ws://", "http://").replace("/ws", "/sse");
+        // The page in a real browser: two tabs, a line sent through the form.
+        Cmd::new("node", &["scripts/page-check.mjs"])
+            .arg(&web)
+            .arg(url)
+            .run(&root.join("bindings/typescript"))?;
         Cmd::new(
             courier,
             &[
