@@ -198,7 +198,7 @@ impl Metrics {
         self.queue_wait.render(
             &mut out,
             "courier_send_queue_wait_seconds",
-            "How long the oldest frame of each socket write waited in the session's send queue.",
+            "How long the oldest frame of a socket write waited in the session's send queue (one write in 16 per session, sampled).",
         );
         out
     }

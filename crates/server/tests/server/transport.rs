@@ -389,7 +389,7 @@ async fn healthz_and_metrics() {
     assert!(text.contains("# TYPE courier_delivery_latency_seconds histogram"));
     assert_eq!(n("courier_delivery_latency_seconds_count"), 1);
     assert!(n("courier_delivery_latency_seconds_bucket{le=\"+Inf\"}") == 1);
-    assert!(n("courier_send_queue_wait_seconds_count") >= 3);
+    assert!(n("courier_send_queue_wait_seconds_count") >= 1);
 }
 
 #[tokio::test]
