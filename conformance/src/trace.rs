@@ -163,6 +163,21 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "forgets publish ids after one second while advertising the configured window (DEDUP-WINDOW (for at least the advertised dedupe_window_ms))",
         caught_by: &["dedupe.within-window"],
     },
+    Mutant {
+        name: "case-insensitive-offers",
+        breaks: "accepts `Courier.v2.json` or `COURIER.V1.JSON` as Courier subprotocols (VER-SUBPROTOCOL (recognise an offer only by exact, case-sensitive match))",
+        caught_by: &["neg.unsupported-offer"],
+    },
+    Mutant {
+        name: "resubscribe-ignores-resume",
+        breaks: "answers a repeated subscribe with the current position and NOT_REQUESTED, ignoring its resume (ORDER-IDEMPOTENT-SUBSCRIBE (if resume was given, the recovery outcome and replay exactly as for a new subscription))",
+        caught_by: &["order.idempotent-subscribe/*"],
+    },
+    Mutant {
+        name: "race-duplicate-numbered",
+        breaks: "numbers a duplicate that arrives before the original's publish_ack was sent (DEDUP-ACK-ORIGINAL (also when the duplicate arrives while the original is still being numbered))",
+        caught_by: &["dedupe.duplicate-acked/*"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the
@@ -202,28 +217,10 @@ pub const PENDING_MUTANTS: &[PendingMutant] = &[
         caught_by: &["ephemeral.relay/*"],
     },
     PendingMutant {
-        name: "case-insensitive-offers",
-        clause: "VER-SUBPROTOCOL (recognise an offer only by exact, case-sensitive match)",
-        breaks: "accepts `Courier.v2.json` or `COURIER.V1.JSON` as Courier subprotocols",
-        caught_by: &["neg.unsupported-offer"],
-    },
-    PendingMutant {
         name: "subscriptions-never-freed",
         clause: "LIMIT-SUBSCRIPTIONS (the session already holds max_subscriptions)",
         breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room",
         caught_by: &["limits.subscriptions"],
-    },
-    PendingMutant {
-        name: "resubscribe-ignores-resume",
-        clause: "ORDER-IDEMPOTENT-SUBSCRIBE (if resume was given, the recovery outcome and replay exactly as for a new subscription)",
-        breaks: "answers a repeated subscribe with the current position and NOT_REQUESTED, ignoring its resume",
-        caught_by: &["order.idempotent-subscribe/*"],
-    },
-    PendingMutant {
-        name: "race-duplicate-numbered",
-        clause: "DEDUP-ACK-ORIGINAL (also when the duplicate arrives while the original is still being numbered)",
-        breaks: "numbers a duplicate that arrives before the original's publish_ack was sent",
-        caught_by: &["dedupe.duplicate-acked/*"],
     },
 ];
 

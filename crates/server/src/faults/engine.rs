@@ -2,7 +2,9 @@
 //! engine's contract (numbering a duplicate again, replaying out of order)
 //! while delegating everything else. Compiled only with feature `faults`.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -15,9 +17,14 @@ use crate::engine::{
 /// `inner` with `fault` injected, when `fault` is an engine fault.
 pub(crate) fn wrap(fault: Option<Fault>, inner: Arc<dyn Engine>) -> Arc<dyn Engine> {
     match fault {
-        Some(f @ (Fault::RedeliverDuplicate | Fault::ResumeOutOfOrder)) => {
-            Arc::new(FaultyEngine { inner, fault: f })
-        }
+        Some(
+            f
+            @ (Fault::RedeliverDuplicate | Fault::ResumeOutOfOrder | Fault::RaceDuplicateNumbered),
+        ) => Arc::new(FaultyEngine {
+            inner,
+            fault: f,
+            recent: Mutex::new(HashMap::new()),
+        }),
         _ => inner,
     }
 }
@@ -25,7 +32,13 @@ pub(crate) fn wrap(fault: Option<Fault>, inner: Arc<dyn Engine>) -> Arc<dyn Engi
 struct FaultyEngine {
     inner: Arc<dyn Engine>,
     fault: Fault,
+    /// RaceDuplicateNumbered: when each (user, id) was first numbered.
+    recent: Mutex<HashMap<(Arc<str>, Arc<str>), Instant>>,
 }
+
+/// RaceDuplicateNumbered's window: a duplicate this soon after its
+/// original is treated as if the original were still being numbered.
+const RACE_WINDOW: Duration = Duration::from_millis(200);
 
 impl Engine for FaultyEngine {
     fn attach(&self, sink: Weak<dyn EngineSink>) {
@@ -35,8 +48,19 @@ impl Engine for FaultyEngine {
     fn publish(&self, request: PublishRequest) -> EngineFuture<'_, Published> {
         Box::pin(async move {
             let again = request.clone();
+            let key = (request.user.clone(), request.id.clone());
             let published = self.inner.publish(request).await?;
-            if self.fault == Fault::RedeliverDuplicate && published.duplicate {
+            let racing = self.fault == Fault::RaceDuplicateNumbered && {
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                recent.retain(|_, t| t.elapsed() < RACE_WINDOW);
+                if published.duplicate {
+                    recent.contains_key(&key)
+                } else {
+                    recent.insert(key, Instant::now());
+                    false
+                }
+            };
+            if (self.fault == Fault::RedeliverDuplicate || racing) && published.duplicate {
                 // Breaks DEDUP-DELIVER-ONCE: the duplicate is numbered again
                 // (a dedupe key of its own makes the inner engine accept it).
                 let user = format!("{}\u{0}again-{}", again.user, fastrand::u64(..));

@@ -66,11 +66,19 @@ pub enum Fault {
     /// Forgets publish ids after one second while advertising the
     /// configured window (breaks DEDUP-WINDOW).
     ShortDedupeWindow,
+    /// Matches subprotocol offers case-insensitively (breaks VER-SUBPROTOCOL).
+    CaseInsensitiveOffers,
+    /// Answers a repeated `subscribe` with NOT_REQUESTED, ignoring its
+    /// `resume` (breaks ORDER-IDEMPOTENT-SUBSCRIBE).
+    ResubscribeIgnoresResume,
+    /// Numbers a duplicate that arrives right behind its original (breaks
+    /// DEDUP-ACK-ORIGINAL's "while the original is still being numbered").
+    RaceDuplicateNumbered,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 23] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -91,6 +99,9 @@ impl Fault {
         Fault::EmptyResumeNotRequested,
         Fault::HelloInBatchProcessed,
         Fault::ShortDedupeWindow,
+        Fault::CaseInsensitiveOffers,
+        Fault::ResubscribeIgnoresResume,
+        Fault::RaceDuplicateNumbered,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -116,6 +127,9 @@ impl Fault {
             Fault::EmptyResumeNotRequested => "empty-resume-not-requested",
             Fault::HelloInBatchProcessed => "hello-in-batch-processed",
             Fault::ShortDedupeWindow => "short-dedupe-window",
+            Fault::CaseInsensitiveOffers => "case-insensitive-offers",
+            Fault::ResubscribeIgnoresResume => "resubscribe-ignores-resume",
+            Fault::RaceDuplicateNumbered => "race-duplicate-numbered",
         }
     }
 }

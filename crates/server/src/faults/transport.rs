@@ -38,6 +38,7 @@ pub(crate) fn wrap<W: FrameSink, R: FrameSource>(
             wire,
             seen_first: false,
             split: VecDeque::new(),
+            held: Vec::new(),
         },
     )
 }
@@ -283,6 +284,8 @@ pub(crate) struct FaultySource<R> {
     seen_first: bool,
     /// Entries of a batch split into separate frames, still to hand out.
     split: VecDeque<(Bytes, bool)>,
+    /// ResubscribeIgnoresResume: channels the client subscribed to.
+    held: Vec<String>,
 }
 
 /// Whether clients may send this body type (docs/spec/session.md).
@@ -352,6 +355,18 @@ impl<R: FrameSource> FaultySource<R> {
                     };
                 }
             }
+            Fault::ResubscribeIgnoresResume => {
+                for e in entries(&mut env) {
+                    match &mut e.body {
+                        Some(Body::Subscribe(s)) if self.held.contains(&s.channel) => {
+                            s.resume = None;
+                        }
+                        Some(Body::Subscribe(s)) => self.held.push(s.channel.clone()),
+                        Some(Body::Unsubscribe(u)) => self.held.retain(|c| *c != u.channel),
+                        _ => {}
+                    }
+                }
+            }
             Fault::SkipSeq => {
                 for e in entries(&mut env) {
                     if let Some(Body::Subscribe(s)) = &mut e.body {
@@ -382,6 +397,7 @@ impl<R: FrameSource> FrameSource for FaultySource<R> {
         let touches = matches!(
             self.fault,
             Fault::SkipSeq
+                | Fault::ResubscribeIgnoresResume
                 | Fault::FirstFrameProtocolViolation
                 | Fault::GrantUnrequestedFeatures
                 | Fault::IgnoreServerOnlyTypes

@@ -69,6 +69,11 @@ impl Shared {
                 .filter_map(|o| o.parse().ok())
                 .find(|p| self.supported.contains(p));
         }
+        #[cfg(feature = "faults")]
+        if self.fault == Some(Fault::CaseInsensitiveOffers) {
+            let lower: Vec<String> = offers.iter().map(|o| o.to_ascii_lowercase()).collect();
+            return courier_protocol::negotiate(lower.iter().map(String::as_str), &self.supported);
+        }
         courier_protocol::negotiate(offers.iter().map(String::as_str), &self.supported)
     }
 
