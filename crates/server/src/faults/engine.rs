@@ -33,8 +33,11 @@ struct FaultyEngine {
     inner: Arc<dyn Engine>,
     fault: Fault,
     /// RaceDuplicateNumbered: when each (user, id) was first numbered.
-    recent: Mutex<HashMap<(Arc<str>, Arc<str>), Instant>>,
+    recent: Mutex<HashMap<DedupeKey, Instant>>,
 }
+
+/// (user, publish id).
+type DedupeKey = (Arc<str>, Arc<str>);
 
 /// RaceDuplicateNumbered's window: a duplicate this soon after its
 /// original is treated as if the original were still being numbered.
