@@ -100,9 +100,10 @@ fn steps() -> Result<Vec<Step>> {
             &root,
             Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),
         ),
-        // docs/client.md as a reader uses it: its Cargo.toml lines and example
-        // in a fresh project outside the workspace (xtask/src/guide.rs).
-        Step::new("Rust client guide in a fresh project")
+        // docs/client.md and docs/codegen.md as a reader uses them: their
+        // Cargo.toml lines and code in fresh projects outside the workspace
+        // (xtask/src/guide.rs).
+        Step::new("Rust guides (client, codegen) in fresh projects")
             .run(&root, Cmd::new("cargo", &["xtask", "guide-check"])),
         // The README's Python path: examples/python/chat.py against `courier serve`.
         Step::new("Python example").run(
