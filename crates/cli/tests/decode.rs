@@ -171,7 +171,18 @@ impl Tcpdump {
     fn start(port: u16, file: &Path) -> Tcpdump {
         use std::io::BufRead;
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w"])
+            // A larger kernel buffer (KiB): a loaded CI machine must not drop packets.
+            .args([
+                "-i",
+                "lo",
+                "--immediate-mode",
+                "-U",
+                "-B",
+                "16384",
+                "-s",
+                "0",
+                "-w",
+            ])
             .arg(file)
             .args(["tcp", "port", &port.to_string()])
             .stdin(Stdio::null())
@@ -185,6 +196,9 @@ impl Tcpdump {
         assert!(line.contains("listening on"), "tcpdump: {line}");
         // Keep draining so tcpdump never blocks on its stderr.
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        // "listening on" can come just before the filter is attached on a
+        // loaded machine: a short pause keeps the first session's SYN.
+        std::thread::sleep(Duration::from_millis(300));
         Tcpdump(child)
     }
 
