@@ -1,0 +1,230 @@
+//! A real `redis-server` on a free loopback port, for tests: started with
+//! no persistence (a restart comes back empty, like a Redis that lost its
+//! data), killed or stopped and restarted on the same port by fault tests,
+//! killed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::process::{free_port, signal, ScratchDir};
+
+/// How long a start may take before it is reported as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ports tried when the free port was taken before `redis-server` bound it.
+const START_ATTEMPTS: u32 = 5;
+
+/// A `redis-server` child process on `127.0.0.1:<port>`.
+///
+/// # Examples
+///
+/// ```no_run
+/// let mut redis = courier_testkit::RedisProcess::start().unwrap();
+/// let url = redis.url(); // redis://127.0.0.1:<port>/
+/// redis.kill().unwrap(); // SIGKILL: clients see connection errors
+/// redis.restart().unwrap(); // same port, empty
+/// # let _ = url;
+/// ```
+#[derive(Debug)]
+pub struct RedisProcess {
+    port: u16,
+    child: Option<Child>,
+    dir: ScratchDir,
+}
+
+impl RedisProcess {
+    /// Installs `redis-server` when missing (apt-get), starts it on a free
+    /// loopback port and waits until it answers `PING`.
+    pub fn start() -> anyhow::Result<Self> {
+        crate::ensure_command("redis-server", "redis-server")?;
+        let mut redis = RedisProcess {
+            port: free_port()?,
+            child: None,
+            dir: ScratchDir::new("redis")?,
+        };
+        let mut attempts = 0;
+        loop {
+            match redis.spawn() {
+                Ok(()) => return Ok(redis),
+                Err(e) if attempts + 1 >= START_ATTEMPTS => return Err(e),
+                Err(_) => {
+                    attempts += 1;
+                    redis.port = free_port()?;
+                }
+            }
+        }
+    }
+
+    /// The port it listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `redis://127.0.0.1:<port>/`, for the engine's `url`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Kills it with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            child.wait().context("waiting for redis-server")?;
+        }
+        Ok(())
+    }
+
+    /// Stops it with SIGTERM (Redis closes its clients) and waits for it.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                signal(child.id(), "TERM")?;
+            }
+            child.wait().context("waiting for redis-server")?;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same port (killing it first if it runs). It
+    /// comes back empty: no persistence is configured.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                // The old socket may linger for a moment.
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Sends one command (inline form) and returns the raw reply, e.g.
+    /// `command("DBSIZE")` → `":3\r\n"`; for assertions and `FLUSHALL`.
+    pub fn command(&self, line: &str) -> anyhow::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))
+            .with_context(|| format!("connecting to redis on {}", self.addr()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(format!("{line}\r\n").as_bytes())?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Replies used by tests are short: read until a complete line.
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            if reply.ends_with(b"\r\n") && complete(&reply) {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            // Restarted empty, like a Redis that lost its data; no dump
+            // files left behind.
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.log_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !self.is_running() {
+                self.child = None;
+                bail!(
+                    "redis-server on port {} exited at start:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            if self
+                .command("PING")
+                .is_ok_and(|reply| reply.starts_with("+PONG"))
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.stop_child();
+                bail!(
+                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop_child(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether `reply` holds one whole RESP reply (simple types, or a bulk
+/// string whose length has arrived).
+fn complete(reply: &[u8]) -> bool {
+    if reply.first() != Some(&b'$') {
+        return true;
+    }
+    let text = String::from_utf8_lossy(reply);
+    let Some((head, rest)) = text.split_once("\r\n") else {
+        return false;
+    };
+    match head[1..].parse::<i64>() {
+        Ok(len) if len >= 0 => rest.len() >= len as usize + 2,
+        _ => true,
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop_child();
+    }
+}
