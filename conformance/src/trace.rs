@@ -178,6 +178,26 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "numbers a duplicate that arrives before the original's publish_ack was sent (DEDUP-ACK-ORIGINAL (also when the duplicate arrives while the original is still being numbered))",
         caught_by: &["dedupe.duplicate-acked/*"],
     },
+    Mutant {
+        name: "process-after-failed-hello",
+        breaks: "numbers publishes pipelined behind a hello before refusing its credentials (HELLO-PIPELINE (never processes them if the hello fails))",
+        caught_by: &["close.auth-failed/*"],
+    },
+    Mutant {
+        name: "ungated-feature-events",
+        breaks: "sends presence_event and ephemeral to every subscriber, with or without the feature (FEATURE-GATED (MUST NOT send envelopes of a feature not enabled))",
+        caught_by: &["features.gated/*"],
+    },
+    Mutant {
+        name: "relay-unsubscribed-ephemeral",
+        breaks: "relays an ephemeral from a session not subscribed to its channel instead of answering NOT_SUBSCRIBED (EPHEMERAL-NO-SEQ (NOT_SUBSCRIBED for a sender not subscribed))",
+        caught_by: &["ephemeral.relay/*"],
+    },
+    Mutant {
+        name: "subscriptions-never-freed",
+        breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room (LIMIT-SUBSCRIPTIONS (the session already holds max_subscriptions))",
+        caught_by: &["limits.subscriptions"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the
@@ -197,32 +217,7 @@ pub struct PendingMutant {
 }
 
 /// Mutants whose server fault is pending.
-pub const PENDING_MUTANTS: &[PendingMutant] = &[
-    PendingMutant {
-        name: "process-after-failed-hello",
-        clause: "HELLO-PIPELINE (never processes them if the hello fails)",
-        breaks: "processes envelopes pipelined behind a hello before rejecting its credentials",
-        caught_by: &["close.auth-failed/*"],
-    },
-    PendingMutant {
-        name: "ungated-feature-events",
-        clause: "FEATURE-GATED (MUST NOT send envelopes of a feature not enabled)",
-        breaks: "sends presence_event and ephemeral to every subscriber, with or without the feature",
-        caught_by: &["features.gated/*"],
-    },
-    PendingMutant {
-        name: "relay-unsubscribed-ephemeral",
-        clause: "EPHEMERAL-NO-SEQ (NOT_SUBSCRIBED for a sender not subscribed)",
-        breaks: "relays an ephemeral from a session not subscribed to its channel instead of answering NOT_SUBSCRIBED",
-        caught_by: &["ephemeral.relay/*"],
-    },
-    PendingMutant {
-        name: "subscriptions-never-freed",
-        clause: "LIMIT-SUBSCRIPTIONS (the session already holds max_subscriptions)",
-        breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room",
-        caught_by: &["limits.subscriptions"],
-    },
-];
+pub const PENDING_MUTANTS: &[PendingMutant] = &[];
 
 /// One row of the traceability table.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,12 +1,14 @@
 //! Fault injection for the conformance suite's mutant runs (feature
 //! `faults`): each [`Fault`] breaks exactly one behaviour the spec requires,
 //! so the suite can prove it notices. Faults live outside the hot path: a
-//! wrapper engine (`engine`), a faulty transport layer (`transport`), and
+//! wrapper engine (`engine`), a faulty transport layer (`transport`, with
+//! the requests it slips in: `phantom`), and
 //! start-up settings (the version negotiation, expired tokens, an unbounded
 //! send queue, history without TTL, WebSocket frame limits). A build without
 //! the feature has none of it.
 
 pub(crate) mod engine;
+pub(crate) mod phantom;
 pub(crate) mod transport;
 
 use std::fmt;
@@ -74,11 +76,23 @@ pub enum Fault {
     /// Numbers a duplicate that arrives right behind its original (breaks
     /// DEDUP-ACK-ORIGINAL's "while the original is still being numbered").
     RaceDuplicateNumbered,
+    /// Numbers the publishes pipelined behind a hello before refusing its
+    /// credentials with 4004 (breaks HELLO-PIPELINE).
+    ProcessAfterFailedHello,
+    /// Sends presence events and ephemerals to every subscriber, whether
+    /// or not its session enabled the feature (breaks FEATURE-GATED).
+    UngatedFeatureEvents,
+    /// Relays an ephemeral from a session not subscribed to its channel
+    /// instead of answering NOT_SUBSCRIBED (breaks EPHEMERAL-NO-SEQ).
+    RelayUnsubscribedEphemeral,
+    /// Counts every subscription ever accepted, so an unsubscribe makes no
+    /// room (breaks LIMIT-SUBSCRIPTIONS).
+    SubscriptionsNeverFreed,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 23] = [
+    pub const ALL: [Fault; 27] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -102,6 +116,10 @@ impl Fault {
         Fault::CaseInsensitiveOffers,
         Fault::ResubscribeIgnoresResume,
         Fault::RaceDuplicateNumbered,
+        Fault::ProcessAfterFailedHello,
+        Fault::UngatedFeatureEvents,
+        Fault::RelayUnsubscribedEphemeral,
+        Fault::SubscriptionsNeverFreed,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -130,6 +148,10 @@ impl Fault {
             Fault::CaseInsensitiveOffers => "case-insensitive-offers",
             Fault::ResubscribeIgnoresResume => "resubscribe-ignores-resume",
             Fault::RaceDuplicateNumbered => "race-duplicate-numbered",
+            Fault::ProcessAfterFailedHello => "process-after-failed-hello",
+            Fault::UngatedFeatureEvents => "ungated-feature-events",
+            Fault::RelayUnsubscribedEphemeral => "relay-unsubscribed-ephemeral",
+            Fault::SubscriptionsNeverFreed => "subscriptions-never-freed",
         }
     }
 }

@@ -6,19 +6,23 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{close, v2, Codec};
 
+use super::phantom::{self, Phantoms};
 use super::Fault;
 use crate::frame::Wire;
 use crate::session::driver::{Cold, FrameSink, FrameSource, Inbound};
+use crate::session::Env;
 
 /// Wraps a connection's halves for `fault`; `wire` is the connection's
 /// wire form once agreed (`None` before a subprotocol was selected).
 pub(crate) fn wrap<W: FrameSink, R: FrameSource>(
+    env: Arc<Env>,
     fault: Fault,
     wire: Option<Wire>,
     sink: W,
@@ -39,6 +43,8 @@ pub(crate) fn wrap<W: FrameSink, R: FrameSource>(
             seen_first: false,
             split: VecDeque::new(),
             held: Vec::new(),
+            phantoms: Phantoms::default(),
+            env,
         },
     )
 }
@@ -67,7 +73,7 @@ fn unskip(s: u64) -> u64 {
 }
 
 /// Decodes one frame of `wire` (an SSE event's `data:` line for SSE).
-fn decode(wire: Wire, bytes: &[u8]) -> Option<v2::Envelope> {
+pub(crate) fn decode(wire: Wire, bytes: &[u8]) -> Option<v2::Envelope> {
     let data = match wire {
         Wire::WebSocket(_) => bytes,
         Wire::Sse(_) => {
@@ -168,11 +174,21 @@ impl<W: FrameSink> FaultySink<W> {
         };
         let touches = matches!(
             self.fault,
-            Fault::SkipSeq | Fault::SeqFromZero | Fault::NeverPing | Fault::DataBeforeSubscribeAck
+            Fault::SkipSeq
+                | Fault::SeqFromZero
+                | Fault::NeverPing
+                | Fault::DataBeforeSubscribeAck
+                | Fault::SubscriptionsNeverFreed
+                | Fault::RelayUnsubscribedEphemeral
         );
         let Some(mut env) = touches.then(|| decode(wire, &frame)).flatten() else {
             return self.pending.push_back(frame);
         };
+        if let Some(Body::Batch(b)) = &mut env.body {
+            b.envelopes.retain(|e| !phantom::answers_phantom(e));
+        } else if phantom::answers_phantom(&env) {
+            return;
+        }
         for e in entries(&mut env) {
             renumber(self.fault, e);
         }
@@ -286,6 +302,9 @@ pub(crate) struct FaultySource<R> {
     split: VecDeque<(Bytes, bool)>,
     /// ResubscribeIgnoresResume: channels the client subscribed to.
     held: Vec<String>,
+    /// Requests the client never sent (`phantom`).
+    phantoms: Phantoms,
+    env: Arc<Env>,
 }
 
 /// Whether clients may send this body type (docs/spec/session.md).
@@ -376,6 +395,14 @@ impl<R: FrameSource> FaultySource<R> {
                     }
                 }
             }
+            Fault::SubscriptionsNeverFreed | Fault::RelayUnsubscribedEphemeral => {
+                let envs = self.phantoms.expand(self.fault, env);
+                self.split.extend(phantom::frames(wire, envs, text));
+                return match self.split.pop_front() {
+                    Some((bytes, text)) => Inbound::Frame { bytes, text },
+                    None => Inbound::Control,
+                };
+            }
             _ => {}
         }
         frame(&env)
@@ -404,11 +431,21 @@ impl<R: FrameSource> FrameSource for FaultySource<R> {
                 | Fault::EmptyResumeNotRequested
                 | Fault::BatchRatePartial
                 | Fault::HelloInBatchProcessed
+                | Fault::SubscriptionsNeverFreed
+                | Fault::RelayUnsubscribedEphemeral
+                | Fault::ProcessAfterFailedHello
         );
         if !touches {
             return inbound;
         }
         match decode(wire, bytes) {
+            Some(env) if self.fault == Fault::ProcessAfterFailedHello => {
+                if let (true, Some(Body::Hello(h))) = (first, &env.body) {
+                    phantom::publish_behind_refused_hello(&self.env, wire, &mut self.inner, h)
+                        .await;
+                }
+                inbound
+            }
             Some(env) => {
                 let text = *text;
                 self.rewrite(wire, env, text, first)

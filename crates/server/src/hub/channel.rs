@@ -364,7 +364,7 @@ impl Guard<'_> {
     ) {
         for sub in &mut self.st.subs {
             if sub.held.is_some()
-                || !sub.outbox.features().has(feature)
+                || !sub.outbox.receives(feature)
                 || **sub.outbox.session_id() == *except
             {
                 continue;

@@ -54,6 +54,10 @@ pub(crate) struct Outbox {
     wire: Wire,
     features: Features,
     capacity: usize,
+    /// Fault `ungated-feature-events`: events of every feature reach this
+    /// session, whatever it enabled.
+    #[cfg(feature = "faults")]
+    pub(crate) ungated: bool,
 }
 
 impl Outbox {
@@ -76,6 +80,8 @@ impl Outbox {
             wire,
             features,
             capacity,
+            #[cfg(feature = "faults")]
+            ungated: false,
         }
     }
 
@@ -93,6 +99,16 @@ impl Outbox {
 
     pub(crate) fn features(&self) -> Features {
         self.features
+    }
+
+    /// Whether events of `feature` (presence events, ephemerals) reach this
+    /// session: only when it enabled the feature (FEATURE-GATED).
+    pub(crate) fn receives(&self, feature: crate::features::Feature) -> bool {
+        #[cfg(feature = "faults")]
+        if self.ungated {
+            return true;
+        }
+        self.features.has(feature)
     }
 
     /// Queues a frame; `false` when the connection is closing or the frame

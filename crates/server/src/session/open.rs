@@ -40,12 +40,13 @@ pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, 
         Wire::Sse(_) => "sse",
     };
     tracing::info!(session = %session_id, user = %identity.user, subprotocol = %sp, transport, "session open");
-    let outbox = Arc::new(Outbox::new(
-        session_id.clone(),
-        wire,
-        features,
-        env.queue_capacity,
-    ));
+    #[allow(unused_mut)]
+    let mut outbox = Outbox::new(session_id.clone(), wire, features, env.queue_capacity);
+    #[cfg(feature = "faults")]
+    {
+        outbox.ungated = env.config.fault == Some(crate::faults::Fault::UngatedFeatureEvents);
+    }
+    let outbox = Arc::new(outbox);
     outbox.send(&welcome(env, wire, &session_id, features, &identity));
     Ok(Session::new(env.clone(), outbox, identity))
 }

@@ -85,7 +85,8 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
     #[cfg(feature = "faults")]
     if let Some(fault) = shared.fault {
         let wire = Some(Wire::Sse(req.version.unwrap_or(Version::V2)));
-        let (sink, source) = crate::faults::transport::wrap(fault, wire, sink, source);
+        let (sink, source) =
+            crate::faults::transport::wrap(shared.env.clone(), fault, wire, sink, source);
         return connect(shared, sink, source, req, guard).await;
     }
     connect(shared, sink, source, req, guard).await

@@ -138,7 +138,8 @@ async fn run(
     #[cfg(feature = "faults")]
     if let Some(fault) = shared.fault {
         let wire = selected.map(Wire::WebSocket);
-        let (sink, source) = crate::faults::transport::wrap(fault, wire, sink, source);
+        let (sink, source) =
+            crate::faults::transport::wrap(shared.env.clone(), fault, wire, sink, source);
         return connect(shared, sink, source, selected, guard).await;
     }
     connect(shared, sink, source, selected, guard).await
