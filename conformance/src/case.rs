@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,10 +150,24 @@ impl ServerControl for CommandControl {
     }
 }
 
-/// The server under test.
-pub struct Target {
+/// One address of the deployment under test: a node, or a proxy in front
+/// of several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
     /// WebSocket URL.
+    pub ws_url: String,
+    /// SSE URL (the profile's `sse_url` resolved against `ws_url`).
+    pub sse_url: Option<String>,
+}
+
+/// The server under test: one endpoint, or several endpoints of one
+/// deployment (nodes sharing an engine), over which each case spreads its
+/// sessions in turn (see [`Ctx::connect`]).
+pub struct Target {
+    /// WebSocket URL of the first endpoint (named in reports).
     pub url: String,
+    /// Every endpoint, `url`'s first; never empty.
+    pub endpoints: Vec<Endpoint>,
     /// The profile.
     pub profile: Profile,
     /// How to restart it, when possible.
@@ -165,19 +179,39 @@ pub struct Target {
 }
 
 impl Target {
-    /// A target at `url` with no restart control, time scale 1 and a
-    /// seed taken from the clock; a relative `sse_url` of the profile is
-    /// resolved against `url`.
-    pub fn new(url: impl Into<String>, mut profile: Profile) -> Target {
-        let url = url.into();
-        profile.resolve_sse_url(&url);
+    /// A target at `url` and the profile's further `endpoints`, with no
+    /// restart control, time scale 1 and a seed taken from the clock; a
+    /// relative `sse_url` of the profile is resolved against each URL.
+    pub fn new(url: impl Into<String>, profile: Profile) -> Target {
+        let mut urls = vec![url.into()];
+        urls.extend(profile.endpoints.iter().cloned());
+        Target::with_endpoints(urls, profile)
+    }
+
+    /// A target at exactly these WebSocket URLs of one deployment (the
+    /// profile's `url` and `endpoints` are not used), otherwise like
+    /// [`Target::new`].
+    ///
+    /// # Panics
+    /// When `urls` is empty.
+    pub fn with_endpoints(urls: Vec<String>, mut profile: Profile) -> Target {
+        assert!(!urls.is_empty(), "a target needs at least one URL");
+        let endpoints: Vec<Endpoint> = urls
+            .iter()
+            .map(|u| Endpoint {
+                ws_url: u.clone(),
+                sse_url: profile.sse_url_for(u),
+            })
+            .collect();
+        profile.resolve_sse_url(&urls[0]);
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             % 1_000_000_007;
         Target {
-            url,
+            url: urls[0].clone(),
+            endpoints,
             profile,
             control: None,
             time_scale: 1.0,
@@ -198,6 +232,8 @@ struct CtxInner {
     transcript: Arc<Transcript>,
     unique: String,
     counter: AtomicU64,
+    /// How many endpoints this case has used so far (the next one's index).
+    turn: AtomicUsize,
 }
 
 impl Ctx {
@@ -214,6 +250,7 @@ impl Ctx {
                 transcript,
                 unique,
                 counter: AtomicU64::new(0),
+                turn: AtomicUsize::new(0),
             }),
         }
     }
@@ -278,9 +315,31 @@ impl Ctx {
             })
     }
 
-    /// Connects offering exactly `offers`.
+    /// The endpoint for this case's next session: the case's sessions go
+    /// to the target's endpoints in turn, the first to the first. This is
+    /// the one place that picks a node: with two nodes, a case's publisher
+    /// and subscriber are on different nodes, and a session that resumes
+    /// after another was dropped lands on the other node. The choice is
+    /// noted in the transcript when there are several endpoints.
+    pub fn next_endpoint(&self, label: &str) -> &Endpoint {
+        let all = &self.target().endpoints;
+        let n = self.inner.turn.fetch_add(1, Ordering::Relaxed) % all.len();
+        if all.len() > 1 {
+            self.note(format!("{label} → endpoint {} ({})", n + 1, all[n].ws_url));
+        }
+        &all[n]
+    }
+
+    /// The SSE URL for this case's next SSE stream or `POST /publish`
+    /// (the endpoints in turn, as [`Ctx::next_endpoint`]); empty when the
+    /// profile has none.
+    pub fn sse_url(&self, label: &str) -> String {
+        self.next_endpoint(label).sse_url.clone().unwrap_or_default()
+    }
+
+    /// Connects offering exactly `offers`, to the next endpoint.
     pub async fn connect_offering(&self, label: &str, offers: &[&str]) -> Result<Conn, CaseError> {
-        let (url, tr) = (&self.target().url, self.inner.transcript.clone());
+        let (url, tr) = (&self.next_endpoint(label).ws_url, self.inner.transcript.clone());
         Conn::connect_with(
             url,
             offers,
@@ -301,14 +360,15 @@ impl Ctx {
     }
 
     /// Connects offering this instance's subprotocol with a small socket
-    /// receive buffer (see [`Conn::connect_with`]).
+    /// receive buffer (see [`Conn::connect_with`]), to the next endpoint.
     pub async fn connect_small_buffer(&self, label: &str) -> Result<Conn, CaseError> {
-        let (url, tr) = (&self.target().url, self.inner.transcript.clone());
+        let (url, tr) = (&self.next_endpoint(label).ws_url, self.inner.transcript.clone());
         let options = self.connect_options(Some(4096));
         Conn::connect_with(url, &[self.sp().name()], label, tr, self.step(), &options).await
     }
 
-    /// Connects offering this instance's subprotocol and checks it was selected.
+    /// Connects offering this instance's subprotocol and checks it was
+    /// selected, to the next endpoint.
     pub async fn connect(&self, label: &str) -> Result<Conn, CaseError> {
         let conn = self.connect_offering(label, &[self.sp().name()]).await?;
         crate::check!(

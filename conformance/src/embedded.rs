@@ -68,9 +68,11 @@ publish = "private"
     )
 }
 
-/// The profile matching [`config_toml`] for a server at `url`.
-pub fn profile(url: &str) -> Profile {
-    let mut p = Profile::from_toml(&format!(
+/// The profile matching [`config_toml`] as TOML, without `url` or
+/// `sse_url`: for a `courier serve --config` run from that configuration
+/// (the multi-node tests write it to a file for `courier conform`).
+pub fn profile_toml() -> String {
+    format!(
         r#"features = ["presence", "ephemeral", "rpc", "batch", "reauth"]
 hello_deadline_ms = {HELLO_TIMEOUT_MS}
 [reauth]
@@ -82,8 +84,12 @@ source = "hs256"
 secret = "{SECRET}"
 forbidden_scope = "private"
 "#
-    ))
-    .expect("embedded profile is valid");
+    )
+}
+
+/// The profile matching [`config_toml`] for a server at `url`.
+pub fn profile(url: &str) -> Profile {
+    let mut p = Profile::from_toml(&profile_toml()).expect("embedded profile is valid");
     p.url = Some(url.to_string());
     p.sse_url = url
         .strip_prefix("ws://")

@@ -137,15 +137,97 @@ enum Ev {
     },
 }
 
-/// A recorded history, checkable on its own.
+/// A recorded history, checkable on its own. The suite's schedule records
+/// one; other harnesses (the multi-node fault tests of `courier-cli`)
+/// record theirs with the `record_*` methods, identifying channels,
+/// connections and subscription streams by small numbers of their choice.
 #[derive(Debug, Default, Clone)]
 pub struct History {
     events: Vec<Ev>,
 }
 
+/// How many deliveries a history lacks and has twice (see [`History::tally`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Acknowledged messages a subscriber never received: for each
+    /// connection and channel, the acked seqs after its first subscription
+    /// position that it was not delivered.
+    pub lost: usize,
+    /// Deliveries of a seq or an id the same connection had already
+    /// received on the channel.
+    pub duplicated: usize,
+}
+
 impl History {
+    /// Records a publish acknowledgement: the message `id` on `channel`
+    /// was numbered `(epoch, seq)`, or (`duplicate`) had been before.
+    pub fn record_ack(&mut self, channel: usize, id: &str, epoch: &str, seq: u64, duplicate: bool) {
+        self.events.push(Ev::Ack {
+            channel,
+            id: id.to_string(),
+            epoch: epoch.to_string(),
+            seq,
+            duplicate,
+        });
+    }
+
+    /// Records the start of a subscription stream (a `subscribe_ack`):
+    /// connection `conn` receives `channel` on `stream` (a number unique
+    /// in the history) from just after `(epoch, from)`; `failed` when it
+    /// resumed and the server reported the recovery failed (loss is then
+    /// known, and the coverage check restarts at `from`).
+    pub fn record_subscribed(
+        &mut self,
+        conn: usize,
+        stream: usize,
+        channel: usize,
+        epoch: &str,
+        from: u64,
+        failed: bool,
+    ) {
+        self.events.push(Ev::Sub {
+            conn,
+            stream,
+            channel,
+            epoch: epoch.to_string(),
+            from,
+            failed,
+        });
+    }
+
+    /// Records a delivery of message `id` at `(epoch, seq)` on `stream`.
+    pub fn record_delivery(
+        &mut self,
+        conn: usize,
+        stream: usize,
+        channel: usize,
+        epoch: &str,
+        seq: u64,
+        id: &str,
+    ) {
+        self.events.push(Ev::Deliver {
+            conn,
+            stream,
+            channel,
+            epoch: epoch.to_string(),
+            seq,
+            id: id.to_string(),
+        });
+    }
+
+    /// Counts lost and duplicated deliveries (both also appear among
+    /// [`History::violations`]).
+    pub fn tally(&self) -> Tally {
+        self.analyse().1
+    }
+
     /// Checks every invariant; returns the violations found.
     pub fn violations(&self) -> Vec<String> {
+        self.analyse().0
+    }
+
+    fn analyse(&self) -> (Vec<String>, Tally) {
+        let mut tally = Tally::default();
         let mut v = Vec::new();
         // Numbering: one id per position, one position per id.
         let mut by_pos: HashMap<(usize, String, u64), String> = HashMap::new();
@@ -231,15 +313,19 @@ impl History {
                         v.push(format!("c{conn} ch{channel}: delivered {epoch}:{seq}, expected {}:{} next (gap, repeat or reorder)", want.0, want.1));
                     }
                     next.insert(*stream, (epoch.clone(), seq + 1));
-                    if !seen_seq.entry((*conn, *channel)).or_default().insert(*seq) {
+                    let new_seq = seen_seq.entry((*conn, *channel)).or_default().insert(*seq);
+                    if !new_seq {
                         v.push(format!("c{conn} ch{channel}: seq {seq} delivered twice"));
                     }
-                    if !seen_id
+                    let new_id = seen_id
                         .entry((*conn, *channel))
                         .or_default()
-                        .insert(id.clone())
-                    {
+                        .insert(id.clone());
+                    if !new_id {
                         v.push(format!("c{conn} ch{channel}: id {id} delivered twice"));
+                    }
+                    if !new_seq || !new_id {
+                        tally.duplicated += 1;
                     }
                     if let Some((e2, s2)) = by_id.get(&(*channel, id.clone())) {
                         if e2 != epoch || s2 != seq {
@@ -261,6 +347,7 @@ impl History {
                 .max()
                 .unwrap_or(0);
             let lost: Vec<u64> = (start + 1..=max).filter(|s| !seqs.contains(s)).collect();
+            tally.lost += lost.len();
             if !lost.is_empty() {
                 v.push(format!(
                     "c{conn} ch{ch}: acked seqs {lost:?} never delivered"
@@ -269,7 +356,7 @@ impl History {
         }
         v.sort();
         v.dedup();
-        v
+        (v, tally)
     }
 }
 

@@ -46,7 +46,7 @@ pub mod tokens;
 pub mod trace;
 pub mod transcript;
 
-pub use case::{CaseError, CaseInfo, CommandControl, ServerControl, Target};
+pub use case::{CaseError, CaseInfo, CommandControl, Endpoint, ServerControl, Target};
 pub use expect::ExpectedFailures;
 pub use profile::{Profile, ProfileError};
 pub use report::Report;

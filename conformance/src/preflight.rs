@@ -1,7 +1,8 @@
 //! The check `courier conform` makes once before any case: that the URL is
 //! a WebSocket URL, that a server answers there, that it speaks Courier in
 //! one of the profile's subprotocols, and that it accepts the profile's
-//! `valid` credentials. A target failing it could not be tested at all, so
+//! `valid` credentials; with several endpoints, each of them, and that
+//! they are configured alike (same features and limits in `welcome`). A target failing it could not be tested at all, so
 //! the run stops with one clear error (exit code 2) instead of failing
 //! every case with the same cause.
 
@@ -52,12 +53,51 @@ pub enum PreflightError {
         /// The close code and reason, or what arrived instead of `welcome`.
         detail: String,
     },
+    /// Two endpoints of one deployment announce different features or
+    /// limits: configure every node alike (or test them separately).
+    #[error("{url} and {first} are given as one deployment but differ: {detail}")]
+    Inconsistent {
+        /// The endpoint that differs.
+        url: String,
+        /// The first endpoint.
+        first: String,
+        /// What differs.
+        detail: String,
+    },
 }
 
-/// Connects once with the profile's first subprotocol and `valid` token,
-/// asking for every feature; returns the `welcome`.
+/// Connects once to each endpoint with the profile's subprotocols and
+/// `valid` token, asking for every feature; returns the first endpoint's
+/// `welcome` after checking that the others announce the same features
+/// and limits.
 pub async fn check(target: &Target) -> Result<v2::Welcome, PreflightError> {
-    let url = target.url.as_str();
+    let mut first: Option<v2::Welcome> = None;
+    for endpoint in &target.endpoints {
+        let w = check_one(target, &endpoint.ws_url).await?;
+        match &first {
+            None => first = Some(w),
+            Some(f) => {
+                let detail = if f.features != w.features {
+                    Some(format!("features {:?} and {:?}", w.features, f.features))
+                } else if f.limits != w.limits {
+                    Some(format!("limits {:?} and {:?}", w.limits, f.limits))
+                } else {
+                    None
+                };
+                if let Some(detail) = detail {
+                    return Err(PreflightError::Inconsistent {
+                        url: endpoint.ws_url.clone(),
+                        first: target.url.clone(),
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+    Ok(first.expect("a target has at least one endpoint"))
+}
+
+async fn check_one(target: &Target, url: &str) -> Result<v2::Welcome, PreflightError> {
     valid_url(url)?;
     let sps = target.profile.subprotocols();
     let offers: Vec<&str> = sps.iter().map(|sp| sp.name()).collect();

@@ -36,8 +36,17 @@ pub struct Profile {
     /// URL wins over it. Default: none (the embedded reference server).
     #[serde(default)]
     pub url: Option<String>,
+    /// Further WebSocket URLs of the same deployment: the other nodes of
+    /// a cluster sharing one engine, reached directly. The suite spreads a
+    /// case's sessions over `url` and these in turn (the publisher on one
+    /// node, the subscriber on another, a resume on another node than the
+    /// one dropped; docs/conformance.md, Several nodes). URLs given on the
+    /// command line replace `url` and these. Default: none (one endpoint).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
     /// URL of the SSE endpoint (`http://host:port/sse`), if the server has
-    /// one; a path (`/sse`) is taken relative to the WebSocket URL's host.
+    /// one; a path (`/sse`) is taken relative to the WebSocket URL's host,
+    /// of each endpoint when there are several.
     /// Default: none, and the SSE cases are `unsupported`.
     #[serde(default)]
     pub sse_url: Option<String>,
@@ -290,18 +299,26 @@ impl Profile {
     /// WebSocket URL's host: `ws://h:p/ws` gives `http://h:p/sse`,
     /// `wss://` gives `https://`.
     pub fn resolve_sse_url(&mut self, ws_url: &str) {
-        let Some(path) = self.sse_url.as_deref().filter(|u| u.starts_with('/')) else {
-            return;
+        self.sse_url = self.sse_url_for(ws_url);
+    }
+
+    /// The SSE URL that goes with the WebSocket URL `ws_url`: the
+    /// profile's `sse_url`, resolved against `ws_url`'s host when it is a
+    /// path (see [`Profile::resolve_sse_url`]).
+    pub fn sse_url_for(&self, ws_url: &str) -> Option<String> {
+        let sse = self.sse_url.as_deref()?;
+        let Some(path) = Some(sse).filter(|u| u.starts_with('/')) else {
+            return Some(sse.to_string());
         };
         let (scheme, rest) = if let Some(r) = ws_url.strip_prefix("wss://") {
             ("https", r)
         } else if let Some(r) = ws_url.strip_prefix("ws://") {
             ("http", r)
         } else {
-            return;
+            return Some(sse.to_string());
         };
         let authority = rest.split('/').next().unwrap_or(rest);
-        self.sse_url = Some(format!("{scheme}://{authority}{path}"));
+        Some(format!("{scheme}://{authority}{path}"))
     }
 
     /// A profile for a server that supports everything, with anonymous

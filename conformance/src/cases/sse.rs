@@ -80,12 +80,8 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
 ];
 
-fn sse_url(cx: &Ctx) -> String {
-    cx.profile().sse_url.clone().unwrap_or_default()
-}
-
 fn publish_url(cx: &Ctx, query: &str) -> String {
-    let sse = sse_url(cx);
+    let sse = cx.sse_url("POST /publish");
     let base = sse.strip_suffix("/sse").unwrap_or(&sse);
     format!("{base}/publish{query}")
 }
@@ -111,7 +107,7 @@ async fn open(
     let mut headers = vec![("Authorization", format!("Bearer {token}"))];
     headers.extend(extra.iter().cloned());
     SseStream::open(
-        &format!("{}{query}", sse_url(cx)),
+        &format!("{}{query}", cx.sse_url("GET /sse")),
         &headers,
         cx.transcript().clone(),
     )

@@ -17,9 +17,11 @@ use courier_conformance::{CommandControl, ExpectedFailures, Profile, RunConfig, 
 /// Arguments of `courier conform`.
 #[derive(clap::Args, Debug)]
 pub struct ConformArgs {
-    /// WebSocket URL of the server under test (ws:// or wss://). Without it
-    /// the embedded reference server is started and tested.
-    pub url: Option<String>,
+    /// WebSocket URL of the server under test (ws:// or wss://). Several
+    /// URLs are the endpoints of one deployment (nodes sharing an engine):
+    /// each case spreads its sessions over them in turn. Without a URL the
+    /// embedded reference server is started and tested.
+    pub url: Vec<String>,
     /// Profile file (TOML): tokens, channels, versions, encodings, features,
     /// restart command; or `builtin:courier-serve` for a `courier serve`
     /// without configuration. See docs/conformance.md.
@@ -95,15 +97,26 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         Some(p) => Some(Profile::load(p)?),
         None => None,
     };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| profile.as_ref().and_then(|p| p.url.clone()));
+    // URLs on the command line replace the profile's `url` and `endpoints`.
+    let urls = if args.url.is_empty() {
+        profile
+            .as_ref()
+            .and_then(|p| p.url.clone())
+            .map(|u| {
+                let more = profile.as_ref().map(|p| p.endpoints.clone());
+                std::iter::once(u).chain(more.unwrap_or_default()).collect()
+            })
+            .unwrap_or_default()
+    } else {
+        args.url.clone()
+    };
     let mut embedded = None;
     let mut hint = None;
-    let mut target = match url {
+    let mut target = match urls.first().cloned() {
         Some(url) => {
-            courier_conformance::preflight::valid_url(&url)?;
+            for u in &urls {
+                courier_conformance::preflight::valid_url(u)?;
+            }
             let mut profile = match profile.take() {
                 Some(p) => p,
                 None => {
@@ -117,7 +130,7 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
             let control = profile.restart_command.clone().map(|c| {
                 Arc::new(CommandControl(c)) as Arc<dyn courier_conformance::ServerControl>
             });
-            let mut t = Target::new(url, profile);
+            let mut t = Target::with_endpoints(urls, profile);
             t.control = control;
             t
         }
@@ -187,10 +200,15 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     config.progress(Arc::new(TermProgress::new(args.verbose)));
+    let against = target
+        .endpoints
+        .iter()
+        .map(|e| e.ws_url.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     eprintln!(
-        "courier conform: {} case instances against {} (seed {})",
+        "courier conform: {} case instances against {against} (seed {})",
         config.selected_ids(&target).len(),
-        target.url,
         target.seed
     );
     let report = config.run(target).await;
