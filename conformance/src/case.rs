@@ -334,12 +334,18 @@ impl Ctx {
     /// (the endpoints in turn, as [`Ctx::next_endpoint`]); empty when the
     /// profile has none.
     pub fn sse_url(&self, label: &str) -> String {
-        self.next_endpoint(label).sse_url.clone().unwrap_or_default()
+        self.next_endpoint(label)
+            .sse_url
+            .clone()
+            .unwrap_or_default()
     }
 
     /// Connects offering exactly `offers`, to the next endpoint.
     pub async fn connect_offering(&self, label: &str, offers: &[&str]) -> Result<Conn, CaseError> {
-        let (url, tr) = (&self.next_endpoint(label).ws_url, self.inner.transcript.clone());
+        let (url, tr) = (
+            &self.next_endpoint(label).ws_url,
+            self.inner.transcript.clone(),
+        );
         Conn::connect_with(
             url,
             offers,
@@ -362,7 +368,10 @@ impl Ctx {
     /// Connects offering this instance's subprotocol with a small socket
     /// receive buffer (see [`Conn::connect_with`]), to the next endpoint.
     pub async fn connect_small_buffer(&self, label: &str) -> Result<Conn, CaseError> {
-        let (url, tr) = (&self.next_endpoint(label).ws_url, self.inner.transcript.clone());
+        let (url, tr) = (
+            &self.next_endpoint(label).ws_url,
+            self.inner.transcript.clone(),
+        );
         let options = self.connect_options(Some(4096));
         Conn::connect_with(url, &[self.sp().name()], label, tr, self.step(), &options).await
     }

@@ -8,9 +8,13 @@
 //! Errors are `anyhow` (test tooling), with the process's log attached.
 
 mod apt;
+mod nginx;
+mod node;
 mod process;
 mod redis;
 
 pub use apt::ensure_command;
+pub use nginx::{render as render_nginx_conf, workspace_root, NginxProcess, NGINX_CONF};
+pub use node::{http_get, Node};
 pub use process::{free_port, signal, wait_for_port, ScratchDir};
 pub use redis::RedisProcess;
