@@ -77,6 +77,9 @@ pub fn profile_toml() -> String {
 hello_deadline_ms = {HELLO_TIMEOUT_MS}
 [reauth]
 after_ms = {REAUTH_AFTER_MS}
+[rpc]
+method = "echo"
+payload = {{ n = 1 }}
 [channels]
 forbidden = "{FORBIDDEN_CHANNEL}"
 [tokens]

@@ -83,12 +83,28 @@ pub struct Profile {
     /// Default: none, and `auth.reauth-timeout` is `unsupported`.
     #[serde(default)]
     pub reauth: Option<ReauthTrigger>,
+    /// A method the server has registered (`[rpc]`), so `rpc.correlation`
+    /// can check its answers. Default: none, and that case is `unsupported`.
+    #[serde(default)]
+    pub rpc: Option<RpcMethod>,
     /// Channel names the suite may use.
     #[serde(default)]
     pub channels: ChannelProfile,
     /// How the suite obtains credentials.
     #[serde(default)]
     pub tokens: TokenSource,
+}
+
+/// A registered RPC method and a payload it answers with an
+/// `rpc_response` (`[rpc]` in the profile).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcMethod {
+    /// The method name (`echo` on `courier serve`).
+    pub method: String,
+    /// A payload the method accepts (any JSON value). Default `null`.
+    #[serde(default)]
+    pub payload: serde_json::Value,
 }
 
 /// How a server under test comes to send `reauth_request` to a session

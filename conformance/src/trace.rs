@@ -198,6 +198,16 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "counts every subscribe ever accepted, so an unsubscribe does not make room (LIMIT-SUBSCRIPTIONS (the session already holds max_subscriptions))",
         caught_by: &["limits.subscriptions"],
     },
+    Mutant {
+        name: "rpc-response-without-id",
+        breaks: "answers rpc_requests of a registered method with an rpc_response whose id is empty (RPC-CORRELATION (carrying the request's id))",
+        caught_by: &["rpc.correlation/*"],
+    },
+    Mutant {
+        name: "oversize-publish-body",
+        breaks: "accepts POST /publish bodies larger than max_message_bytes instead of answering 413 (SSE-PUBLISH (413 for a body over max_message_bytes))",
+        caught_by: &["sse.publish"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the

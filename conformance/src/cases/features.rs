@@ -1,5 +1,6 @@
 //! Optional features: gating when not negotiated, presence, ephemeral
-//! messages, RPC and version 2 batches (session.md §3, features.md, versions.md §2).
+//! messages and version 2 batches (session.md §3, features.md, versions.md §2);
+//! RPC is in `rpc`.
 //! Cases of a feature the profile does not declare are `unsupported`.
 
 use courier_protocol::close;
@@ -53,15 +54,6 @@ pub(crate) const CASES: &[CaseDef] = &[
         ..BASE
     },
     CaseDef {
-        id: "rpc.unknown-method",
-        title: "An rpc_request for an unregistered method gets exactly one UNKNOWN_METHOD error with its id",
-        requirements: &["RPC-UNKNOWN-METHOD", "RPC-CORRELATION"],
-        axes: Axes::PerVersion,
-        needs: &["rpc"],
-        run: |cx| Box::pin(rpc_unknown(cx)),
-        ..BASE
-    },
-    CaseDef {
         id: "batch.order",
         title: "The envelopes of a batch are processed in order, each as its own frame",
         requirements: &["BATCH-ORDER", "BATCH-NOT-HANDSHAKE"],
@@ -83,7 +75,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
 ];
 
-async fn open_features(
+pub(super) async fn open_features(
     cx: &Ctx,
     label: &str,
     features: &[&str],
@@ -137,7 +129,7 @@ async fn expect_error_reply(
     }
 }
 
-async fn expect_error(
+pub(super) async fn expect_error(
     c: &mut Conn,
     id: &str,
     code: v2::ErrorCode,
@@ -391,34 +383,6 @@ async fn ephemeral_relay(cx: Ctx) -> CaseResult {
     check!(
         !seen.iter().any(|e| matches!(&e.body, Some(Body::Ephemeral(x)) if x.channel == ch)),
         "an ephemeral from a session not subscribed to {ch} was relayed to its subscribers (EPHEMERAL-NO-SEQ)"
-    );
-    Ok(())
-}
-
-async fn rpc_unknown(cx: Ctx) -> CaseResult {
-    let (mut c, _) = open_features(&cx, "c1", &["rpc"]).await?;
-    c.send_body(Body::RpcRequest(v2::RpcRequest {
-        id: "c1".into(),
-        method: "conformance.no-such-method".into(),
-        payload: payload(serde_json::json!({})),
-    }))
-    .await?;
-    expect_error(
-        &mut c,
-        "c1",
-        v2::ErrorCode::UnknownMethod,
-        "rpc_request c1 of an unregistered method",
-        "RPC-UNKNOWN-METHOD",
-    )
-    .await?;
-    sync(&mut c, 71).await?;
-    let extra = c.expect_open_for(cx.ms(100)).await?;
-    check!(
-        !extra
-            .iter()
-            .any(|e| matches!(&e.body, Some(Body::Error(x)) if x.id == "c1")
-                || matches!(&e.body, Some(Body::RpcResponse(x)) if x.id == "c1")),
-        "a second answer to rpc_request c1 arrived"
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ mod heartbeat;
 mod negotiation;
 mod order;
 mod resume;
+mod rpc;
 mod seq;
 mod sse;
 mod violations;
@@ -38,7 +39,7 @@ pub(crate) const BASE: CaseDef = CaseDef {
 pub fn registry() -> &'static [CaseDef] {
     static ALL: OnceLock<Vec<CaseDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let groups: [&[CaseDef]; 12] = [
+        let groups: [&[CaseDef]; 13] = [
             negotiation::CASES,
             seq::CASES,
             dedupe::CASES,
@@ -49,6 +50,7 @@ pub fn registry() -> &'static [CaseDef] {
             auth::CASES,
             order::CASES,
             features::CASES,
+            rpc::CASES,
             sse::CASES,
             crate::history::CASES,
         ];

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use courier_protocol::close;
 
-use super::util::{publish, subscribe};
+use super::util::{expect_no_message, publish, subscribe};
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseError, CaseResult, Ctx};
 use crate::check;
@@ -325,8 +325,9 @@ async fn resume(cx: Ctx) -> CaseResult {
 async fn sse_publish(cx: Ctx) -> CaseResult {
     let token = cx.token(TokenKind::Valid).await?;
     let ch = cx.channel("sse-pub");
-    let (mut s, _) = cx.open("sub").await?;
+    let (mut s, w) = cx.open("sub").await?;
     subscribe(&mut s, &cx, &ch, None).await?;
+    let max = w.limits.map(|l| l.max_message_bytes).unwrap_or(0) as usize;
     let url = publish_url(&cx, "?v=2");
     let id = cx.id("p");
     let body = serde_json::json!({"channel": ch, "id": id, "payload": {"n": 1}}).to_string();
@@ -352,6 +353,20 @@ async fn sse_publish(cx: Ctx) -> CaseResult {
         st == 400 && r["code"] == "ERROR_CODE_BAD_REQUEST",
         "a malformed body answered {st} {r}"
     );
+    // SSE-PUBLISH: 413 for a body over max_message_bytes, nothing numbered.
+    if max > 0 && max <= 4 << 20 {
+        let filler = "x".repeat(max);
+        let big =
+            serde_json::json!({"channel": ch, "id": cx.id("big"), "payload": filler}).to_string();
+        let (st, r) = post_json(&url, Some(&token), &big, cx.transcript()).await?;
+        check!(
+            st == 413 && r["code"] == "ERROR_CODE_BAD_REQUEST",
+            "a {}-byte body (max_message_bytes {max}) answered {st} {}, expected 413 ERROR_CODE_BAD_REQUEST (SSE-PUBLISH)",
+            big.len(),
+            r.to_string().chars().take(200).collect::<String>()
+        );
+        expect_no_message(&mut s, &ch, cx.ms(200)).await?;
+    }
     let bad = cx.token(TokenKind::Invalid).await?;
     let body2 = serde_json::json!({"channel": ch, "id": cx.id("p"), "payload": 1}).to_string();
     let (st, r) = post_json(&url, Some(&bad), &body2, cx.transcript()).await?;

@@ -88,11 +88,17 @@ pub enum Fault {
     /// Counts every subscription ever accepted, so an unsubscribe makes no
     /// room (breaks LIMIT-SUBSCRIPTIONS).
     SubscriptionsNeverFreed,
+    /// Answers every `rpc_request` with an `rpc_response` whose id is
+    /// empty (breaks RPC-CORRELATION).
+    RpcResponseWithoutId,
+    /// Reads `POST /publish` bodies up to 64 times `max_message_bytes`
+    /// instead of answering 413 (breaks SSE-PUBLISH's 413).
+    OversizePublishBody,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 27] = [
+    pub const ALL: [Fault; 29] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -120,6 +126,8 @@ impl Fault {
         Fault::UngatedFeatureEvents,
         Fault::RelayUnsubscribedEphemeral,
         Fault::SubscriptionsNeverFreed,
+        Fault::RpcResponseWithoutId,
+        Fault::OversizePublishBody,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -152,6 +160,8 @@ impl Fault {
             Fault::UngatedFeatureEvents => "ungated-feature-events",
             Fault::RelayUnsubscribedEphemeral => "relay-unsubscribed-ephemeral",
             Fault::SubscriptionsNeverFreed => "subscriptions-never-freed",
+            Fault::RpcResponseWithoutId => "rpc-response-without-id",
+            Fault::OversizePublishBody => "oversize-publish-body",
         }
     }
 }

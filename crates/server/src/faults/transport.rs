@@ -180,6 +180,7 @@ impl<W: FrameSink> FaultySink<W> {
                 | Fault::DataBeforeSubscribeAck
                 | Fault::SubscriptionsNeverFreed
                 | Fault::RelayUnsubscribedEphemeral
+                | Fault::RpcResponseWithoutId
         );
         let Some(mut env) = touches.then(|| decode(wire, &frame)).flatten() else {
             return self.pending.push_back(frame);
@@ -191,6 +192,11 @@ impl<W: FrameSink> FaultySink<W> {
         }
         for e in entries(&mut env) {
             renumber(self.fault, e);
+            if let (Fault::RpcResponseWithoutId, Some(Body::RpcResponse(r))) =
+                (self.fault, &mut e.body)
+            {
+                r.id.clear();
+            }
         }
         if let Some(Body::Batch(b)) = &mut env.body {
             match self.fault {

@@ -253,7 +253,12 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
             return error_response(codec, StatusCode::UNAUTHORIZED, r, "", "");
         }
     };
-    let max = env.config.max_message_bytes as usize;
+    #[allow(unused_mut)]
+    let mut max = env.config.max_message_bytes as usize;
+    #[cfg(feature = "faults")]
+    if env.config.fault == Some(crate::faults::Fault::OversizePublishBody) {
+        max = max.saturating_mul(64);
+    }
     let timeout = Duration::from_millis(env.config.http_body_timeout_ms);
     let body =
         match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
