@@ -208,6 +208,21 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "accepts POST /publish bodies larger than max_message_bytes instead of answering 413 (SSE-PUBLISH (413 for a body over max_message_bytes))",
         caught_by: &["sse.publish"],
     },
+    Mutant {
+        name: "sse-since-subscribes",
+        breaks: "subscribes an SSE stream to channels named only by since= (SSE-RESUME (positions naming a channel absent from the channel parameters are ignored))",
+        caught_by: &["sse.resume"],
+    },
+    Mutant {
+        name: "sse-silent-refusals",
+        breaks: "sends no error event for an SSE channel it refuses (SSE-CHANNELS (an error exactly as for a WebSocket subscribe))",
+        caught_by: &["sse.stream/*"],
+    },
+    Mutant {
+        name: "unsubscribe-keeps-presence",
+        breaks: "acknowledges an unsubscribe but keeps the member until the connection ends (PRESENCE-JOIN-LEAVE (a leave when it unsubscribes))",
+        caught_by: &["presence.join-leave/*"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the

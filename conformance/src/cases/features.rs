@@ -9,7 +9,7 @@ use courier_protocol::v2::envelope::Body;
 
 use super::util::{
     check_close, error_name, expect_no_message, next_message, payload, publish, reply, subscribe,
-    sync,
+    sync, unsubscribe,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseResult, Ctx};
@@ -264,11 +264,37 @@ async fn presence_join_leave(cx: Ctx) -> CaseResult {
         wb.session_id
     );
     subscribe(&mut b, &cx, &ch, None).await?;
+    // A leave when it unsubscribes…
+    let ack = unsubscribe(&mut b, &cx, &ch).await?;
+    check!(
+        ack.as_ref().is_ok_and(|a| a.channel == ch),
+        "unsubscribe of {ch} answered {ack:?}"
+    );
+    let (action, who) = a
+        .take("presence_event leave on unsubscribe", |e| {
+            presence_event(e, &ch)
+        })
+        .await?;
+    check!(action == v2::PresenceAction::Leave as i32 && who == wb.session_id, "expected a leave of {} when it unsubscribed (a repeated subscribe sends no second join), got action {action} of {who}", wb.session_id);
+    // …and, subscribed anew, when its connection ends.
+    subscribe(&mut b, &cx, &ch, None).await?;
+    let (action, who) = a
+        .take("presence_event join again", |e| presence_event(e, &ch))
+        .await?;
+    check!(
+        action == v2::PresenceAction::Join as i32 && who == wb.session_id,
+        "expected a join of {} subscribing again after its unsubscribe, got action {action} of {who}",
+        wb.session_id
+    );
     b.close(1000).await;
     let (action, who) = a
         .take("presence_event leave", |e| presence_event(e, &ch))
         .await?;
-    check!(action == v2::PresenceAction::Leave as i32 && who == wb.session_id, "expected leave of {} (a repeated subscribe sends no second join), got action {action} of {who}", wb.session_id);
+    check!(
+        action == v2::PresenceAction::Leave as i32 && who == wb.session_id,
+        "expected a leave of {} when its connection ended, got action {action} of {who}",
+        wb.session_id
+    );
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use courier_protocol::v2::envelope::Body;
 
 use super::util::{
     error_name, expect_no_message, next_message, position, publish, publish_reply, reply,
-    send_publish, subscribe, sync, try_subscribe,
+    send_publish, subscribe, sync, try_subscribe, unsubscribe,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseError, CaseResult, Ctx};
@@ -180,24 +180,6 @@ async fn idempotent_subscribe(cx: Ctx) -> CaseResult {
             )),
             o => o,
         })
-}
-
-async fn unsubscribe(
-    c: &mut crate::conn::Conn,
-    cx: &Ctx,
-    ch: &str,
-) -> Result<Result<v2::UnsubscribeAck, v2::Error>, CaseError> {
-    let id = cx.id("u");
-    c.send_body(Body::Unsubscribe(v2::Unsubscribe {
-        id: id.clone(),
-        channel: ch.to_string(),
-    }))
-    .await?;
-    reply(c, &id, "unsubscribe_ack", |b| match b {
-        Body::UnsubscribeAck(a) if a.id == id => Some(a.clone()),
-        _ => None,
-    })
-    .await
 }
 
 async fn unknown_unsubscribe(cx: Ctx) -> CaseResult {

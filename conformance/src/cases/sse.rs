@@ -198,6 +198,42 @@ async fn stream(cx: Ctx) -> CaseResult {
         m.id
     );
     check!(!m.data.contains('\n'), "message data spans several lines");
+    forbidden_channel(&cx).await
+}
+
+/// SSE-CHANNELS: a channel the credentials may not use is answered with an
+/// `error` event exactly as a WebSocket `subscribe` is (FORBIDDEN, the
+/// channel, empty id), and the stream goes on with the next channel.
+async fn forbidden_channel(cx: &Ctx) -> CaseResult {
+    let (Some(forbidden), Ok(scoped)) = (
+        cx.profile().channels.forbidden.clone(),
+        cx.token(TokenKind::WrongScope).await,
+    ) else {
+        return Ok(());
+    };
+    let open_ch = cx.channel("sse-after-forbidden");
+    let query = format!("?channel={}&channel={}", enc(&forbidden), enc(&open_ch));
+    let mut s = open(cx, &query, &scoped, &[]).await?;
+    let mut seen: Vec<(String, serde_json::Value)> = Vec::new();
+    while !seen.iter().any(|(e, _)| e == "subscribe_ack") {
+        let Some(e) = s.next(cx.step()).await? else {
+            break;
+        };
+        if e.event == "error" || e.event == "subscribe_ack" {
+            seen.push((e.event.clone(), e.json()?));
+        }
+    }
+    let err = seen.iter().find(|(e, _)| e == "error").map(|(_, j)| j);
+    check!(
+        err.is_some_and(|j| j["code"] == "ERROR_CODE_FORBIDDEN"
+            && j["channel"] == forbidden.as_str()
+            && j["id"].as_str().unwrap_or("").is_empty()),
+        "?channel={forbidden} with credentials that may not subscribe to it: expected an error event FORBIDDEN naming the channel before the next channel's subscribe_ack (SSE-CHANNELS: exactly as for a WebSocket subscribe); events seen: {seen:?}"
+    );
+    check!(
+        seen.iter().any(|(e, j)| e == "subscribe_ack" && j["channel"] == open_ch.as_str()),
+        "after the forbidden channel the stream did not subscribe to {open_ch} (SSE-CHANNELS); events seen: {seen:?}"
+    );
     Ok(())
 }
 
@@ -279,12 +315,15 @@ async fn resume(cx: Ctx) -> CaseResult {
             eb = ack.epoch;
         }
     }
-    // Last-Event-ID resumes a from 1; since= resumes b from 1 and wins over a Last-Event-ID for b.
+    // Last-Event-ID resumes a from 1; since= resumes b from 1 and wins over a Last-Event-ID for b;
+    // a since= for a channel absent from the channel parameters is ignored.
+    let absent = cx.channel("sse-resume-absent");
     let query = format!(
-        "?channel={}&channel={}&since={}",
+        "?channel={}&channel={}&since={}&since={}",
         enc(&a),
         enc(&b),
-        enc(&format!("{b}:{eb}:1"))
+        enc(&format!("{b}:{eb}:1")),
+        enc(&format!("{absent}:{eb}:1"))
     );
     let mut s = open(
         &cx,
@@ -295,10 +334,27 @@ async fn resume(cx: Ctx) -> CaseResult {
     .await?;
     let mut got: Vec<String> = Vec::new();
     let deadline = Instant::now() + cx.step();
-    while got.len() < 4 && Instant::now() < deadline {
-        let Some(e) = s.next(cx.step()).await? else {
-            break;
+    // After the four messages, a moment more: an answer for the absent
+    // channel would come last.
+    let mut settle: Option<Instant> = None;
+    while Instant::now() < deadline && settle.is_none_or(|t| Instant::now() < t) {
+        if got.len() == 4 && settle.is_none() {
+            settle = Some(Instant::now() + cx.ms(300));
+        }
+        let e = match s.next(cx.step()).await {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(_) if got.len() == 4 => break,
+            Err(e) => return Err(e),
         };
+        if e.event == "subscribe_ack" || e.event == "error" {
+            let j = e.json()?;
+            check!(
+                j["channel"] != absent.as_str(),
+                "since={absent}:… named a channel absent from the channel parameters and the stream answered it with {} (SSE-RESUME: such positions are ignored)",
+                e.event
+            );
+        }
         if e.event == "subscribe_ack" {
             let j = e.json()?;
             check!(

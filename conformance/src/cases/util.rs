@@ -107,6 +107,25 @@ pub async fn subscribe(
     })
 }
 
+/// Sends `unsubscribe` for `ch`; its `unsubscribe_ack` or `error`.
+pub async fn unsubscribe(
+    c: &mut crate::conn::Conn,
+    cx: &Ctx,
+    ch: &str,
+) -> Result<Result<v2::UnsubscribeAck, v2::Error>, CaseError> {
+    let id = cx.id("u");
+    c.send_body(Body::Unsubscribe(v2::Unsubscribe {
+        id: id.clone(),
+        channel: ch.to_string(),
+    }))
+    .await?;
+    reply(c, &id, "unsubscribe_ack", |b| match b {
+        Body::UnsubscribeAck(a) if a.id == id => Some(a.clone()),
+        _ => None,
+    })
+    .await
+}
+
 /// The ack's position as (epoch, seq).
 pub fn position(ack: &v2::SubscribeAck) -> Result<(String, u64), CaseError> {
     let p = ack

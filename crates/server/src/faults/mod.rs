@@ -94,11 +94,20 @@ pub enum Fault {
     /// Reads `POST /publish` bodies up to 64 times `max_message_bytes`
     /// instead of answering 413 (breaks SSE-PUBLISH's 413).
     OversizePublishBody,
+    /// Subscribes an SSE stream to the channels its `since=` positions
+    /// name, even those absent from its `channel` parameters (breaks SSE-RESUME).
+    SseSinceSubscribes,
+    /// Leaves refused SSE channels unanswered: no `error` event (breaks SSE-CHANNELS).
+    SseSilentRefusals,
+    /// Acknowledges an unsubscribe but keeps the subscription (its
+    /// deliveries hidden), so no presence leave is sent until the
+    /// connection ends (breaks PRESENCE-JOIN-LEAVE's leave on unsubscribe).
+    UnsubscribeKeepsPresence,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 29] = [
+    pub const ALL: [Fault; 32] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -128,6 +137,9 @@ impl Fault {
         Fault::SubscriptionsNeverFreed,
         Fault::RpcResponseWithoutId,
         Fault::OversizePublishBody,
+        Fault::SseSinceSubscribes,
+        Fault::SseSilentRefusals,
+        Fault::UnsubscribeKeepsPresence,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -162,6 +174,9 @@ impl Fault {
             Fault::SubscriptionsNeverFreed => "subscriptions-never-freed",
             Fault::RpcResponseWithoutId => "rpc-response-without-id",
             Fault::OversizePublishBody => "oversize-publish-body",
+            Fault::SseSinceSubscribes => "sse-since-subscribes",
+            Fault::SseSilentRefusals => "sse-silent-refusals",
+            Fault::UnsubscribeKeepsPresence => "unsubscribe-keeps-presence",
         }
     }
 }

@@ -50,6 +50,19 @@ impl Phantoms {
                     self.subscribed.push(s.channel.clone());
                     out.push(e);
                 }
+                // Breaks PRESENCE-JOIN-LEAVE: the unsubscribe the session
+                // sees names a channel it never held, so its subscription
+                // (and presence) stays; `Ghosts` makes it look gone.
+                (Some(Body::Unsubscribe(u)), Fault::UnsubscribeKeepsPresence)
+                    if self.subscribed.contains(&u.channel) =>
+                {
+                    let channel = u.channel.clone();
+                    self.subscribed.retain(|c| *c != channel);
+                    out.push(body(Body::Unsubscribe(v2::Unsubscribe {
+                        id: u.id.clone(),
+                        channel: format!("{GHOST}{channel}"),
+                    })));
+                }
                 (Some(Body::Unsubscribe(u)), _) => {
                     let channel = u.channel.clone();
                     self.subscribed.retain(|c| *c != channel);
@@ -87,6 +100,39 @@ impl Phantoms {
             }
         }
         out
+    }
+}
+
+/// Prefix of the channel a kept subscription's unsubscribe is sent to.
+const GHOST: &str = "courier-fault.ghost:";
+
+/// Fault `unsubscribe-keeps-presence`, outbound: channels whose
+/// subscription the session still holds although the client unsubscribed.
+/// Their deliveries are dropped, and the `unsubscribe_ack` names the
+/// channel the client asked for, so the client sees an ordinary unsubscribe.
+#[derive(Default)]
+pub(crate) struct Ghosts(Vec<String>);
+
+impl Ghosts {
+    /// Rewrites or drops (`false`) one outbound envelope.
+    pub(crate) fn keep(&mut self, env: &mut v2::Envelope) -> bool {
+        match &mut env.body {
+            Some(Body::UnsubscribeAck(a)) => {
+                if let Some(channel) = a.channel.strip_prefix(GHOST) {
+                    a.channel = channel.to_string();
+                    self.0.push(a.channel.clone());
+                }
+                true
+            }
+            Some(Body::SubscribeAck(a)) => {
+                self.0.retain(|c| *c != a.channel);
+                true
+            }
+            Some(Body::Message(m)) => !self.0.contains(&m.channel),
+            Some(Body::PresenceEvent(p)) => !self.0.contains(&p.channel),
+            Some(Body::Ephemeral(x)) => !self.0.contains(&x.channel),
+            _ => true,
+        }
     }
 }
 

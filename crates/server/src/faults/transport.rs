@@ -13,7 +13,7 @@ use bytes::Bytes;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{close, v2, Codec};
 
-use super::phantom::{self, Phantoms};
+use super::phantom::{self, Ghosts, Phantoms};
 use super::Fault;
 use crate::frame::Wire;
 use crate::session::driver::{Cold, FrameSink, FrameSource, Inbound};
@@ -35,6 +35,7 @@ pub(crate) fn wrap<W: FrameSink, R: FrameSource>(
             wire,
             pending: VecDeque::new(),
             held_ack: None,
+            ghosts: Ghosts::default(),
         },
         FaultySource {
             inner: source,
@@ -164,6 +165,8 @@ pub(crate) struct FaultySink<W> {
     pending: VecDeque<Bytes>,
     /// DataBeforeSubscribeAck: an ack waiting for the replay behind it.
     held_ack: Option<(String, Bytes)>,
+    /// UnsubscribeKeepsPresence: subscriptions kept behind the client's back.
+    ghosts: Ghosts,
 }
 
 impl<W: FrameSink> FaultySink<W> {
@@ -181,13 +184,23 @@ impl<W: FrameSink> FaultySink<W> {
                 | Fault::SubscriptionsNeverFreed
                 | Fault::RelayUnsubscribedEphemeral
                 | Fault::RpcResponseWithoutId
+                | Fault::SseSilentRefusals
+                | Fault::UnsubscribeKeepsPresence
         );
         let Some(mut env) = touches.then(|| decode(wire, &frame)).flatten() else {
             return self.pending.push_back(frame);
         };
         if let Some(Body::Batch(b)) = &mut env.body {
-            b.envelopes.retain(|e| !phantom::answers_phantom(e));
-        } else if phantom::answers_phantom(&env) {
+            let ghosts = &mut self.ghosts;
+            b.envelopes
+                .retain_mut(|e| !phantom::answers_phantom(e) && ghosts.keep(e));
+        } else if phantom::answers_phantom(&env) || !self.ghosts.keep(&mut env) {
+            return;
+        }
+        if self.fault == Fault::SseSilentRefusals
+            && matches!(wire, Wire::Sse(_))
+            && matches!(&env.body, Some(Body::Error(e)) if e.id.is_empty())
+        {
             return;
         }
         for e in entries(&mut env) {
@@ -401,7 +414,9 @@ impl<R: FrameSource> FaultySource<R> {
                     }
                 }
             }
-            Fault::SubscriptionsNeverFreed | Fault::RelayUnsubscribedEphemeral => {
+            Fault::SubscriptionsNeverFreed
+            | Fault::RelayUnsubscribedEphemeral
+            | Fault::UnsubscribeKeepsPresence => {
                 let envs = self.phantoms.expand(self.fault, env);
                 self.split.extend(phantom::frames(wire, envs, text));
                 return match self.split.pop_front() {
@@ -440,6 +455,7 @@ impl<R: FrameSource> FrameSource for FaultySource<R> {
                 | Fault::SubscriptionsNeverFreed
                 | Fault::RelayUnsubscribedEphemeral
                 | Fault::ProcessAfterFailedHello
+                | Fault::UnsubscribeKeepsPresence
         );
         if !touches {
             return inbound;

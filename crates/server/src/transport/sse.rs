@@ -84,6 +84,13 @@ async fn run(shared: Arc<Shared>, req: SseRequest, tx: mpsc::Sender<Bytes>, guar
     let source = SseSource { tx };
     #[cfg(feature = "faults")]
     if let Some(fault) = shared.fault {
+        let mut req = req;
+        if fault == crate::faults::Fault::SseSinceSubscribes {
+            let extra: Vec<String> = (req.since.iter().map(|(c, _)| c.clone()))
+                .filter(|c| !req.channels.contains(c))
+                .collect();
+            req.channels.extend(extra);
+        }
         let wire = Some(Wire::Sse(req.version.unwrap_or(Version::V2)));
         let (sink, source) =
             crate::faults::transport::wrap(shared.env.clone(), fault, wire, sink, source);
