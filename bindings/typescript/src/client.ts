@@ -13,8 +13,20 @@ import type { Payload } from "./runtime/wire.js";
 import { formatSubprotocol, parseMismatchReason, parseSubprotocol, type Encoding, type Subprotocol, type Version } from "./subprotocol.js";
 import { defaultWebSocket, frameData, type WebSocketFactory, type WebSocketLike } from "./transport.js";
 
-/** Credentials for `hello` and `refresh`: a token, or a function fetching a fresh one. */
-export type TokenSource = string | (() => string | Promise<string>);
+/**
+ * Why the client asks for credentials: `connect` before a connection (the first and every
+ * reconnect), `expired` after a 4300–4399 close (CLOSE-REFRESH: a new token is required),
+ * `expiring` before `token_expires_at_ms` (AUTH-REFRESH-EARLY), `reauth` on the server's
+ * `reauth_request` (AUTH-REAUTH-CLIENT), `refresh` when the application calls `refresh()`.
+ */
+export type TokenReason = "connect" | "expired" | "expiring" | "reauth" | "refresh";
+
+/**
+ * Credentials for `hello` and `refresh`: a token, or a function fetching a fresh one, told why
+ * it is asked. `undefined` (or `""`) means "no credentials": anonymous on `connect`, a terminal
+ * error on `expired`, no `refresh` otherwise.
+ */
+export type TokenSource = string | ((request: { reason: TokenReason }) => string | undefined | Promise<string | undefined>);
 
 /** Client configuration. Every field but `url` is optional; defaults follow the spec. */
 export interface ClientOptions {
@@ -26,6 +38,11 @@ export interface ClientOptions {
   encodings?: readonly Encoding[];
   /** Versions to offer, most preferred first. Default `[2, 1]`. */
   versions?: readonly Version[];
+  /**
+   * The exact subprotocols to offer, in this order (`["courier.v2.json", "courier.v1.json"]`);
+   * when set, `versions` and `encodings` are not used. Every name must be a Courier subprotocol.
+   */
+  subprotocols?: readonly string[];
   /** Optional features to ask for. Default `["batch", "reauth"]` (both handled transparently). */
   features?: readonly string[];
   /** `hello.client`. Default `courier-ts/0.1.0`. */
@@ -63,6 +80,12 @@ export interface ClientEvents {
   open: { welcome: v2.Welcome; subprotocol: Subprotocol };
   /** A channel message, in order, without gaps or duplicates. */
   message: v2.Message;
+  /**
+   * Every `subscribe_ack` the client applied: the first subscription, and each resubscription
+   * after a reconnect or a gap, with its recovery outcome (`RECOVERY_STATUS_NOT_REQUESTED` for a
+   * subscription without `resume`) and the ack's position.
+   */
+  subscribed: { channel: string; status: v2.RecoveryStatus; reason: v2.RecoveryReason; replayed: number; position: Position };
   /** The outcome of a (re)subscription; `failed` means messages may have been lost (RESUME-CLIENT-REPORT). */
   recovery: { channel: string; status: v2.RecoveryStatus; reason: v2.RecoveryReason; replayed: number; position: Position };
   /** A gap was detected; the client resubscribes from `position` (SEQ-CLIENT-GAP-DETECTION). */
@@ -71,8 +94,12 @@ export interface ClientEvents {
   presence: v2.PresenceEvent;
   /** A transient message. */
   ephemeral: v2.Ephemeral;
-  /** The connection closed; `reaction` is what the client does about it. */
-  disconnect: { code: number; reason: string; reaction: Reaction; retryInMs: number | undefined };
+  /**
+   * The connection closed; `reaction` is what the client does about it. When it reconnects,
+   * `retryInMs` is the wait and `attempt` the number of the coming attempt (1 for the first
+   * retry since the last stable session); both are `undefined` when it stops.
+   */
+  disconnect: { code: number; reason: string; reaction: Reaction; retryInMs: number | undefined; attempt: number | undefined };
   /** An error: `terminal` ones end the client; others report a failed operation. */
   error: ClientError;
 }
@@ -129,7 +156,7 @@ const now = (): number => Date.now();
  * ```
  */
 export class CourierClient extends Emitter<ClientEvents> implements CourierLike {
-  private readonly o: Required<Omit<ClientOptions, "token" | "WebSocket" | "backoff">> & { backoff: BackoffOptions };
+  private readonly o: Required<Omit<ClientOptions, "token" | "WebSocket" | "backoff" | "subprotocols">> & { backoff: BackoffOptions; subprotocols: string[] | undefined };
   private tokenSource: TokenSource | undefined;
   private factory: WebSocketFactory | undefined;
   private ws: WebSocketLike | undefined;
@@ -160,6 +187,7 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
       url: options.url,
       encodings: options.encodings ?? ["msgpack", "json", "proto"],
       versions: options.versions ?? [2, 1],
+      subprotocols: options.subprotocols ? [...options.subprotocols] : undefined,
       features: options.features ?? ["batch", "reauth"],
       clientName: options.clientName ?? "courier-ts/0.1.0",
       backoff: options.backoff ?? {},
@@ -169,6 +197,8 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
       refreshMarginMs: options.refreshMarginMs ?? 30_000,
       maxBufferedBytes: options.maxBufferedBytes ?? 1 << 20,
     };
+    const bad = this.o.subprotocols?.find((name) => !parseSubprotocol(name));
+    if (bad !== undefined) throw new ClientError("config", `not a Courier subprotocol: ${JSON.stringify(bad)}`);
   }
 
   /** The connection state. */
@@ -297,8 +327,14 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
   }
 
   /** Fetches fresh credentials and puts them in force without reconnecting (AUTH-REFRESH). */
-  async refresh(): Promise<v2.Refreshed> {
-    this.token = await this.fetchToken();
+  refresh(): Promise<v2.Refreshed> {
+    return this.refreshFor("refresh");
+  }
+
+  private async refreshFor(reason: TokenReason): Promise<v2.Refreshed> {
+    const token = await this.fetchToken(reason);
+    if (!token) throw new ClientError("auth", "no credentials to refresh with");
+    this.token = token;
     const env = await this.request({ type: "refresh", id: this.id("r"), token: this.token });
     if (env.type !== "refreshed") throw new ClientError("protocol", "unexpected reply to refresh");
     this.scheduleRefresh(env.token_expires_at_ms);
@@ -314,14 +350,15 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
   }
 
   private offers(): string[] {
+    if (this.o.subprotocols) return [...this.o.subprotocols];
     const out: string[] = [];
     for (const version of this.o.versions) for (const encoding of this.o.encodings) out.push(formatSubprotocol({ version, encoding }));
     return out;
   }
 
-  private async fetchToken(): Promise<string> {
+  private async fetchToken(reason: TokenReason): Promise<string> {
     const t = this.tokenSource;
-    return typeof t === "function" ? await t() : (t ?? "");
+    return (typeof t === "function" ? await t({ reason }) : t) ?? "";
   }
 
   private async dial(): Promise<void> {
@@ -334,7 +371,7 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
         if (this.forceRefresh && typeof this.tokenSource !== "function") {
           throw new ClientError("auth", "credentials expired and no token function can provide new ones", true);
         }
-        const token = await this.fetchToken();
+        const token = await this.fetchToken(this.forceRefresh ? "expired" : "connect");
         if (this.forceRefresh && !token) {
           throw new ClientError("auth", "no new credentials could be obtained after a credentials close", true);
         }
@@ -482,6 +519,11 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
       this.afterClose(4002, "the server selected no subprotocol: no common version and encoding", undefined, false, true);
       return;
     }
+    // ... and one that selects a subprotocol it did not offer, with this message.
+    if (!wasOpen && /invalid subprotocol/i.test(this.socketError)) {
+      this.fail(new ClientError("protocol", "the server selected a subprotocol that was not offered", true));
+      return;
+    }
     this.afterClose(code, reason, notice?.retry, wasOpen, ws.protocol === "");
   }
 
@@ -497,7 +539,7 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
     let react = reaction(code);
     if (noSubprotocol && code !== 1006) react = "terminal"; // VER-CLIENT-VERIFY
     if (react === "terminal") {
-      this.emit("disconnect", { code, reason, reaction: react, retryInMs: undefined });
+      this.emit("disconnect", { code, reason, reaction: react, retryInMs: undefined, attempt: undefined });
       const supported = code === 4002 ? parseMismatchReason(reason).map(formatSubprotocol) : [];
       const detail = supported.length ? ` (server supports ${supported.join(", ")})` : "";
       this.fail(new ClientError("closed_by_server", `closed with ${code}: ${reason}${detail}`, true, code));
@@ -505,19 +547,26 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
     }
     const maxAttempts = this.o.backoff.maxAttempts ?? Infinity;
     if (this.attempt >= maxAttempts) {
+      this.emit("disconnect", { code, reason, reaction: "terminal", retryInMs: undefined, attempt: undefined });
       this.fail(new ClientError("gave_up", `gave up after ${this.attempt} failed attempts (last close ${code}: ${reason})`, true, code));
       return;
     }
-    let delay: number;
-    if (retryAfter !== undefined) delay = retryAfter; // CLOSE-RETRY-AFTER
-    else if ((react === "reconnect" || react === "refresh") && wasOpen && this.attempt === 0) {
-      delay = Math.floor(Math.random() * (this.o.backoff.reconnectNowMaxMs ?? 1000));
-    } else delay = backoffDelay(this.attempt, this.o.backoff);
+    const delay = this.delayBefore(react, retryAfter, wasOpen);
     this.attempt++;
     if (react === "refresh") this.forceRefresh = true;
-    this.emit("disconnect", { code, reason, reaction: react, retryInMs: delay });
+    this.emit("disconnect", { code, reason, reaction: react, retryInMs: delay, attempt: this.attempt });
     this.setState("reconnecting");
     this.later(() => void this.dial(), delay);
+  }
+
+  /** The wait before the next attempt, after a close calling for `react`. */
+  private delayBefore(react: Reaction, retryAfter: number | undefined, wasOpen: boolean): number {
+    if (retryAfter !== undefined) return retryAfter; // CLOSE-RETRY-AFTER
+    if ((react === "reconnect" || react === "refresh") && wasOpen && this.attempt === 0) {
+      // CLOSE-RECONNECT-NOW (and a refresh, whose new credentials make waiting pointless).
+      return Math.floor(Math.random() * (this.o.backoff.reconnectNowMaxMs ?? 1000));
+    }
+    return backoffDelay(this.attempt, this.o.backoff); // CLIENT-BACKOFF-JITTER
   }
 
   /** Closes the current connection ourselves and reacts as to a close with `code`. */
@@ -575,14 +624,14 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
     const delay = Math.max(0, expiresAt - now() - this.o.refreshMarginMs);
     this.later(() => {
       if (this.welcome !== w || this._state !== "open") return;
-      this.refresh().catch((e: unknown) => this.emit("error", toClientError(e, "auth")));
+      this.refreshFor("expiring").catch((e: unknown) => this.emit("error", toClientError(e, "auth")));
     }, delay);
   }
 
   private async onReauth(r: v2.ReauthRequest): Promise<void> {
     // AUTH-REAUTH-CLIENT: new credentials before the deadline, else the 4301 close follows.
     try {
-      await this.refresh();
+      await this.refreshFor("reauth");
     } catch (e) {
       this.emit("error", toClientError(e, "auth"));
       if (r.deadline_ms > 0) this.emit("error", new ClientError("auth", "re-authentication failed; expect close 4301"));
@@ -622,9 +671,9 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
     // position; otherwise delivery continues from the ack's position.
     if (!(rec.status === "RECOVERY_STATUS_RECOVERED" && c.position)) c.position = pos;
     c.awaitingAck = false;
-    if (rec.status !== "RECOVERY_STATUS_NOT_REQUESTED") {
-      this.emit("recovery", { channel: ack.channel, status: rec.status, reason: rec.reason, replayed: rec.replayed, position: pos });
-    }
+    const outcome = { channel: ack.channel, status: rec.status, reason: rec.reason, replayed: rec.replayed, position: pos };
+    this.emit("subscribed", outcome);
+    if (rec.status !== "RECOVERY_STATUS_NOT_REQUESTED") this.emit("recovery", outcome);
     for (const s of c.subscribers.splice(0)) s.resolve(ack);
   }
 

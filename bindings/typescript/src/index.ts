@@ -3,7 +3,7 @@
 
 export * as v2 from "./gen/courier/v2/types.js";
 export { reaction, backoffDelay, type Reaction, type BackoffOptions } from "./backoff.js";
-export { CourierClient, type ClientEvents, type CourierLike, type ClientOptions, type ClientState, type Position, type TokenSource } from "./client.js";
+export { CourierClient, type ClientEvents, type CourierLike, type ClientOptions, type ClientState, type Position, type TokenReason, type TokenSource } from "./client.js";
 export { Codec, DecodeError, DEFAULT_MAX_MESSAGE_BYTES, V2_ONLY_TYPES, type CodecOptions, type DecodeErrorKind, type Frame } from "./codec.js";
 export { ClientError, RequestError, type ClientErrorKind } from "./errors.js";
 export { EncodeError, WireError, UnknownTypeError } from "./runtime/errors.js";

@@ -5,7 +5,7 @@
 // tab of the channel, and each drops what it already has), so a tab joining, or every tab
 // re-registering with a new leader, misses nothing the server still holds.
 
-import { CourierClient, type Position } from "../client.js";
+import { CourierClient, type Position, type TokenReason } from "../client.js";
 import { ClientError } from "../errors.js";
 import type * as v2 from "../gen/courier/v2/types.js";
 import type { WebSocketFactory } from "../transport.js";
@@ -134,7 +134,7 @@ export class Hub {
     const client = new CourierClient({
       ...options,
       WebSocket: this.config.WebSocket,
-      token: () => this.token(),
+      token: ({ reason }) => this.token(reason),
     });
     this.client = client;
     client.on("state", (state) => this.post(undefined, { t: "state", state }));
@@ -164,7 +164,7 @@ export class Hub {
   }
 
   /** A token for the connection, from the first tab that has a token function. */
-  private async token(): Promise<string> {
+  private async token(reason: TokenReason): Promise<string> {
     const asked = new Set<string>();
     for (;;) {
       const entry = [...this.peers].find(([tab, p]) => p.hasToken && !asked.has(tab));
@@ -179,7 +179,7 @@ export class Hub {
         const t = await new Promise<string | undefined>((resolve, reject) => {
           this.tokenWaits.set(rid, { resolve, reject });
           setTimeout(() => (this.tokenWaits.delete(rid), reject(new Error("timeout"))), TOKEN_TIMEOUT_MS);
-          this.post([tab], { t: "token?", rid });
+          this.post([tab], { t: "token?", rid, reason });
         });
         return t ?? "";
       } catch {

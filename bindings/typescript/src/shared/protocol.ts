@@ -2,7 +2,7 @@
 // SharedWorker, or in the leader tab), and how values cross the structured clone between them:
 // errors keep their kind and code, payload maps written by generated code keep their key order.
 
-import type { ClientEvents, ClientOptions, ClientState, Position } from "../client.js";
+import type { ClientEvents, ClientOptions, ClientState, Position, TokenReason } from "../client.js";
 import { ClientError, RequestError, type ClientErrorKind } from "../errors.js";
 import type * as v2 from "../gen/courier/v2/types.js";
 import { KEY_ORDER, markKeyOrder, type KeyOrder, type Payload } from "../runtime/wire.js";
@@ -43,7 +43,7 @@ export type FromHub = { hub: string; to?: string[] } & (
   | { t: "error"; error: PackedError }
   | { t: "res"; rid: number; ok: PackedPayload | v2.PublishAck | v2.PresenceMember[] | null }
   | { t: "rej"; rid: number; error: PackedError }
-  | { t: "token?"; rid: number }
+  | { t: "token?"; rid: number; reason: TokenReason }
 );
 
 /** An error as it crosses the clone. */

@@ -6,7 +6,7 @@
 // and sends its unacknowledged publishes again with their ids (the server's dedupe window
 // recognises a resend: DEDUP-WINDOW).
 
-import type { ClientEvents, ClientState, CourierLike, Position, TokenSource } from "../client.js";
+import type { ClientEvents, ClientState, CourierLike, Position, TokenReason, TokenSource } from "../client.js";
 import { ClientError } from "../errors.js";
 import { Emitter } from "../emitter.js";
 import type * as v2 from "../gen/courier/v2/types.js";
@@ -137,14 +137,14 @@ export class TabClient extends Emitter<ClientEvents> implements CourierLike {
         return;
       }
       case "token?":
-        return void this.answerToken(msg.rid);
+        return void this.answerToken(msg.rid, msg.reason);
     }
   }
 
-  private async answerToken(rid: number): Promise<void> {
+  private async answerToken(rid: number, reason: TokenReason): Promise<void> {
     try {
       const t = this.token;
-      const token = typeof t === "function" ? await t() : t;
+      const token = typeof t === "function" ? await t({ reason }) : t;
       this.send({ t: "token", rid, token, error: undefined });
     } catch (e) {
       this.send({ t: "token", rid, token: undefined, error: e instanceof Error ? e.message : String(e) });
@@ -159,9 +159,9 @@ export class TabClient extends Emitter<ClientEvents> implements CourierLike {
     // As CourierClient: after a recovered resume the replay continues from the tab's position.
     if (!(rec.status === "RECOVERY_STATUS_RECOVERED" && c.position)) c.position = pos;
     c.acked = true;
-    if (rec.status !== "RECOVERY_STATUS_NOT_REQUESTED") {
-      this.emit("recovery", { channel, status: rec.status, reason: rec.reason, replayed: rec.replayed, position: pos });
-    }
+    const outcome = { channel, status: rec.status, reason: rec.reason, replayed: rec.replayed, position: pos };
+    this.emit("subscribed", outcome);
+    if (rec.status !== "RECOVERY_STATUS_NOT_REQUESTED") this.emit("recovery", outcome);
     for (const w of c.waiters.splice(0)) w.resolve(ack);
     for (const m of c.early.splice(0)) this.deliver(m);
   }
@@ -175,6 +175,7 @@ export class TabClient extends Emitter<ClientEvents> implements CourierLike {
       if (p && p.epoch === r.position.epoch && p.seq >= r.position.seq) return;
       c.position = { ...r.position };
     }
+    this.emit("subscribed", r);
     this.emit("recovery", r);
   }
 
