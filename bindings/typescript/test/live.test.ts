@@ -84,6 +84,8 @@ for (const encoding of ["json", "msgpack", "proto"] as const satisfies readonly 
       const got = collect(sub);
       const recoveries: string[] = [];
       sub.on("recovery", (r) => recoveries.push(`${r.status}:${r.replayed}`));
+      const subscribed: string[] = [];
+      sub.on("subscribed", (r) => subscribed.push(`${r.status}:${r.replayed}@${r.position.seq}`));
       const ch = `resume-${encoding}`;
       await sub.subscribe(ch);
       await pub.publish(ch, 1);
@@ -96,6 +98,7 @@ for (const encoding of ["json", "msgpack", "proto"] as const satisfies readonly 
       assert.deepEqual(got.map((m) => m.payload), [1, 2, 3, 4]);
       assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4]);
       assert.deepEqual(recoveries, ["RECOVERY_STATUS_RECOVERED:3"]);
+      assert.deepEqual(subscribed, ["RECOVERY_STATUS_NOT_REQUESTED:0@0", "RECOVERY_STATUS_RECOVERED:3@4"]);
       await pub.publish(ch, 5);
       await until(() => got.length === 5, "live message after the replay");
       sub.close();
@@ -131,7 +134,8 @@ describe("live auth", () => {
 
   test("refresh puts new credentials in force", async () => {
     let calls = 0;
-    const c = client(server.url, { token: () => (calls++, token(60)), features: [] });
+    const reasons: string[] = [];
+    const c = client(server.url, { token: ({ reason }) => (calls++, reasons.push(reason), token(60)), features: [] });
     const opened = c.once("open");
     await c.connect();
     const { welcome } = await opened;
@@ -139,26 +143,30 @@ describe("live auth", () => {
     const r = await c.refresh();
     assert.ok((r.token_expires_at_ms ?? 0) >= (welcome.token_expires_at_ms ?? 0));
     assert.equal(calls, 2);
+    assert.deepEqual(reasons, ["connect", "refresh"]);
     c.close();
   });
 
   test("server-requested re-auth is answered before its deadline", async () => {
     let calls = 0;
-    const c = client(server.url, { token: () => (calls++, token()) });
+    const reasons: string[] = [];
+    const c = client(server.url, { token: ({ reason }) => (calls++, reasons.push(reason), token()) });
     const closes: number[] = [];
     c.on("disconnect", (d) => closes.push(d.code));
     await c.connect();
     await until(() => calls >= 2, "a refresh after reauth_request", 5000);
     await sleep(1800); // past the 1500 ms deadline
     assert.deepEqual(closes, [], "no 4301 close");
+    assert.deepEqual(reasons.slice(0, 2), ["connect", "reauth"]);
     assert.equal(c.state, "open");
     c.close();
   });
 
   test("4300-4399: expired credentials are refreshed, then the client reconnects and resumes", async () => {
     let calls = 0;
+    const reasons: string[] = [];
     const c = client(server.url, {
-      token: () => (calls++ === 0 ? token(1) : token()),
+      token: ({ reason }) => (reasons.push(reason), calls++ === 0 ? token(1) : token()),
       refreshMarginMs: -60_000, // no early refresh: let the server close with 4300
       features: [],
     });
@@ -169,6 +177,7 @@ describe("live auth", () => {
     assert.equal(events[0], "4300:refresh");
     await until(() => c.state === "open", "reconnected");
     assert.ok(calls >= 2);
+    assert.deepEqual(reasons.slice(0, 2), ["connect", "expired"], "CLOSE-REFRESH: new credentials, asked as such");
     c.close();
   });
 
@@ -208,7 +217,7 @@ describe("live close ranges", () => {
     const c = client(server.url, { encodings: ["msgpack"] });
     const got = collect(c);
     const events: string[] = [];
-    c.on("disconnect", (d) => events.push(`${d.code}:${d.reaction}`));
+    c.on("disconnect", (d) => events.push(`${d.code}:${d.reaction}:${d.attempt}`));
     const recoveries: v2.RecoveryReason[] = [];
     c.on("recovery", (r) => recoveries.push(r.reason));
     await c.subscribe("restart");
@@ -218,7 +227,7 @@ describe("live close ranges", () => {
     server = await startServer("", `127.0.0.1:${port}`);
     try {
       await until(() => c.state === "open" && recoveries.length === 1, "resubscribed after restart");
-      assert.equal(events[0], "1001:reconnect");
+      assert.equal(events[0], "1001:reconnect:1");
       assert.deepEqual(recoveries, ["RECOVERY_REASON_EPOCH_CHANGED"]);
       await c.publish("restart", "after");
       await until(() => got.length === 2, "message after restart");
@@ -242,6 +251,28 @@ describe("live close ranges", () => {
       // Browsers read the server's list from the close reason; Node's `ws` refuses the
       // handshake first (see client.ts), so the list is only checked when present.
       assert.match(err.message, /courier\.v2\.json|no subprotocol/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("subprotocols: exactly the names given are offered, the server picks among them", async () => {
+    const server = await startServer();
+    try {
+      const offered: string[][] = [];
+      class Recording extends WS {
+        constructor(url: string, protocols: string[]) {
+          super(url, protocols);
+          offered.push(protocols);
+        }
+      }
+      const names = ["courier.v2.proto", "courier.v1.json", "courier.v2.json"];
+      const c = client(server.url, { subprotocols: names, WebSocket: Recording as unknown as WebSocketFactory });
+      await c.connect();
+      assert.deepEqual(offered, [names]);
+      assert.deepEqual(c.subprotocol, { version: 2, encoding: "proto" }); // VER-HIGHEST-COMMON, first of v2
+      c.close();
+      assert.throws(() => client(server.url, { subprotocols: ["courier.v3.json"] }), (e: unknown) => e instanceof ClientError && e.kind === "config");
     } finally {
       await server.stop();
     }
