@@ -6,8 +6,8 @@ use courier_protocol::v2;
 use courier_protocol::v2::envelope::Body;
 
 use super::util::{
-    error_name, expect_no_message, next_message, position, publish, publish_reply, reply,
-    send_publish, subscribe, sync, try_subscribe, unsubscribe,
+    error_name, expect_no_message, next_message, position, publish, publish_reply, send_publish,
+    subscribe, sync, try_subscribe, unsubscribe,
 };
 use super::BASE;
 use crate::case::{fail, Axes, CaseDef, CaseError, CaseResult, Ctx};
