@@ -223,6 +223,11 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "acknowledges an unsubscribe but keeps the member until the connection ends (PRESENCE-JOIN-LEAVE (a leave when it unsubscribes))",
         caught_by: &["presence.join-leave/*"],
     },
+    Mutant {
+        name: "stricter-frame-limit",
+        breaks: "closes with 1009 frames below the advertised max_message_bytes (LIMIT-ADVERTISED for max_message_bytes)",
+        caught_by: &["close.oversize/*"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the

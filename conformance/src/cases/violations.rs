@@ -35,8 +35,8 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
     CaseDef {
         id: "close.oversize",
-        title: "A frame larger than max_message_bytes closes with 1009, before the server reads its payload",
-        requirements: &["CLOSE-OVERSIZE", "CLOSE-REASON-REQUIRED"],
+        title: "A frame of max_message_bytes is accepted; a larger one closes with 1009, before the server reads its payload",
+        requirements: &["CLOSE-OVERSIZE", "CLOSE-REASON-REQUIRED", "LIMIT-ADVERTISED"],
         axes: Axes::Each,
         run: |cx| Box::pin(oversize(cx)),
         ..BASE
@@ -277,10 +277,69 @@ fn big_publish(cx: &Ctx, limit: usize) -> v2::Envelope {
     }
 }
 
+/// A publish whose encoded frame is as close to `limit` bytes as the
+/// encoding allows without exceeding it, and that size.
+fn publish_at_limit(cx: &Ctx, limit: usize) -> Result<(v2::Envelope, usize), CaseError> {
+    let codec = courier_protocol::Codec::new(cx.sp());
+    let (id, channel) = (cx.id("at-limit"), cx.channel("at-limit"));
+    let build = |n: usize| v2::Envelope {
+        body: Some(Body::Publish(v2::Publish {
+            id: id.clone(),
+            channel: channel.clone(),
+            payload: payload(serde_json::json!("x".repeat(n))),
+        })),
+    };
+    let size = |n: usize| {
+        codec
+            .encode(&build(n))
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX)
+    };
+    // The largest filler whose frame fits (sizes grow with the filler).
+    let (mut lo, mut hi) = (0usize, limit);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if size(mid) <= limit {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let bytes = size(lo);
+    check!(
+        bytes <= limit,
+        "max_message_bytes {limit} is too small for any publish"
+    );
+    Ok((build(lo), bytes))
+}
+
 async fn oversize(cx: Ctx) -> CaseResult {
-    // A whole frame over the limit.
-    let (mut c, w) = cx.open("whole").await?;
+    // LIMIT-ADVERTISED: a frame of the advertised size itself is accepted.
+    let (mut c, w) = cx.open("at-limit").await?;
     let limit = frame_limit(&w)?;
+    let (env, bytes) = publish_at_limit(&cx, limit)?;
+    let id = match &env.body {
+        Some(Body::Publish(p)) => p.id.clone(),
+        _ => unreachable!("publish_at_limit builds a publish"),
+    };
+    c.send(&env).await?;
+    let acked = super::util::reply(&mut c, &id, "publish_ack", |b| match b {
+        Body::PublishAck(a) if a.id == id => Some(()),
+        _ => None,
+    })
+    .await
+    .map_err(|e| match e {
+        CaseError::Fail(m) => fail(format!(
+            "a {bytes}-byte publish frame (max_message_bytes {limit}) was not acknowledged: a server MUST NOT enforce a limit stricter than it advertised (LIMIT-ADVERTISED); {m}"
+        )),
+        o => o,
+    })?;
+    check!(
+        acked.is_ok(),
+        "a {bytes}-byte publish frame (max_message_bytes {limit}) was refused: {acked:?}"
+    );
+    // A whole frame over the limit.
+    let (mut c, _) = cx.open("whole").await?;
     // The server may close before reading the whole frame: a failed send is fine.
     if let Err(e) = c.send(&big_publish(&cx, limit)).await {
         cx.note(format!(

@@ -103,11 +103,14 @@ pub enum Fault {
     /// deliveries hidden), so no presence leave is sent until the
     /// connection ends (breaks PRESENCE-JOIN-LEAVE's leave on unsubscribe).
     UnsubscribeKeepsPresence,
+    /// Closes with 1009 frames an eighth below the advertised
+    /// `max_message_bytes` (breaks LIMIT-ADVERTISED).
+    StricterFrameLimit,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 32] = [
+    pub const ALL: [Fault; 33] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -140,6 +143,7 @@ impl Fault {
         Fault::SseSinceSubscribes,
         Fault::SseSilentRefusals,
         Fault::UnsubscribeKeepsPresence,
+        Fault::StricterFrameLimit,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -177,6 +181,7 @@ impl Fault {
             Fault::SseSinceSubscribes => "sse-since-subscribes",
             Fault::SseSilentRefusals => "sse-silent-refusals",
             Fault::UnsubscribeKeepsPresence => "unsubscribe-keeps-presence",
+            Fault::StricterFrameLimit => "stricter-frame-limit",
         }
     }
 }

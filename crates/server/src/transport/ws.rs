@@ -102,6 +102,8 @@ pub(crate) fn upgrade(
             #[cfg(feature = "faults")]
             let max = match shared.fault {
                 Some(crate::faults::Fault::ReadOversizeFrame) => max.saturating_mul(64),
+                // Breaks LIMIT-ADVERTISED: frames at the advertised size are refused.
+                Some(crate::faults::Fault::StricterFrameLimit) => max - max / 8,
                 _ => max,
             };
             let config = WebSocketConfig::default()
