@@ -228,6 +228,11 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "closes with 1009 frames below the advertised max_message_bytes (LIMIT-ADVERTISED for max_message_bytes)",
         caught_by: &["close.oversize/*"],
     },
+    Mutant {
+        name: "slow-rate-refill",
+        breaks: "refills the rate bucket at 1 token/s while advertising max_messages_per_second (LIMIT-RATE (refills at max_messages_per_second tokens per second))",
+        caught_by: &["close.rate-limit/*"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the

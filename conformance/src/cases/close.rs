@@ -98,7 +98,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     },
     CaseDef {
         id: "close.rate-limit",
-        title: "The advertised burst is allowed; exceeding it closes with 4101",
+        title: "The advertised burst is allowed, the bucket refills at the advertised rate; exceeding it closes with 4101",
         requirements: &["LIMIT-RATE", "LIMIT-ADVERTISED"],
         axes: Axes::PerVersion,
         run: |cx| Box::pin(rate_limit(cx)),
@@ -414,6 +414,29 @@ async fn rate_limit(cx: Ctx) -> CaseResult {
         .map_err(|e| match e {
             CaseError::Fail(m) => fail(format!(
                 "max_burst = {burst} pings sent at once right after welcome must all be answered (LIMIT-RATE: the bucket is full when welcome is sent; LIMIT-ADVERTISED): no pong {ts}: {m}"
+            )),
+            other => other,
+        })?;
+    }
+    // LIMIT-RATE's refill: a second later the bucket holds about
+    // max_messages_per_second tokens again; half of them are served.
+    let pause = cx.ms(1000).max(std::time::Duration::from_millis(1000));
+    tokio::time::sleep(pause).await;
+    let refill = (l.max_messages_per_second as u64 / 2).clamp(1, burst);
+    for i in 0..refill {
+        c.send_body(Body::Ping(v2::Ping { ts: 500_000 + i }))
+            .await?;
+    }
+    for i in 0..refill {
+        let ts = 500_000 + i;
+        c.take("pong", |e| {
+            matches!(&e.body, Some(Body::Pong(p)) if p.ts == ts).then_some(())
+        })
+        .await
+        .map_err(|e| match e {
+            CaseError::Fail(m) => fail(format!(
+                "{refill} pings sent {pause:?} after the burst emptied the bucket must all be answered: it refills at max_messages_per_second = {} tokens per second (LIMIT-RATE); no pong {i}: {m}",
+                l.max_messages_per_second
             )),
             other => other,
         })?;

@@ -106,11 +106,14 @@ pub enum Fault {
     /// Closes with 1009 frames an eighth below the advertised
     /// `max_message_bytes` (breaks LIMIT-ADVERTISED).
     StricterFrameLimit,
+    /// Refills the rate bucket at one token a second instead of the
+    /// advertised `max_messages_per_second` (breaks LIMIT-RATE's refill).
+    SlowRateRefill,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 33] = [
+    pub const ALL: [Fault; 34] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -144,6 +147,7 @@ impl Fault {
         Fault::SseSilentRefusals,
         Fault::UnsubscribeKeepsPresence,
         Fault::StricterFrameLimit,
+        Fault::SlowRateRefill,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -182,6 +186,7 @@ impl Fault {
             Fault::SseSilentRefusals => "sse-silent-refusals",
             Fault::UnsubscribeKeepsPresence => "unsubscribe-keeps-presence",
             Fault::StricterFrameLimit => "stricter-frame-limit",
+            Fault::SlowRateRefill => "slow-rate-refill",
         }
     }
 }

@@ -83,7 +83,14 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(env: Arc<Env>, outbox: Arc<Outbox>, identity: Identity) -> Self {
         let now = Instant::now();
-        let rate = RateLimit::new(env.config.max_messages_per_second, env.config.max_burst);
+        #[allow(unused_mut)]
+        let mut per_sec = env.config.max_messages_per_second;
+        // Breaks LIMIT-RATE's refill: one token a second, whatever is advertised.
+        #[cfg(feature = "faults")]
+        if env.config.fault == Some(crate::faults::Fault::SlowRateRefill) {
+            per_sec = 1;
+        }
+        let rate = RateLimit::new(per_sec, env.config.max_burst);
         let mut s = Session {
             env,
             outbox,
