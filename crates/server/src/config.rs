@@ -127,6 +127,9 @@ pub struct ServerConfig {
     pub channels: Vec<ChannelRule>,
     /// TLS (wss:// and https://); absent (default) serves plain TCP.
     pub tls: Option<TlsConfig>,
+    /// Where channel state lives (`[engine]`): in this process (default) or
+    /// in Redis, shared by several nodes (docs/deploy.md).
+    pub engine: EngineConfig,
     /// Fault injection for the conformance suite's mutants (feature `faults`).
     #[cfg(feature = "faults")]
     #[serde(
@@ -182,6 +185,83 @@ pub struct ChannelRule {
     pub history_ttl_ms: Option<u64>,
 }
 
+/// The engine holding channel state: numbering, history, dedupe, presence
+/// and the stream of messages between nodes (`[engine]`, docs/deploy.md).
+///
+/// # Examples
+///
+/// ```
+/// let config = courier_server::ServerConfig::from_toml_str(r#"
+///     [engine]
+///     kind = "redis"
+///     url = "redis://10.0.0.5:6379/0"
+///     key_prefix = "chat-prod"
+/// "#).unwrap();
+/// assert_eq!(config.engine.kind, courier_server::EngineKind::Redis);
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `memory` (default): state in this process, for a single node, lost
+    /// on restart (clients' resumes then fail with
+    /// `RECOVERY_REASON_EPOCH_CHANGED`). `redis`: state in Redis, shared by
+    /// every node pointing at the same `url` and `key_prefix`, kept across
+    /// restarts of the nodes.
+    pub kind: EngineKind,
+    /// Redis URL, `redis://[[user]:password@]host[:port][/db]`. Default
+    /// `redis://127.0.0.1:6379/0`: a Redis on the same machine. Redis 6 or
+    /// later (RESP3); Valkey and other RESP3 servers work alike.
+    pub url: String,
+    /// Prefix of every Redis key and pub/sub channel. Default `courier`:
+    /// several deployments can share one Redis with different prefixes.
+    pub key_prefix: String,
+    /// How long connecting to Redis may take. Default 2 000 ms: a healthy
+    /// Redis on the same network answers in well under a millisecond, so
+    /// anything longer is an outage.
+    pub connect_timeout_ms: u64,
+    /// How long one Redis operation (a publish, a resume, a presence
+    /// query) may take before the request fails with the retryable error of
+    /// ERR-ENGINE-UNAVAILABLE. Default 2 000 ms: far above a normal round
+    /// trip, short enough that a client learns of an outage quickly.
+    pub command_timeout_ms: u64,
+    /// Multiplexed connections for commands (pub/sub has one more of its
+    /// own). Default 2: each connection pipelines every concurrent command,
+    /// so one is enough for throughput; a second keeps a large reply (a
+    /// long replay) from delaying small ones.
+    pub pool_size: u32,
+    /// How long a presence member stays listed after its node stopped
+    /// refreshing it (a node killed without leaving). Each node refreshes
+    /// its members every third of this. Default 15 000 ms: a dead node's
+    /// members disappear within seconds, while a node stalled by a long GC
+    /// or a Redis failover does not flap its members.
+    pub presence_ttl_ms: u64,
+}
+
+/// Which engine holds channel state (`[engine] kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// In this process (the default; one node).
+    #[default]
+    Memory,
+    /// In Redis, shared by the nodes of a deployment.
+    Redis,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            kind: EngineKind::Memory,
+            url: "redis://127.0.0.1:6379/0".to_string(),
+            key_prefix: "courier".to_string(),
+            connect_timeout_ms: 2_000,
+            command_timeout_ms: 2_000,
+            pool_size: 2,
+            presence_ttl_ms: 15_000,
+        }
+    }
+}
+
 /// TLS certificate and key (PEM files).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +311,7 @@ impl Default for ServerConfig {
             },
             channels: Vec::new(),
             tls: None,
+            engine: EngineConfig::default(),
             #[cfg(feature = "faults")]
             fault: None,
         }
@@ -245,7 +326,8 @@ enum Kind {
 }
 
 /// Overridable keys: `COURIER_<KEY>` for top-level keys,
-/// `COURIER_AUTH_<KEY>` and `COURIER_TLS_<KEY>` for the sections.
+/// `COURIER_AUTH_<KEY>`, `COURIER_TLS_<KEY>` and `COURIER_ENGINE_<KEY>`
+/// for the sections.
 const TOP_KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Str),
     ("subprotocols", Kind::Toml),
@@ -289,6 +371,15 @@ const AUTH_KEYS: &[(&str, Kind)] = &[
     ("reauth_deadline_ms", Kind::Toml),
 ];
 const TLS_KEYS: &[(&str, Kind)] = &[("cert_file", Kind::Str), ("key_file", Kind::Str)];
+const ENGINE_KEYS: &[(&str, Kind)] = &[
+    ("kind", Kind::Str),
+    ("url", Kind::Str),
+    ("key_prefix", Kind::Str),
+    ("connect_timeout_ms", Kind::Toml),
+    ("command_timeout_ms", Kind::Toml),
+    ("pool_size", Kind::Toml),
+    ("presence_ttl_ms", Kind::Toml),
+];
 
 impl ServerConfig {
     /// Parses a TOML document; missing keys take their defaults.
@@ -322,6 +413,8 @@ impl ServerConfig {
                 (Some("auth"), AUTH_KEYS, k.to_string())
             } else if let Some(k) = key.strip_prefix("tls_") {
                 (Some("tls"), TLS_KEYS, k.to_string())
+            } else if let Some(k) = key.strip_prefix("engine_") {
+                (Some("engine"), ENGINE_KEYS, k.to_string())
             } else {
                 (None, TOP_KEYS, key)
             };
@@ -395,6 +488,51 @@ impl ServerConfig {
         if self.ws_read_buffer_bytes < 256 {
             return invalid("ws_read_buffer_bytes", "must be at least 256");
         }
+        self.engine.validate()
+    }
+}
+
+impl EngineConfig {
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, why: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                why: why.to_string(),
+            })
+        };
+        if self.kind == EngineKind::Redis
+            && !(self.url.starts_with("redis://") || self.url.starts_with("redis+unix://"))
+        {
+            return invalid(
+                "engine.url",
+                "must be a redis:// or redis+unix:// URL (TLS is not supported yet)",
+            );
+        }
+        // Hash tags and key suffixes stay readable and unambiguous.
+        if self.key_prefix.is_empty()
+            || self
+                .key_prefix
+                .chars()
+                .any(|c| matches!(c, '{' | '}') || c.is_whitespace() || c.is_control())
+        {
+            return invalid(
+                "engine.key_prefix",
+                "must be non-empty, without braces, spaces or control characters",
+            );
+        }
+        if self.connect_timeout_ms == 0 || self.command_timeout_ms == 0 {
+            return invalid(
+                "engine.command_timeout_ms",
+                "connect_timeout_ms and command_timeout_ms must be greater than 0",
+            );
+        }
+        if self.pool_size == 0 || self.pool_size > 64 {
+            return invalid("engine.pool_size", "must be between 1 and 64");
+        }
+        if self.presence_ttl_ms < 300 {
+            return invalid("engine.presence_ttl_ms", "must be at least 300");
+        }
         Ok(())
     }
 }
@@ -446,6 +584,8 @@ mod tests {
                 ("COURIER_TLS_CERT_FILE", "c.pem"),
                 ("COURIER_TLS_KEY_FILE", "k.pem"),
                 ("COURIER_LOG", "debug"),
+                ("COURIER_ENGINE_KIND", "redis"),
+                ("COURIER_ENGINE_POOL_SIZE", "4"),
                 ("PATH", "/bin"),
             ]),
         )
@@ -463,6 +603,9 @@ mod tests {
         assert_eq!(c.allowed_origins, vec!["https://a.example".to_string()]);
         assert_eq!(c.heartbeat_interval_ms, 1000);
         assert_eq!(c.tls.unwrap().key_file, PathBuf::from("k.pem"));
+        assert_eq!(c.engine.kind, EngineKind::Redis);
+        assert_eq!(c.engine.pool_size, 4);
+        assert_eq!(c.engine.key_prefix, "courier", "section defaults kept");
         assert_eq!(
             c.dedupe_window_ms, 120_000,
             "untouched keys keep their defaults"
@@ -491,7 +634,20 @@ mod tests {
             ServerConfig::load(Some(Path::new("/nonexistent/courier.toml")), env(&[])),
             Err(ConfigError::Read { .. })
         ));
+        assert!(matches!(
+            ServerConfig::from_toml_str("[engine]\nkind = \"redis\"\nurl = \"http://x\""),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ServerConfig::from_toml_str("[engine]\nkind = \"postgres\""),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            ServerConfig::from_toml_str("[engine]\nkey_prefix = \"a{b}\""),
+            Err(ConfigError::Invalid { .. })
+        ));
         let defaults = ServerConfig::from_toml_str("").unwrap();
+        assert_eq!(defaults.engine.kind, EngineKind::Memory);
         assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(
             (

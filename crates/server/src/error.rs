@@ -49,6 +49,10 @@ pub enum ServerError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// The engine could not be set up (an invalid `[engine] url`): fix the
+    /// configuration. An unreachable Redis is not an error at start.
+    #[error("cannot set up the engine: {0}")]
+    Engine(EngineError),
     /// A key or certificate could not be loaded: check the file and its format.
     #[error("cannot load {what}: {error}")]
     Key {
@@ -91,12 +95,54 @@ impl AuthError {
     }
 }
 
-/// An engine operation failed.
+/// An engine operation failed. Sessions stay open whatever the variant
+/// (ERR-SESSION-CONTINUES): the request is answered with an `error` of
+/// code `ERROR_CODE_INTERNAL`, and with `retry_after_ms` when
+/// [`EngineError::retry_after_ms`] gives one (ERR-ENGINE-UNAVAILABLE).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
-    /// The engine's backend could not be reached or failed; nothing was
-    /// changed, so the request may be retried with the same id: the session
-    /// replies `ERROR_CODE_INTERNAL`.
+    /// The engine's backend cannot be reached (connection refused or
+    /// dropped, still loading, shutting down). A request sent just before
+    /// the connection dropped may or may not have been applied: retry it
+    /// with the same id after a moment (dedupe makes the retry safe).
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The backend did not answer within the configured timeout; the
+    /// request may or may not have been applied: retry it with the same id.
+    #[error("engine timed out after {after_ms} ms ({op})")]
+    TimedOut {
+        /// The operation (`publish`, `recover`, ...).
+        op: &'static str,
+        /// The timeout that elapsed, in milliseconds.
+        after_ms: u64,
+    },
+    /// The backend answered with an error (out of memory, a read-only
+    /// replica, a failing script): nothing was applied. Retrying may
+    /// succeed once an operator fixed the backend; the detail is logged.
+    #[error("engine backend error: {0}")]
+    Backend(String),
+    /// The backend returned data this engine cannot read (another program
+    /// writes under the key prefix, or a different layout): fix the
+    /// deployment (`[engine] key_prefix`); retrying does not help.
+    #[error("engine data unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// The hint given to clients when the engine is unreachable: about the time
+/// a dropped Redis connection takes to be re-established, so a retry is
+/// likely to land on a working connection without hammering a dead one.
+const RETRY_AFTER_UNAVAILABLE_MS: u64 = 1000;
+
+impl EngineError {
+    /// ERR-ENGINE-UNAVAILABLE: how long a client should wait before
+    /// retrying a request that failed with this error, when a retry is
+    /// expected to succeed by itself (`None` when it needs an operator).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            EngineError::Unavailable(_) | EngineError::TimedOut { .. } => {
+                Some(RETRY_AFTER_UNAVAILABLE_MS)
+            }
+            EngineError::Backend(_) | EngineError::Corrupt(_) => None,
+        }
+    }
 }

@@ -44,7 +44,7 @@ mod session;
 mod transport;
 
 pub use auth::{Identity, Operation};
-pub use config::{AuthConfig, ChannelRule, ServerConfig, TlsConfig};
+pub use config::{AuthConfig, ChannelRule, EngineConfig, EngineKind, ServerConfig, TlsConfig};
 pub use error::{AuthError, ConfigError, EngineError, ServerError};
 #[cfg(feature = "faults")]
 pub use faults::{Fault, UnknownFault};

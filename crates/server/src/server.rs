@@ -11,8 +11,9 @@ use courier_protocol::Subprotocol;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, Authorizer};
+use crate::config::EngineKind;
 use crate::config::ServerConfig;
-use crate::engine::{Engine, HistoryOverride, HistoryPolicy, MemoryEngine};
+use crate::engine::{Engine, HistoryOverride, HistoryPolicy, MemoryEngine, RedisEngine};
 use crate::error::ServerError;
 use crate::features::Features;
 use crate::hub::Hub;
@@ -59,8 +60,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses `engine` instead of the embedded [`MemoryEngine`]. History
-    /// and dedupe settings of the configuration then belong to that engine.
+    /// Uses `engine` instead of the one `[engine]` configures (the
+    /// [`MemoryEngine`] by default, or a [`RedisEngine`]). History and
+    /// dedupe settings of the configuration then belong to that engine.
     pub fn engine(&mut self, engine: Arc<dyn Engine>) -> &mut Self {
         self.engine = Some(engine);
         self
@@ -108,7 +110,14 @@ impl ServerBuilder {
                 if fault == Some(crate::faults::Fault::ShortDedupeWindow) {
                     policy.dedupe_window = Duration::from_secs(1);
                 }
-                Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>
+                match config.engine.kind {
+                    EngineKind::Memory => Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>,
+                    EngineKind::Redis => Arc::new(
+                        RedisEngine::connect(&config.engine, policy)
+                            .await
+                            .map_err(ServerError::Engine)?,
+                    ),
+                }
             }
         };
         #[cfg(feature = "faults")]
@@ -172,7 +181,7 @@ impl ServerBuilder {
     }
 }
 
-/// The memory engine's limits, from the configuration.
+/// The engine's history and dedupe limits, from the configuration.
 fn history_policy(config: &ServerConfig) -> HistoryPolicy {
     HistoryPolicy {
         history_size: config.history_size,

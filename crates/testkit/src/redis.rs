@@ -1,7 +1,8 @@
-//! A real `redis-server` on a free loopback port, for tests: started with
-//! no persistence (a restart comes back empty, like a Redis that lost its
-//! data), killed or stopped and restarted on the same port by fault tests,
-//! killed when dropped.
+//! A real `redis-server` on a free loopback port, for tests: by default
+//! with no persistence (a restart comes back empty, like a Redis that lost
+//! its data), or persistent (every write fsynced to an append-only file, so
+//! a restart is only an outage); killed or stopped and restarted on the
+//! same port by fault tests, killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,6 +33,7 @@ const START_ATTEMPTS: u32 = 5;
 #[derive(Debug)]
 pub struct RedisProcess {
     port: u16,
+    persistent: bool,
     child: Option<Child>,
     dir: ScratchDir,
 }
@@ -40,8 +42,20 @@ impl RedisProcess {
     /// Installs `redis-server` when missing (apt-get), starts it on a free
     /// loopback port and waits until it answers `PING`.
     pub fn start() -> anyhow::Result<Self> {
+        Self::launch(false)
+    }
+
+    /// Like [`RedisProcess::start`], but every write is fsynced to an
+    /// append-only file in its scratch directory: a kill and restart keeps
+    /// the data (a Redis outage, not a data loss).
+    pub fn start_persistent() -> anyhow::Result<Self> {
+        Self::launch(true)
+    }
+
+    fn launch(persistent: bool) -> anyhow::Result<Self> {
         crate::ensure_command("redis-server", "redis-server")?;
         let mut redis = RedisProcess {
+            persistent,
             port: free_port()?,
             child: None,
             dir: ScratchDir::new("redis")?,
@@ -107,7 +121,7 @@ impl RedisProcess {
     }
 
     /// Starts it again on the same port (killing it first if it runs). It
-    /// comes back empty: no persistence is configured.
+    /// comes back empty, unless started with [`RedisProcess::start_persistent`].
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill()?;
         let deadline = Instant::now() + START_TIMEOUT;
@@ -154,12 +168,18 @@ impl RedisProcess {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        let persistence: &[&str] = if self.persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            // Restarted empty, like a Redis that lost its data.
+            &["--appendonly", "no"]
+        };
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            // Restarted empty, like a Redis that lost its data; no dump
-            // files left behind.
-            .args(["--save", "", "--appendonly", "no"])
+            // No RDB snapshots either way.
+            .args(["--save", ""])
+            .args(persistence)
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(self.dir.path())

@@ -41,3 +41,12 @@ fn two_servers_get_different_ports_and_drop_kills_them() {
     );
     assert_eq!(b.command("PING").unwrap(), "+PONG\r\n");
 }
+
+#[test]
+fn a_persistent_server_keeps_its_data_across_a_kill() {
+    let mut redis = RedisProcess::start_persistent().unwrap();
+    assert_eq!(redis.command("SET k v").unwrap(), "+OK\r\n");
+    redis.kill().unwrap();
+    redis.restart().unwrap();
+    assert_eq!(redis.command("GET k").unwrap(), "$1\r\nv\r\n");
+}

@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use courier_protocol::v2::RecoveryReason;
 
+use super::resume::{resume_range, MAX_SEQ};
 use super::{
     ready, Engine, EngineFuture, EngineSink, Member, Members, Numbered, Position, PresenceChange,
     PublishRequest, Published, Recovered,
 };
 use crate::{base36, now_ms};
-
-/// SEQ-JS-SAFE: the largest seq; a channel reaching it starts a new epoch.
-const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// History and dedupe limits, with per-channel overrides.
 #[derive(Debug, Clone)]
@@ -46,7 +44,9 @@ pub struct HistoryOverride {
 }
 
 impl HistoryPolicy {
-    fn for_channel(&self, channel: &str) -> (usize, Duration) {
+    /// The history size and TTL of `channel` (its first matching override,
+    /// else the defaults).
+    pub(crate) fn for_channel(&self, channel: &str) -> (usize, Duration) {
         let rule = self
             .overrides
             .iter()
@@ -271,24 +271,11 @@ impl Channel {
 
     /// RESUME-REASON: the replay after `resume`, or why there is none.
     fn replay(&self, resume: &Position) -> Result<Vec<Arc<Numbered>>, RecoveryReason> {
-        use RecoveryReason as R;
-        if resume.epoch != self.epoch {
-            return Err(R::EpochChanged);
+        let first_kept = self.history.front().map(|(_, m)| m.seq);
+        match resume_range(resume, &self.position(), self.history_size, first_kept)? {
+            Some(from) => Ok(self.range(from, self.seq)),
+            None => Ok(Vec::new()),
         }
-        if resume.seq > self.seq {
-            return Err(R::PositionAhead);
-        }
-        if resume.seq == self.seq {
-            return Ok(Vec::new());
-        }
-        if self.history_size == 0 {
-            return Err(R::NoHistory);
-        }
-        match self.history.front() {
-            Some((_, first)) if first.seq <= resume.seq + 1 => {}
-            _ => return Err(R::HistoryExpired),
-        }
-        Ok(self.range(resume.seq + 1, self.seq))
     }
 
     fn range(&self, from: u64, to: u64) -> Vec<Arc<Numbered>> {

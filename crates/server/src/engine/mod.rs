@@ -24,6 +24,8 @@
 //!   atomically with respect to numbering (RESUME-ALL-OR-NOTHING).
 
 mod memory;
+mod redis;
+mod resume;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +34,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use courier_protocol::v2::RecoveryReason;
 
+pub use self::redis::RedisEngine;
 pub use crate::error::EngineError;
 pub use memory::{HistoryOverride, HistoryPolicy, MemoryEngine};
 

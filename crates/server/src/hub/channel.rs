@@ -227,16 +227,7 @@ impl Guard<'_> {
                 self.st.parked.insert(m.seq, (m, frame));
                 return;
             }
-            Some((epoch, _)) if *epoch != m.epoch => {
-                // SEQ-EPOCH-STABLE: the engine lost the channel's state or ran
-                // out of numbers; the new epoch is delivered from its seq 1.
-                self.st.parked.clear();
-                self.st.last = Some((m.epoch.clone(), 0));
-                self.st.top = 0;
-                for sub in &mut self.st.subs {
-                    sub.after = 0;
-                }
-            }
+            Some((epoch, _)) if *epoch != m.epoch => self.new_epoch(&m.epoch),
             Some(_) => {}
         }
         let last = self.st.last.as_ref().map_or(0, |(_, s)| *s);
@@ -250,6 +241,17 @@ impl Guard<'_> {
         }
         self.deliver(&m, &frame);
         self.drain(on_hole);
+    }
+
+    /// SEQ-EPOCH-STABLE: the engine lost the channel's state or ran out of
+    /// numbers; the new epoch is delivered from its seq 1.
+    fn new_epoch(&mut self, epoch: &Arc<str>) {
+        self.st.parked.clear();
+        self.st.last = Some((epoch.clone(), 0));
+        self.st.top = 0;
+        for sub in &mut self.st.subs {
+            sub.after = 0;
+        }
     }
 
     /// Delivers parked messages that became next in line; reports a
@@ -316,8 +318,18 @@ impl Guard<'_> {
 
     /// Position check: the engine's current position of the channel. A
     /// position past the last delivered message means the stream lost the
-    /// newest ones, which no later message would reveal.
+    /// newest ones, which no later message would reveal; one in another
+    /// epoch with messages means it lost the start of a new epoch.
     pub fn note_top(&mut self, position: &Position, on_hole: impl FnOnce()) {
+        let Some((epoch, _)) = &self.st.last else {
+            return;
+        };
+        if *epoch != position.epoch && position.seq > 0 {
+            // The stream lost the first messages of a new epoch (a shared
+            // engine that lost its state while this node was reconnecting):
+            // switch to it and fill from its seq 1.
+            self.new_epoch(&position.epoch);
+        }
         let Some((epoch, last)) = &self.st.last else {
             return;
         };

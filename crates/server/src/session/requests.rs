@@ -52,8 +52,21 @@ impl Refusal {
 
 impl From<EngineError> for Refusal {
     fn from(e: EngineError) -> Self {
-        // ERROR_CODE_INTERNAL: the client may retry with the same id.
-        Refusal::new(ErrorCode::Internal, e)
+        // ERR-ENGINE-UNAVAILABLE: ERROR_CODE_INTERNAL, which the client may
+        // retry with the same id, with a wait when one is known. The
+        // message is the variant's stable text; the detail is logged.
+        tracing::warn!(error = %e, "engine request failed");
+        let message = match &e {
+            EngineError::Unavailable(_) | EngineError::TimedOut { .. } => {
+                "engine temporarily unavailable, retry"
+            }
+            EngineError::Backend(_) | EngineError::Corrupt(_) => "engine error",
+        };
+        Refusal {
+            code: ErrorCode::Internal,
+            message: message.to_string(),
+            retry_after_ms: e.retry_after_ms(),
+        }
     }
 }
 

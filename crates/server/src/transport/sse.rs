@@ -302,10 +302,23 @@ pub(crate) async fn publish(shared: &Arc<Shared>, req: Request<Incoming>) -> Res
         Err(r) => {
             let status = match r.code {
                 ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+                // ERR-ENGINE-UNAVAILABLE: a retryable engine failure is a 503
+                // with `Retry-After`, which HTTP clients and proxies know.
+                ErrorCode::Internal if r.retry_after_ms.is_some() => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
-            error_response(codec, status, r, &id, &channel)
+            let retry_after = r.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1));
+            let mut response = error_response(codec, status, r, &id, &channel);
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from(secs),
+                );
+            }
+            response
         }
     }
 }

@@ -9,5 +9,6 @@ mod faults;
 mod features;
 mod limits;
 mod negotiation;
+mod redis;
 mod stream;
 mod transport;
