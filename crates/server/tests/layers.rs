@@ -23,10 +23,11 @@ fn layer_of(file: &Path, src: &Path) -> String {
         .collect();
     match parts.as_slice() {
         [f, sub] if f == "faults" && sub != "mod" => sub.clone(),
-        [f, _] => f.clone(),
+        // A layer's submodules, at any depth (`engine/redis/publish.rs`).
+        [f, _, ..] => f.clone(),
         [f] if f == "lib" => "server".to_string(),
         [f] => f.clone(),
-        _ => panic!("unexpected module path {rel:?}"),
+        [] => panic!("unexpected module path {rel:?}"),
     }
 }
 

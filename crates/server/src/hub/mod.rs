@@ -156,17 +156,20 @@ impl Hub {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
+        if new {
+            // Joined before the ack: a session that subscribes after seeing
+            // this ack never gets this join as an event, also when the
+            // engine takes a round trip (PRESENCE-JOIN-LEAVE). A failed
+            // join leaves the subscription working without presence.
+            if let Err(e) = self.engine.join(channel, member).await {
+                tracing::warn!(channel, error = %e, "presence join failed");
+            }
+        }
         let ack = subscribe_ack(request_id, channel, &recovered);
         ch.lock()
             .activate(outbox, ack, replay, &recovered.position, || {
                 self.schedule_fill(&ch)
             });
-        if new {
-            // A failed join leaves the subscription working without presence.
-            if let Err(e) = self.engine.join(channel, member).await {
-                tracing::warn!(channel, error = %e, "presence join failed");
-            }
-        }
         Ok(())
     }
 
