@@ -24,12 +24,23 @@ async fn reference_server_on_redis_passes_every_case() {
         .results
         .iter()
         .filter(|r| r.outcome != Outcome::Pass)
-        .map(|r| format!("{} ({:?}): {}", r.id, r.outcome, r.message.as_deref().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{} ({:?}): {}",
+                r.id,
+                r.outcome,
+                r.message.as_deref().unwrap_or("")
+            )
+        })
         .collect();
     assert!(
         report.passed() && not_passed.is_empty(),
         "cases that did not pass on Redis: {not_passed:#?}\n{}",
         report.summary_text()
     );
-    assert!(report.results.len() > 150, "only {} instances ran", report.results.len());
+    assert!(
+        report.results.len() > 150,
+        "only {} instances ran",
+        report.results.len()
+    );
 }
