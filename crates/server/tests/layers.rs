@@ -13,8 +13,9 @@ const LEAVES: &[&str] = &[
     "config", "error", "features", "frame", "metrics", "pattern", "auth", "rpc",
 ];
 
-/// `faults` wraps two layers: its `transport` part belongs to the transport
-/// layer, its `engine` part to the engine layer, `mod.rs` is a leaf.
+/// `faults` wraps two layers: its `transport` part (and `phantom`, the
+/// requests that transport slips in) belongs to the transport layer, its
+/// `engine` part to the engine layer, `mod.rs` is a leaf.
 fn layer_of(file: &Path, src: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
     let parts: Vec<String> = rel
@@ -22,6 +23,8 @@ fn layer_of(file: &Path, src: &Path) -> String {
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
         .collect();
     match parts.as_slice() {
+        // `phantom` is part of the faulty transport (requests it slips in).
+        [f, sub] if f == "faults" && sub == "phantom" => "transport".to_string(),
         [f, sub] if f == "faults" && sub != "mod" => sub.clone(),
         // A layer's submodules, at any depth (`engine/redis/publish.rs`).
         [f, _, ..] => f.clone(),
