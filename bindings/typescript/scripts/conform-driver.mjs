@@ -172,7 +172,10 @@ function command(cmd) {
     case "subscribe":
       return settle(ref, () => client.subscribe(cmd.channel), (ack) => ({ position: { epoch: ack.position?.epoch ?? "", seq: ack.position?.seq ?? 0 } }));
     case "unsubscribe":
-      return settle(ref, () => client.unsubscribe(cmd.channel), () => ({}));
+      // Done once the client has let go of the channel (at once: no message of it is delivered
+      // from now on, ORDER-UNSUBSCRIBE-FINAL); the promise waits for the server's ack besides.
+      client.unsubscribe(cmd.channel).catch((e) => log(`unsubscribe ${cmd.channel}: ${e?.message ?? e}`));
+      return ok(ref);
     case "publish":
       return settle(
         ref,
