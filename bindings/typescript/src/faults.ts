@@ -15,7 +15,7 @@ import type * as v2 from "./gen/courier/v2/types.js";
 
 /** The parts of a `CourierClient` the faults reach into (its private members, at run time). */
 interface Internals {
-  o: { backoff: { baseMs?: number; capMs?: number } };
+  o: { backoff: { baseMs?: number; capMs?: number }; offlineQueueSize: number };
   attempt: number;
   token: string;
   tokenSource: unknown;
@@ -140,7 +140,7 @@ const FAULTS: Record<string, Fault> = {
     },
   },
   // Waits the whole backoff ceiling every time: no jitter.
-  "backoff-without-jitter": {
+  "no-jitter": {
     requirement: "CLIENT-BACKOFF-JITTER",
     install(c) {
       const orig = c.delayBefore.bind(c);
@@ -170,7 +170,7 @@ const FAULTS: Record<string, Fault> = {
     },
   },
   // Reconnects after a 43xx close with the credentials it had.
-  "reconnect-with-old-token": {
+  "keep-token-after-expiry": {
     requirement: "CLOSE-REFRESH",
     install(c) {
       const orig = c.dial.bind(c);
@@ -190,6 +190,35 @@ const FAULTS: Record<string, Fault> = {
       c.startHeartbeat = () => undefined;
     },
   },
+  // Resends queued publishes with new ids.
+  "new-id-on-resend": {
+    requirement: "CLIENT-OFFLINE-QUEUE",
+    install(c) {
+      const orig = c.onWelcome.bind(c);
+      c.onWelcome = (w) => {
+        for (const p of c.outbox) {
+          const q = p as unknown as { env: { id: string } };
+          if (p.firstSentAt !== undefined) q.env = { ...q.env, id: `${q.env.id}-again` };
+        }
+        orig(w);
+      };
+    },
+  },
+  // Queues publishes without bound.
+  "unbounded-offline-queue": {
+    requirement: "CLIENT-OFFLINE-QUEUE",
+    install(c) {
+      c.o.offlineQueueSize = Number.MAX_SAFE_INTEGER;
+    },
+  },
+  // Never answers `ping`.
+  "no-pong": {
+    requirement: "HB-PONG",
+    install(c) {
+      const orig = c.handle.bind(c);
+      c.handle = (env) => (env.type === "ping" ? undefined : orig(env));
+    },
+  },
   // Forgets, silently, the publishes sent but not acknowledged when a connection ends.
   "drop-unacked-publishes": {
     requirement: "CLIENT-OFFLINE-QUEUE",
@@ -201,19 +230,10 @@ const FAULTS: Record<string, Fault> = {
       };
     },
   },
-  // Resends queued publishes however old they are.
-  "resend-expired-publishes": {
-    requirement: "CLIENT-OFFLINE-EXPIRY",
-    install(c) {
-      const orig = c.onWelcome.bind(c);
-      c.onWelcome = (w) => {
-        for (const p of c.outbox) p.firstSentAt = undefined;
-        orig(w);
-      };
-    },
-  },
-  // Treats a handshake that selected an unoffered subprotocol as a lost connection: it retries.
-  "retry-unoffered-subprotocol": {
+  // Does not hold a handshake that selected an unoffered subprotocol against the server. Node's
+  // `ws` refuses such a handshake itself, so the client cannot speak it; this fault takes the
+  // refusal for a lost connection and connects again.
+  "accept-unoffered-subprotocol": {
     requirement: "VER-CLIENT-VERIFY",
     install(c) {
       const orig = c.onClose.bind(c);
@@ -224,7 +244,7 @@ const FAULTS: Record<string, Fault> = {
     },
   },
   // Ignores `reauth_request`.
-  "ignore-reauth-request": {
+  "ignore-reauth": {
     requirement: "AUTH-REAUTH-CLIENT",
     install(c) {
       const orig = c.handle.bind(c);
@@ -239,7 +259,7 @@ const FAULTS: Record<string, Fault> = {
     },
   },
   // Sends requests over `max_message_bytes` instead of refusing them.
-  "send-oversized": {
+  "send-oversize": {
     requirement: "LIMIT-MESSAGE-SIZE",
     install(c) {
       const orig = c.send.bind(c);
@@ -280,7 +300,7 @@ const FAULTS: Record<string, Fault> = {
     },
   },
   // Ends the session on the application's request with 1001 instead of 1000.
-  "close-going-away": {
+  "close-with-going-away": {
     requirement: "CLOSE-CLIENT-NORMAL",
     install(c) {
       const orig = c.close.bind(c);
