@@ -11,12 +11,15 @@
 import type { Reaction } from "./backoff.js";
 import { reaction } from "./backoff.js";
 import type { CourierClient, Position } from "./client.js";
+import { Codec } from "./codec.js";
 import type * as v2 from "./gen/courier/v2/types.js";
 
 /** The parts of a `CourierClient` the faults reach into (its private members, at run time). */
 interface Internals {
   o: { backoff: { baseMs?: number; capMs?: number }; offlineQueueSize: number };
   attempt: number;
+  lastFrameAt: number;
+  codec: Codec | undefined;
   token: string;
   tokenSource: unknown;
   forceRefresh: boolean;
@@ -30,6 +33,9 @@ interface Internals {
   subscribe(channel: string): Promise<unknown>;
   dial(): Promise<void>;
   handle(env: v2.Envelope): void;
+  onFrame(ws: unknown, data: unknown): void;
+  id(prefix: string): string;
+  sendNow(env: unknown): void;
   onWelcome(w: v2.Welcome): void;
   onClose(ws: unknown, code: number, reason: string): void;
   afterClose(code: number, reason: string, retryAfter: number | undefined, wasOpen: boolean, noSubprotocol: boolean): void;
@@ -311,6 +317,93 @@ const FAULTS: Record<string, Fault> = {
           ws.close(1001, "client closed");
         }
         orig();
+      };
+    },
+  },
+  // Requirements the Rust client's faults do not cover.
+  // Takes only `ping` for a sign of life: a link busy with messages but without pings is dropped.
+  "only-ping-is-alive": {
+    requirement: "HB-ANY-FRAME",
+    install(c) {
+      let ping = false;
+      const handle = c.handle.bind(c);
+      c.handle = (env) => ((ping ||= env.type === "ping"), handle(env));
+      const onFrame = c.onFrame.bind(c);
+      c.onFrame = (ws, data) => {
+        const before = c.lastFrameAt;
+        ping = false;
+        onFrame(ws, data);
+        if (!ping) c.lastFrameAt = before;
+      };
+    },
+  },
+  // Gives every rpc_request the same id.
+  "reuse-rpc-id": {
+    requirement: "RPC-ID-UNIQUE",
+    install(c) {
+      const orig = c.id.bind(c);
+      c.id = (prefix) => (prefix === "c" ? "c-1" : orig(prefix));
+    },
+  },
+  // Stops for good after close codes that call for a backoff (1011–1014, 3000–3999, 4400–4999).
+  "terminal-on-other-codes": {
+    requirement: "CLOSE-RANGES",
+    install(c) {
+      const orig = c.afterClose.bind(c);
+      c.afterClose = (code, reason, retryAfter, wasOpen, noSubprotocol) =>
+        orig((code >= 1011 && code <= 1014) || (code >= 3000 && code <= 3999) || code >= 4400 ? 4000 : code, reason, retryAfter, wasOpen, noSubprotocol);
+    },
+  },
+  // Backs off for the whole cap after a 4100–4199 close, not min(cap, base × 2^n).
+  "backoff-at-cap": {
+    requirement: "CLOSE-BACKOFF",
+    install(c) {
+      const orig = c.afterClose.bind(c);
+      const delay = c.delayBefore.bind(c);
+      let backoffClose = false;
+      c.afterClose = (code, ...rest) => ((backoffClose = code >= 4100 && code <= 4199), orig(code, ...rest));
+      c.delayBefore = (react, retryAfter, wasOpen) => (backoffClose && retryAfter === undefined ? (c.o.backoff.capMs ?? 30_000) : delay(react, retryAfter, wasOpen));
+    },
+  },
+  // Refuses server frames over `max_message_bytes` (a client must take up to twice that).
+  "frame-limit-is-max-message": {
+    requirement: "LIMIT-SERVER-FRAME",
+    install(c) {
+      const orig = c.onWelcome.bind(c);
+      c.onWelcome = (w) => {
+        orig(w);
+        const max = w.limits?.max_message_bytes ?? 0;
+        if (c.codec && max > 0) c.codec = new Codec(c.codec.subprotocol, { maxMessageBytes: max });
+      };
+    },
+  },
+  // Sends `hello` twice on each connection.
+  "hello-twice": {
+    requirement: "HELLO-ONCE",
+    install(c) {
+      const orig = c.sendNow.bind(c);
+      c.sendNow = (env) => (orig(env), (env as { type: string }).type === "hello" ? orig(env) : undefined);
+    },
+  },
+  // Sends a `ping` before `hello`.
+  "ping-before-hello": {
+    requirement: "HELLO-FIRST",
+    install(c) {
+      const orig = c.sendNow.bind(c);
+      c.sendNow = (env) => {
+        if ((env as { type: string }).type === "hello") orig({ type: "ping", ts: Date.now() });
+        orig(env);
+      };
+    },
+  },
+  // Answers each `subscribe_ack` with one of its own, a type only servers send.
+  "send-server-type": {
+    requirement: "SESSION-CLIENT-TYPES",
+    install(c) {
+      const orig = c.onSubscribeAck.bind(c);
+      c.onSubscribeAck = (ack) => {
+        orig(ack);
+        c.send({ ...ack, type: "subscribe_ack" });
       };
     },
   },
