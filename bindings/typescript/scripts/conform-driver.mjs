@@ -197,6 +197,10 @@ function command(cmd) {
   }
 }
 
+// Load what the client loads on its first connection (Node 20 has no global WebSocket: the client
+// imports `ws` then) before `ready`, so that the suite's timing sees the client, not module loading.
+if (typeof globalThis.WebSocket !== "function") await import("ws").catch(() => undefined);
+
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 lines.on("line", (line) => {
   if (!line.trim()) return;
