@@ -28,6 +28,7 @@
 
 pub mod case;
 pub mod cases;
+pub mod client;
 pub mod conn;
 mod driver;
 #[cfg(feature = "embedded")]

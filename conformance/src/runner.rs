@@ -102,19 +102,19 @@ pub trait Progress: Send + Sync {
 /// ```
 pub struct RunConfig {
     /// Patterns of instance IDs to run (default: all).
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// Patterns of instance IDs not to run (default: none).
-    skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// Treat SHOULD failures as failures (default: false, they warn).
-    strict: bool,
+    pub(crate) strict: bool,
     /// Known failures (default: none).
-    expected: ExpectedFailures,
+    pub(crate) expected: ExpectedFailures,
     /// Per-case timeout before time scaling (default 20 s: the slowest case,
     /// slow-consumer, needs about 5 s against the reference server).
-    case_timeout: Duration,
+    pub(crate) case_timeout: Duration,
     /// Cases running at once (default 8; cases mostly wait on the network).
-    parallel: usize,
-    progress: Option<Arc<dyn Progress>>,
+    pub(crate) parallel: usize,
+    pub(crate) progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for RunConfig {
@@ -185,7 +185,7 @@ impl RunConfig {
         self.instances(target).into_iter().map(|i| i.id).collect()
     }
 
-    fn selected(&self, id: &str) -> bool {
+    pub(crate) fn selected(&self, id: &str) -> bool {
         let base = id.split('/').next().unwrap_or(id);
         let hit = |pats: &[String]| {
             pats.iter()
@@ -332,7 +332,7 @@ impl RunConfig {
         results.push((n, graded));
     }
 
-    fn grade(&self, raw: RawResult) -> CaseResult {
+    pub(crate) fn grade(&self, raw: RawResult) -> CaseResult {
         let expected = self.expected.matching(&raw.id).map(|e| e.reason.clone());
         let (outcome, message) = match raw.result {
             Ok(()) if expected.is_some() => (
@@ -367,16 +367,16 @@ impl RunConfig {
     }
 }
 
-struct RawResult {
-    id: String,
-    case: String,
-    title: String,
-    level: Level,
-    requirements: Vec<String>,
-    sp: Option<Subprotocol>,
-    result: Result<(), CaseError>,
-    duration: Duration,
-    transcript: Vec<Entry>,
+pub(crate) struct RawResult {
+    pub(crate) id: String,
+    pub(crate) case: String,
+    pub(crate) title: String,
+    pub(crate) level: Level,
+    pub(crate) requirements: Vec<String>,
+    pub(crate) sp: Option<Subprotocol>,
+    pub(crate) result: Result<(), CaseError>,
+    pub(crate) duration: Duration,
+    pub(crate) transcript: Vec<Entry>,
 }
 
 async fn run_instance(

@@ -16,7 +16,11 @@ use courier_conformance::{CommandControl, ExpectedFailures, Profile, RunConfig, 
 
 /// Arguments of `courier conform`.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ConformArgs {
+    /// `client`: check a client instead of a server.
+    #[command(subcommand)]
+    pub mode: Option<ConformMode>,
     /// WebSocket URL of the server under test (ws:// or wss://). Several
     /// URLs are the endpoints of one deployment (nodes sharing an engine):
     /// each case spreads its sessions over them in turn. Without a URL the
@@ -30,6 +34,27 @@ pub struct ConformArgs {
     /// SSE endpoint URL (overrides the profile's `sse_url`).
     #[arg(long)]
     pub sse_url: Option<String>,
+    /// Seed of the randomized history schedule (printed on failure).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The options shared with `courier conform client`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What `courier conform` checks besides a server.
+#[derive(clap::Subcommand, Debug)]
+pub enum ConformMode {
+    /// Check a client: the suite plays a scripted server and drives the
+    /// client through its driver process (docs/conformance-client.md), e.g.
+    /// `courier conform client -- node conform-driver.mjs`.
+    Client(Box<crate::conform_client::ClientArgs>),
+}
+
+/// Case selection, verdict policy, timing and reports: the options both
+/// modes share.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
     /// Run only case IDs matching this glob (`*` wildcard); repeatable.
     #[arg(long)]
     pub only: Vec<String>,
@@ -60,15 +85,56 @@ pub struct ConformArgs {
     /// Multiply every wait and tolerance (e.g. 3 for a slow server or CI box).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Seed of the randomized history schedule (printed on failure).
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// List the case instances that would run, and exit.
     #[arg(long)]
     pub list: bool,
     /// Print every case as it finishes, not only failures.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+impl RunArgs {
+    /// The run configuration these options describe.
+    pub fn config(&self) -> anyhow::Result<RunConfig> {
+        if self.time_scale <= 0.0 || self.timeout <= 0.0 {
+            bail!("--time-scale and --timeout must be positive");
+        }
+        let mut config = RunConfig::new();
+        for p in &self.only {
+            config.only(p);
+        }
+        for p in &self.skip {
+            config.skip(p);
+        }
+        config
+            .strict(self.strict)
+            .parallel(self.parallel)
+            .case_timeout(Duration::from_secs_f64(self.timeout));
+        if let Some(path) = &self.expected_failures {
+            let ef = ExpectedFailures::from_file(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            config.expected_failures(ef);
+        }
+        Ok(config)
+    }
+
+    /// Writes the reports asked for and prints the summary.
+    pub fn write_reports(&self, report: &courier_conformance::Report) -> anyhow::Result<()> {
+        if let Some(p) = &self.report_json {
+            std::fs::write(p, report.to_json())
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &self.junit {
+            std::fs::write(p, report.to_junit())
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &self.html {
+            std::fs::write(p, report.to_html())
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        print!("{}", report.summary_text());
+        Ok(())
+    }
 }
 
 /// Exit code when the suite could not run (arguments, profile, unreachable target).
@@ -80,7 +146,11 @@ pub fn run(args: ConformArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match rt.block_on(run_async(args)) {
+    let outcome = match args.mode {
+        Some(ConformMode::Client(client)) => rt.block_on(crate::conform_client::run_async(*client)),
+        None => rt.block_on(run_async(args)),
+    };
+    match outcome {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("courier conform: error: {e:#}");
@@ -90,9 +160,7 @@ pub fn run(args: ConformArgs) -> anyhow::Result<i32> {
 }
 
 async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
-    if args.time_scale <= 0.0 || args.timeout <= 0.0 {
-        bail!("--time-scale and --timeout must be positive");
-    }
+    let mut config = args.run.config()?;
     let mut profile = match &args.profile {
         Some(p) => Some(Profile::load(p)?),
         None => None,
@@ -152,8 +220,8 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
             t
         }
     };
-    target.time_scale = args.time_scale;
-    if embedded.is_none() && !args.list {
+    target.time_scale = args.run.time_scale;
+    if embedded.is_none() && !args.run.list {
         let welcome = courier_conformance::preflight::check(&target).await?;
         if let Some(hint) = hint {
             eprintln!("{hint}");
@@ -177,29 +245,13 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
     if let Some(seed) = args.seed {
         target.seed = seed;
     }
-    let mut config = RunConfig::new();
-    for p in &args.only {
-        config.only(p);
-    }
-    for p in &args.skip {
-        config.skip(p);
-    }
-    config
-        .strict(args.strict)
-        .parallel(args.parallel)
-        .case_timeout(Duration::from_secs_f64(args.timeout));
-    if let Some(path) = &args.expected_failures {
-        let ef = ExpectedFailures::from_file(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        config.expected_failures(ef);
-    }
-    if args.list {
+    if args.run.list {
         for id in config.selected_ids(&target) {
             println!("{id}");
         }
         return Ok(0);
     }
-    config.progress(Arc::new(TermProgress::new(args.verbose)));
+    config.progress(Arc::new(TermProgress::new(args.run.verbose)));
     let against = target
         .endpoints
         .iter()
@@ -215,15 +267,6 @@ async fn run_async(args: ConformArgs) -> anyhow::Result<i32> {
     if let Some(server) = embedded {
         server.shutdown().await;
     }
-    if let Some(p) = &args.report_json {
-        std::fs::write(p, report.to_json()).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = &args.junit {
-        std::fs::write(p, report.to_junit()).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = &args.html {
-        std::fs::write(p, report.to_html()).with_context(|| format!("writing {}", p.display()))?;
-    }
-    print!("{}", report.summary_text());
+    args.run.write_reports(&report)?;
     Ok(report.exit_code())
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod compat;
 mod conform;
+mod conform_client;
 mod decode;
 mod docs;
 mod gen;
