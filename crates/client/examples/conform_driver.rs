@@ -8,8 +8,10 @@
 //! client requirement on purpose (the suite's proof that it notices).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use courier_client::{
@@ -83,8 +85,7 @@ async fn run() {
         match (name, &client) {
             ("exit", _) => break,
             ("connect", None) => match start(&cmd, &out) {
-                Ok(c) => {
-                    let mut events = c.events();
+                Ok((c, mut events)) => {
                     let out = out.clone();
                     tokio::spawn(async move {
                         let mut pending = Some(r);
@@ -102,7 +103,7 @@ async fn run() {
                 let channel = str_of("channel");
                 let (stop_tx, stop) = oneshot::channel();
                 subs.insert(channel.clone(), stop_tx);
-                tokio::spawn(subscription(c.clone(), channel, r, stop, out.clone()));
+                in_order(subscription(c.clone(), channel, r, stop, out.clone())).await;
             }
             ("unsubscribe", Some(_)) => match subs.remove(&str_of("channel")) {
                 Some(stop) => {
@@ -116,7 +117,7 @@ async fn run() {
                 let (c, out) = (c.clone(), out.clone());
                 let (channel, id, payload) =
                     (str_of("channel"), cmd["id"].clone(), cmd["payload"].clone());
-                tokio::spawn(async move {
+                in_order(async move {
                     let result = match id.as_str() {
                         Some(id) => match courier_protocol_payload(&payload) {
                             Ok(bytes) => c.publish_with_id(&channel, id.to_string(), bytes).await,
@@ -130,7 +131,8 @@ async fn run() {
                             .map(|a| json!({"epoch": a.epoch, "seq": a.seq, "duplicate": a.duplicate}))
                             .map_err(publish_error),
                     );
-                });
+                })
+                .await;
             }
             ("rpc", Some(c)) => {
                 let (c, out) = (c.clone(), out.clone());
@@ -155,8 +157,18 @@ async fn run() {
     }
 }
 
+/// Polls `fut` here up to its first wait, so that commands reach the client
+/// in the order they arrived, then lets it finish on its own task.
+async fn in_order(fut: impl Future<Output = ()> + Send + 'static) {
+    let mut fut = Box::pin(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        tokio::spawn(fut);
+    }
+}
+
 /// Builds and starts the client from a `connect` command.
-fn start(cmd: &Value, out: &Out) -> Result<Client, ClientError> {
+fn start(cmd: &Value, out: &Out) -> Result<(Client, courier_client::Events), ClientError> {
     let mut config = ClientConfig::new(cmd["url"].as_str().unwrap_or(""));
     let names: Vec<&str> = cmd["subprotocols"]
         .as_array()
@@ -207,7 +219,7 @@ fn start(cmd: &Value, out: &Out) -> Result<Client, ClientError> {
     if let Some(d) = ms("request_timeout_ms") {
         config.request_timeout(d);
     }
-    Client::start(config)
+    Client::start_with_events(config)
 }
 
 fn report_connection(out: &Out, e: ConnectionEvent, pending: &mut Option<u64>) {

@@ -82,6 +82,13 @@ impl Client {
     /// session are queued (publishes, subscriptions) or fail with
     /// `NotConnected` (calls). Must run inside a tokio runtime.
     pub fn start(config: ClientConfig) -> Result<Client, ClientError> {
+        Client::start_with_events(config).map(|(client, _)| client)
+    }
+
+    /// [`Client::start`], with a stream of every connection event from the
+    /// very first (a stream taken with [`Client::events`] after `start`
+    /// may miss a first session or a terminal error that came quickly).
+    pub fn start_with_events(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         if config.offers.is_empty() {
             return Err(ClientError::Config("no subprotocol offered".into()));
         }
@@ -96,9 +103,10 @@ impl Client {
         let endpoint = handshake::Endpoint { url, tls };
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (state_tx, state_rx) = watch::channel(State::Connecting);
+        let (events_tx, events_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             state: state_tx,
-            listeners: Mutex::new(Vec::new()),
+            listeners: Mutex::new(vec![events_tx]),
         });
         let driver = Driver::new(
             config.clone(),
@@ -108,12 +116,13 @@ impl Client {
             shared.clone(),
         );
         tokio::spawn(driver.run());
-        Ok(Client {
+        let client = Client {
             cmd: cmd_tx,
             shared,
             state: state_rx,
             config: Arc::new(config),
-        })
+        };
+        Ok((client, Events { rx: events_rx }))
     }
 
     fn stopped(&self) -> Arc<ClientError> {

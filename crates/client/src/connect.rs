@@ -72,6 +72,7 @@ pub(crate) async fn open(
         }
         Some(name) => match offers.iter().find(|p| p.name() == name) {
             Some(p) => *p,
+            None if fault!(AcceptUnofferedSubprotocol) => name.parse().unwrap_or(offers[0]),
             None => {
                 return Err(OpenError::Terminal(ClientError::UnexpectedSubprotocol(
                     name,

@@ -190,7 +190,7 @@ impl Driver {
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
                     }
-                    Ok(size) if size > self.max_message_bytes => {
+                    Ok(size) if size > self.max_message_bytes && !fault!(SendOversize) => {
                         let _ = reply.send(Err(PublishError::TooLarge {
                             size,
                             limit: self.max_message_bytes,
@@ -322,6 +322,8 @@ impl Driver {
         &mut self,
         token_reason: Option<TokenReason>,
     ) -> Option<Result<Opened, OpenError>> {
+        let token_reason =
+            token_reason.filter(|r| !(fault!(KeepTokenAfterExpiry) && *r == TokenReason::Expired));
         if let Some(reason) = token_reason {
             let expired = reason == TokenReason::Expired;
             let fut = self.cfg.token_provider.token(reason);
@@ -376,6 +378,11 @@ impl Driver {
             .cfg
             .heartbeat_timeout
             .unwrap_or(interval + Duration::from_millis(welcome.heartbeat_grace_ms));
+        let deadline = if fault!(NoHeartbeatDeadline) {
+            Duration::from_secs(24 * 3600)
+        } else {
+            deadline
+        };
         let mut refresh_at = self.refresh_instant(welcome.token_expires_at_ms);
         let _ = self.shared.state.send(State::Connected);
         self.shared.emit(ConnectionEvent::Connected {
@@ -437,9 +444,11 @@ impl Driver {
                     }
                     for n in self.session.take_notices() {
                         match n {
+                            Notice::Disconnect { .. } if fault!(IgnoreDisconnectNotice) => {}
                             Notice::Disconnect { code, reason, retry_after } => {
                                 notice = Some(CloseInfo { code, reason, retry_after, stable: false });
                             }
+                            Notice::Reauth { .. } if fault!(IgnoreReauth) => {}
                             Notice::Reauth { reason } => self.spawn_token_fetch(TokenReason::ReauthRequested { reason }),
                             Notice::TokenAccepted { token, expires_at_ms } => {
                                 self.token = Some(token);
@@ -455,7 +464,8 @@ impl Driver {
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(Command::Close { done }) => {
                         // CLOSE-CLIENT-NORMAL.
-                        let frame = CloseFrame { code: CloseCode::Normal, reason: "client closed".into() };
+                        let code = if fault!(CloseWithGoingAway) { CloseCode::Away } else { CloseCode::Normal };
+                        let frame = CloseFrame { code, reason: "client closed".into() };
                         let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
                         return SessionEnd::Stop(done);
                     }

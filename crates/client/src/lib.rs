@@ -29,12 +29,29 @@
 //! # Ok(()) }
 //! ```
 
+/// Whether the named fault of [`faults`] is on: always `false` without the
+/// `faults` feature, so a normal build has no fault code.
+macro_rules! fault {
+    ($name:ident) => {{
+        #[cfg(feature = "faults")]
+        {
+            $crate::faults::active($crate::faults::Fault::$name)
+        }
+        #[cfg(not(feature = "faults"))]
+        {
+            false
+        }
+    }};
+}
+
 mod client;
 mod config;
 mod connect;
 mod driver;
 mod error;
 mod event;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod handshake;
 pub mod raw;
 pub mod reconnect;

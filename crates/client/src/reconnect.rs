@@ -118,6 +118,9 @@ impl Backoff {
     }
 
     fn jitter(&mut self, upper: Duration) -> Duration {
+        if fault!(NoJitter) {
+            return upper;
+        }
         let ms = upper.as_millis() as u64;
         Duration::from_millis(self.rng.u64(0..=ms))
     }
@@ -128,7 +131,7 @@ impl Backoff {
             self.failures = 0;
         }
         let reaction = reaction(close.code);
-        if reaction == Reaction::Terminal {
+        if reaction == Reaction::Terminal && !fault!(ReconnectAfterTerminal) {
             return Next::Terminal;
         }
         self.next_attempt(reaction, close.retry_after)
@@ -149,6 +152,7 @@ impl Backoff {
             }
         }
         let n = self.failures;
+        let retry_after = retry_after.filter(|_| !fault!(IgnoreRetryAfter));
         let delay = match (retry_after, reaction) {
             // CLOSE-RETRY-AFTER: exactly the server's hint.
             (Some(d), _) => d,

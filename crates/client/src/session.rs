@@ -161,7 +161,11 @@ impl Session {
         let Some(sub) = self.subs.get_mut(channel) else {
             return;
         };
-        let resume = sub.tracker.position().cloned();
+        let resume = sub
+            .tracker
+            .position()
+            .cloned()
+            .filter(|_| !fault!(ResubscribeWithoutResume));
         sub.tracker.resubscribing();
         sub.pending = Some((id.clone(), resume.clone()));
         self.sub_requests.insert(id.clone(), channel.to_string());
@@ -202,6 +206,9 @@ impl Session {
             {
                 let _ = p.reply.send(Err(PublishError::Expired));
                 continue;
+            }
+            if fault!(NewIdOnResend) {
+                p.id = uuid::Uuid::new_v4().to_string();
             }
             Self::send_publish(&mut self.out, &mut p, now);
             self.queue.push_back(p);
@@ -274,6 +281,14 @@ impl Session {
     /// The application drops its subscription to `channel`
     /// (ORDER-UNSUBSCRIBE-FINAL: later messages of it are discarded).
     pub fn unsubscribe(&mut self, channel: &str) {
+        if fault!(DeliverAfterUnsubscribe) && self.is_open() {
+            let id = self.request_id("u");
+            self.out.push(env(Body::Unsubscribe(v2::Unsubscribe {
+                id,
+                channel: channel.to_string(),
+            })));
+            return;
+        }
         if let Some(sub) = self.subs.remove(channel) {
             if let Some((id, _)) = sub.pending {
                 self.sub_requests.remove(&id);
@@ -297,7 +312,7 @@ impl Session {
         reply: PublishReply,
         now: Instant,
     ) {
-        if self.queue.len() >= self.queue_capacity {
+        if self.queue.len() >= self.queue_capacity && !fault!(UnboundedOfflineQueue) {
             let _ = reply.send(Err(PublishError::QueueFull(self.queue.len())));
             return;
         }
@@ -399,7 +414,10 @@ impl Session {
                     }
                 }
             }
-            Body::Ping(p) => self.out.push(env(Body::Pong(v2::Pong { ts: p.ts }))),
+            Body::Ping(p) if !fault!(NoPong) => {
+                self.out.push(env(Body::Pong(v2::Pong { ts: p.ts })))
+            }
+            Body::Ping(_) => {}
             Body::Message(m) => self.on_message(m, now),
             Body::SubscribeAck(a) => self.on_subscribe_ack(a),
             Body::PublishAck(a) => {
@@ -517,9 +535,12 @@ impl Session {
             return;
         };
         let position: Position = a.position.unwrap_or_default().into();
-        let recovery = sub
+        let mut recovery = sub
             .tracker
             .on_ack(position.clone(), a.recovery.into(), resume.as_ref());
+        if fault!(HideFailedRecovery) && matches!(recovery, crate::Recovery::Failed { .. }) {
+            recovery = crate::Recovery::Recovered { replayed: 0 };
+        }
         if let Some(first) = sub.first.take() {
             let _ = first.send(Ok(()));
         }

@@ -151,8 +151,15 @@ impl ChannelTracker {
         let Some(pos) = self.position.as_mut() else {
             return Verdict::AwaitingAck;
         };
-        if epoch == pos.epoch && seq <= pos.seq {
+        if epoch == pos.epoch && seq <= pos.seq && !fault!(DeliverOld) {
             return Verdict::Old;
+        }
+        if (epoch != pos.epoch || seq > pos.seq + 1) && fault!(DeliverGaps) {
+            *pos = Position {
+                epoch: epoch.to_string(),
+                seq,
+            };
+            return Verdict::Deliver;
         }
         if epoch != pos.epoch || seq > pos.seq + 1 {
             let tracked = pos.clone();
@@ -160,7 +167,7 @@ impl ChannelTracker {
             return Verdict::Gap { tracked };
         }
         pos.seq = seq;
-        if !id.is_empty() && !self.seen.insert(id, now) {
+        if !id.is_empty() && !self.seen.insert(id, now) && !fault!(DeliverDuplicates) {
             return Verdict::Duplicate;
         }
         Verdict::Deliver

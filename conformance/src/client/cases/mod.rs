@@ -2,8 +2,11 @@
 //! lists them in a stable order. IDs start with `client.`.
 
 mod close;
+mod live;
+mod resume;
 mod seq;
 mod session;
+mod timing;
 
 use std::sync::OnceLock;
 
@@ -26,7 +29,14 @@ pub(crate) const BASE: ClientCaseDef = ClientCaseDef {
 pub fn registry() -> &'static [ClientCaseDef] {
     static ALL: OnceLock<Vec<ClientCaseDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let groups: [&[ClientCaseDef]; 3] = [session::CASES, seq::CASES, close::CASES];
+        let groups: [&[ClientCaseDef]; 6] = [
+            session::CASES,
+            seq::CASES,
+            resume::CASES,
+            close::CASES,
+            timing::CASES,
+            live::CASES,
+        ];
         groups.iter().flat_map(|g| g.iter()).copied().collect()
     })
 }
