@@ -481,3 +481,95 @@ async fn a_dead_nodes_members_expire() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresponsive_redis_times_out_into_the_retryable_error() {
+    let redis = RedisProcess::start().unwrap();
+    let s = redis_server(&redis, |_| {}).await;
+    let mut c = Client::json(&s).await.unwrap();
+    let epoch = position(&c.subscribe("s", "t", None).await.unwrap()).epoch;
+    c.publish("t1", "t", json!({})).await.unwrap();
+    expect_message(&mut c, &epoch, 1).await;
+
+    // Frozen, not gone: connections stay open but nothing answers.
+    let pid = redis.pid().unwrap();
+    courier_testkit::signal(pid, "STOP").unwrap();
+    let started = std::time::Instant::now();
+    c.send(Body::Publish(v2::Publish {
+        id: "t2".into(),
+        channel: "t".into(),
+        payload: payload(json!({})),
+    }))
+    .await
+    .unwrap();
+    let e = c.error().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(
+        (e.code, e.retry_after_ms),
+        (ErrorCode::Internal as i32, Some(1000))
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "bounded by command_timeout_ms: {waited:?}"
+    );
+    // POST /publish: 503 with Retry-After.
+    let body = json!({"channel": "t", "id": "h1", "payload": {}}).to_string();
+    let (status, head, _) = http(
+        &s,
+        "POST",
+        "/publish",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    courier_testkit::signal(pid, "CONT").unwrap();
+
+    // Whether or not the frozen Redis ran t2 before answering, the retry
+    // with the same id is numbered once, and the subscriber sees 2 (and
+    // h1 if it was numbered) in order, no gap.
+    let mut seen = Vec::new();
+    let ack = 'retry: loop {
+        c.send(Body::Publish(v2::Publish {
+            id: "t2".into(),
+            channel: "t".into(),
+            payload: payload(json!({})),
+        }))
+        .await
+        .unwrap();
+        loop {
+            match next_data(&mut c).await {
+                Body::PublishAck(ack) => break 'retry ack,
+                Body::Message(m) => {
+                    assert_eq!(m.epoch, epoch);
+                    seen.push(m.seq);
+                }
+                Body::Error(e) if e.retry_after_ms.is_some() => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'retry;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(ack.epoch, epoch);
+    while seen.last().is_none_or(|last| *last < ack.seq) {
+        seen.push(expect_any_message(&mut c, &epoch).await);
+    }
+    assert_eq!(seen, (2..=ack.seq).collect::<Vec<_>>());
+}
+
+async fn expect_any_message(c: &mut Client, epoch: &str) -> u64 {
+    match next_data(c).await {
+        Body::Message(m) => {
+            assert_eq!(m.epoch, epoch);
+            m.seq
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
