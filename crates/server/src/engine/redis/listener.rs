@@ -24,6 +24,8 @@ pub(super) struct Listener {
     /// (Un)subscribes run one at a time, each checking `watched` first,
     /// so a quick unwatch then watch of a channel ends subscribed.
     order: tokio::sync::Mutex<()>,
+    /// Unwatched topics that still deliver, being unsubscribed.
+    strays: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Listener {
@@ -32,11 +34,16 @@ impl Listener {
             conn,
             watched: Mutex::new(HashSet::new()),
             order: tokio::sync::Mutex::new(()),
+            strays: Mutex::new(HashSet::new()),
         }
     }
 
     fn watched(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn strays(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
+        self.strays.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn count(&self) -> usize {
@@ -79,12 +86,18 @@ impl Inner {
 /// watched again by then.
 pub(super) fn unwatch(inner: &Arc<Inner>, channel: &str) {
     inner.listener.watched().remove(channel);
+    unsubscribe_unless_watched(inner, channel);
+}
+
+/// Unsubscribes in the background from a topic no local subscriber needs.
+fn unsubscribe_unless_watched(inner: &Arc<Inner>, channel: &str) {
     let inner = inner.clone();
     let channel: Arc<str> = channel.into();
     tokio::spawn(async move {
         let listener = &inner.listener;
         let _turn = listener.order.lock().await;
         if listener.watched().contains(&channel) {
+            listener.strays().remove(&channel);
             return;
         }
         let topic = Keys::new(&inner.prefix, &channel).topic().to_string();
@@ -92,6 +105,7 @@ pub(super) fn unwatch(inner: &Arc<Inner>, channel: &str) {
         if let Ok(Err(e)) = tokio::time::timeout(inner.timeout, conn.unsubscribe(&topic)).await {
             tracing::debug!(channel = %channel, error = %e, "Redis unsubscribe failed");
         }
+        listener.strays().remove(&channel);
     });
 }
 
@@ -101,11 +115,18 @@ pub(super) async fn listen(inner: Weak<Inner>, mut pushes: UnboundedReceiver<Pus
     while let Some(push) = pushes.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         match push.kind {
-            PushKind::Message => {
-                if let Err(e) = inner.dispatch(&push.data) {
-                    tracing::warn!(error = %e, "ignoring an unreadable pub/sub message");
+            PushKind::Message => match inner.dispatch(&push.data) {
+                Ok(Some(stray)) => {
+                    // A topic this node no longer watches: an unsubscribe
+                    // that failed while Redis was away was undone by the
+                    // reconnect's resubscription. Drop it now.
+                    if inner.listener.strays().insert(stray.clone()) {
+                        unsubscribe_unless_watched(&inner, &stray);
+                    }
                 }
-            }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "ignoring an unreadable pub/sub message"),
+            },
             PushKind::Disconnection => {
                 tracing::warn!("lost the Redis pub/sub connection; reconnecting and resubscribing");
             }
@@ -115,8 +136,9 @@ pub(super) async fn listen(inner: Weak<Inner>, mut pushes: UnboundedReceiver<Pus
 }
 
 impl Inner {
-    /// One pub/sub message: `[topic, record]`.
-    fn dispatch(&self, data: &[Value]) -> Result<(), EngineError> {
+    /// One pub/sub message: `[topic, record]`. Returns the channel when
+    /// this node does not watch it.
+    fn dispatch(&self, data: &[Value]) -> Result<Option<Arc<str>>, EngineError> {
         let (Some(Value::BulkString(topic)), Some(Value::BulkString(record))) =
             (data.first(), data.get(1))
         else {
@@ -126,16 +148,19 @@ impl Inner {
         };
         let topic = std::str::from_utf8(topic).unwrap_or_default();
         let Some(channel) = channel_of_topic(&self.prefix, topic) else {
-            return Ok(()); // not a channel of this deployment
+            return Ok(None); // not a channel of this deployment
         };
+        if !self.listener.watched().contains(channel) {
+            return Ok(Some(channel.into()));
+        }
         let mut f = Fields::new(record.clone());
         let kind = f.bytes()?;
         let node = f.text()?;
         if node == self.node {
-            return Ok(()); // delivered here when it happened
+            return Ok(None); // delivered here when it happened
         }
         let Some(sink) = self.sink() else {
-            return Ok(());
+            return Ok(None);
         };
         match &kind[..] {
             b"m" => sink.numbered(Arc::new(Numbered {
@@ -159,7 +184,7 @@ impl Inner {
                 )))
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 
