@@ -16,7 +16,7 @@ import type * as v2 from "./gen/courier/v2/types.js";
 
 /** The parts of a `CourierClient` the faults reach into (its private members, at run time). */
 interface Internals {
-  o: { backoff: { baseMs?: number; capMs?: number }; offlineQueueSize: number };
+  o: { backoff: { baseMs?: number; capMs?: number; reconnectNowMaxMs?: number }; offlineQueueSize: number };
   attempt: number;
   lastFrameAt: number;
   codec: Codec | undefined;
@@ -145,15 +145,16 @@ const FAULTS: Record<string, Fault> = {
       c.handle = (env) => (env.type === "disconnect" ? undefined : orig(env));
     },
   },
-  // Waits the whole backoff ceiling every time: no jitter.
+  // Waits the whole backoff ceiling, or the whole reconnect-now window, every time: no jitter.
   "no-jitter": {
     requirement: "CLIENT-BACKOFF-JITTER",
     install(c) {
       const orig = c.delayBefore.bind(c);
       c.delayBefore = (react, retryAfter, wasOpen) => {
         const delay = orig(react, retryAfter, wasOpen);
-        if (retryAfter !== undefined || react === "reconnect" || react === "refresh") return delay;
-        const { baseMs = 1000, capMs = 30_000 } = c.o.backoff;
+        if (retryAfter !== undefined) return delay;
+        const { baseMs = 1000, capMs = 30_000, reconnectNowMaxMs = 1000 } = c.o.backoff;
+        if ((react === "reconnect" || react === "refresh") && wasOpen && c.attempt === 0) return reconnectNowMaxMs;
         return Math.min(capMs, baseMs * 2 ** Math.min(c.attempt, 52));
       };
     },
