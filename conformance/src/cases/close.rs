@@ -475,8 +475,10 @@ async fn slow_consumer(cx: Ctx) -> CaseResult {
     // kernel buffers, must absorb what the subscriber does not read.
     let size = ((l.max_message_bytes as usize) / 4).clamp(1024, 4096);
     // The server's socket send buffer can still grow to the kernel's limit
-    // (tcp_wmem max, 4 MiB by default on Linux) before its queue fills.
-    let total = (queue + 64 + send_buffer_limit() / size).min(20_000);
+    // (tcp_wmem max, 4 MiB by default on Linux) before its queue fills, and
+    // a proxy in between (nginx, a load balancer: the suite cannot tell)
+    // holds a receive and a send buffer more.
+    let total = (queue + 64 + path_buffer_limit() / size).min(20_000);
     cx.note(format!("publishing {total} messages of {size} bytes while the subscriber does not read (queue {queue} frames)"));
     let body = serde_json::json!("x".repeat(size - 64));
     // Enough publishers that each stays within its burst: the server gives an
@@ -594,11 +596,23 @@ async fn paced_publish(
 
 /// The largest socket send buffer the kernel grants (Linux `tcp_wmem`
 /// max), with a margin; 8 MiB where it cannot be read.
-fn send_buffer_limit() -> usize {
-    let max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|t| t.split_whitespace().last()?.parse::<usize>().ok());
-    max.map(|m| m + m / 4).unwrap_or(8 << 20).min(64 << 20)
+/// What the path from the server to a subscriber that stopped reading can
+/// hold besides the server's queue: the server's socket send buffer, and
+/// a proxy's send buffer and receive buffer when one is in between (this
+/// machine's limits: the send buffers grow to `tcp_wmem`'s maximum; a
+/// receive buffer whose reader waits stays near `tcp_rmem`'s default, twice
+/// that with autotuning).
+fn path_buffer_limit() -> usize {
+    2 * sysctl_bytes("tcp_wmem", 2).unwrap_or(8 << 20)
+        + 2 * sysctl_bytes("tcp_rmem", 1).unwrap_or(256 << 10)
+}
+
+/// Field `i` of a socket buffer sysctl (`min default max`) with a 25%
+/// margin, at most 64 MiB.
+fn sysctl_bytes(name: &str, i: usize) -> Option<usize> {
+    let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok()?;
+    let v: usize = text.split_whitespace().nth(i)?.parse().ok()?;
+    Some((v + v / 4).min(64 << 20))
 }
 
 async fn shutdown(cx: Ctx) -> CaseResult {
