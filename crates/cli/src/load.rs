@@ -28,15 +28,28 @@ use tokio_tungstenite::WebSocketStream;
 
 mod close;
 mod frames;
+mod storm;
 use close::Closed;
 use frames::Frame;
 
 /// Arguments of `courier load`.
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// WebSocket URL of the server.
+    /// WebSocket URL of the server; repeat it for the nodes of one
+    /// deployment: subscribers are spread over the URLs in turn.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    url: Vec<String>,
+    /// URL of the publisher's connection (default: the first `--url`):
+    /// with several nodes, the publisher on one and subscribers on all.
+    #[arg(long)]
+    publish_url: Option<String>,
+    /// Reconnect-storm mode: `courier-client` clients (their own backoff,
+    /// jitter and resume) subscribed through the URLs while one more
+    /// publishes at `--rate` for this many seconds; kill a node meanwhile.
+    /// Reports how long until every disconnected client resumed, the spread
+    /// of the resumes, and lost/duplicated deliveries (docs/benchmarks.md).
+    #[arg(long)]
+    storm: Option<u64>,
     /// Subscriber connections.
     #[arg(long, short = 'n', default_value_t = 100)]
     subscribers: usize,
@@ -271,9 +284,9 @@ fn fast_message(frame: &[u8]) -> Option<Delivery> {
     }
 }
 
-/// Connects, sends hello, waits for welcome; returns the socket and codec.
-async fn open(args: &LoadArgs) -> anyhow::Result<(Ws, Codec)> {
-    let mut req = args.url.as_str().into_client_request()?;
+/// Connects to `url`, sends hello, waits for welcome; returns the socket and codec.
+async fn open(args: &LoadArgs, url: &str) -> anyhow::Result<(Ws, Codec)> {
+    let mut req = url.into_client_request()?;
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(args.subprotocol.name()),
@@ -315,9 +328,9 @@ async fn open(args: &LoadArgs) -> anyhow::Result<(Ws, Codec)> {
     bail!("connection closed before welcome")
 }
 
-/// Opens a subscriber and waits for its subscribe_ack.
-async fn subscribe(args: &LoadArgs) -> anyhow::Result<(Ws, Codec)> {
-    let (mut ws, codec) = open(args).await?;
+/// Opens a subscriber at `url` and waits for its subscribe_ack.
+async fn subscribe(args: &LoadArgs, url: &str) -> anyhow::Result<(Ws, Codec)> {
+    let (mut ws, codec) = open(args, url).await?;
     let sub = v2::Subscribe {
         id: "s".into(),
         channel: args.channel.clone(),
@@ -469,7 +482,8 @@ fn payload(t: u64, size: usize) -> anyhow::Result<Bytes> {
 }
 
 async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> {
-    let (ws, codec) = open(&args).await.context("publisher")?;
+    let url = args.publish_url.as_deref().unwrap_or(&args.url[0]);
+    let (ws, codec) = open(&args, url).await.context("publisher")?;
     let (mut tx, mut rx) = ws.split();
     let reader_stats = stats.clone();
     let reader_codec = codec;
@@ -606,6 +620,19 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     if args.window == 0 {
         bail!("--window must be at least 1");
     }
+    if let Some(secs) = args.storm {
+        let report = storm::run(&args, secs).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        let bad = ["lost", "duplicated", "not_resumed"]
+            .into_iter()
+            .filter(|k| report[*k].as_u64().unwrap_or(0) > 0)
+            .collect::<Vec<_>>();
+        if !bad.is_empty() {
+            bail!("reconnect storm: {} not 0", bad.join(", "));
+        }
+        return Ok(());
+    }
     let stats = Arc::new(Stats {
         start: Instant::now(),
         delivered: AtomicU64::new(0),
@@ -634,12 +661,13 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     let connect_start = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let mut opening = Vec::with_capacity(args.subscribers);
-    for _ in 0..args.subscribers {
+    for i in 0..args.subscribers {
         let (gate, args, stats) = (gate.clone(), args.clone(), stats.clone());
         opening.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("semaphore open");
             let t = Instant::now();
-            let r = subscribe(&args).await;
+            let url = &args.url[i % args.url.len()];
+            let r = subscribe(&args, url).await;
             if r.is_ok() {
                 stats.connected.fetch_add(1, Relaxed);
                 stats.connect.record(t.elapsed().as_micros() as u64);
@@ -658,7 +686,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
 
     let limit = Duration::from_secs(args.timeout);
     let mut report = serde_json::json!({
-        "url": args.url, "subprotocol": args.subprotocol.name(), "subscribers": args.subscribers,
+        "url": args.url.join(" "), "publish_url": args.publish_url.as_deref().unwrap_or(&args.url[0]), "subprotocol": args.subprotocol.name(), "subscribers": args.subscribers,
         "connect_seconds": connect_time.as_secs_f64(),
         "connect_p50_ms": stats.connect.quantile(0.5) as f64 / 1000.0,
         "connect_p99_ms": stats.connect.quantile(0.99) as f64 / 1000.0,
