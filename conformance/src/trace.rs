@@ -234,6 +234,11 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "refills the rate bucket at 1 token/s while advertising max_messages_per_second (LIMIT-RATE (refills at max_messages_per_second tokens per second))",
         caught_by: &["close.rate-limit/*"],
     },
+    Mutant {
+        name: "unadvertised-rate-limit",
+        breaks: "advertises max_messages_per_second and max_burst as 0 while enforcing them (LIMIT-ALL-ENFORCED)",
+        caught_by: &["session.welcome-fields/*"],
+    },
 ];
 
 /// A mutant written down for a clause that got a case, whose fault the

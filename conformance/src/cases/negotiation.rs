@@ -52,7 +52,7 @@ pub(crate) const CASES: &[CaseDef] = &[
     CaseDef {
         id: "session.welcome-fields",
         title: "welcome carries version, encoding, a unique session id, heartbeat timing, dedupe window, limits and user",
-        requirements: &["WELCOME-FIELDS", "SESSION-ID-UNIQUE", "AUTH-FIRST-MESSAGE", "ENC-V1-ISOLATION"],
+        requirements: &["WELCOME-FIELDS", "LIMIT-ALL-ENFORCED", "SESSION-ID-UNIQUE", "AUTH-FIRST-MESSAGE", "ENC-V1-ISOLATION"],
         axes: Axes::Each,
         run: |cx| Box::pin(welcome_fields(cx)),
         ..BASE
@@ -265,11 +265,31 @@ async fn welcome_fields(cx: Ctx) -> CaseResult {
             .limits
             .as_ref()
             .ok_or_else(|| fail("welcome has no limits"))?;
-        check!(l.max_message_bytes > 0, "limits.max_message_bytes is 0");
+        // LIMIT-ALL-ENFORCED: every bound advertised, none as 0.
+        let zero: Vec<&str> = [
+            ("max_message_bytes", l.max_message_bytes),
+            ("max_messages_per_second", l.max_messages_per_second),
+            ("max_burst", l.max_burst),
+            ("send_queue_frames", l.send_queue_frames),
+            ("max_subscriptions", l.max_subscriptions),
+        ]
+        .into_iter()
+        .filter(|(_, v)| *v == 0)
+        .map(|(name, _)| name)
+        .collect();
+        check!(
+            zero.is_empty(),
+            "welcome.limits advertises {zero:?} as 0: a server enforces every one of these limits and advertises each with a value greater than 0 (LIMIT-ALL-ENFORCED)"
+        );
         if cx.sp().version == Version::V1 {
             check!(
                 l.max_batch == 0,
                 "a version 1 welcome carries limits.max_batch (ENC-V1-ISOLATION)"
+            );
+        } else {
+            check!(
+                l.max_batch > 0,
+                "a version 2 welcome advertises limits.max_batch 0 (LIMIT-ALL-ENFORCED)"
             );
         }
     }

@@ -479,11 +479,17 @@ impl ServerConfig {
         if self.send_queue_frames == 0 || self.max_burst == 0 || self.max_messages_per_second == 0 {
             return invalid(
                 "limits",
-                "send_queue_frames, max_burst and max_messages_per_second must be > 0",
+                "send_queue_frames, max_burst and max_messages_per_second must be > 0 (LIMIT-ALL-ENFORCED)",
             );
         }
         if self.max_batch == 0 {
             return invalid("max_batch", "must be greater than 0");
+        }
+        if self.max_subscriptions == 0 {
+            return invalid(
+                "max_subscriptions",
+                "must be greater than 0 (LIMIT-ALL-ENFORCED)",
+            );
         }
         if self.ws_read_buffer_bytes < 256 {
             return invalid("ws_read_buffer_bytes", "must be at least 256");

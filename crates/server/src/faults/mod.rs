@@ -109,11 +109,14 @@ pub enum Fault {
     /// Refills the rate bucket at one token a second instead of the
     /// advertised `max_messages_per_second` (breaks LIMIT-RATE's refill).
     SlowRateRefill,
+    /// Advertises `max_messages_per_second` and `max_burst` as 0 while
+    /// enforcing them (breaks LIMIT-ALL-ENFORCED).
+    UnadvertisedRateLimit,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 34] = [
+    pub const ALL: [Fault; 35] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -148,6 +151,7 @@ impl Fault {
         Fault::UnsubscribeKeepsPresence,
         Fault::StricterFrameLimit,
         Fault::SlowRateRefill,
+        Fault::UnadvertisedRateLimit,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -187,6 +191,7 @@ impl Fault {
             Fault::UnsubscribeKeepsPresence => "unsubscribe-keeps-presence",
             Fault::StricterFrameLimit => "stricter-frame-limit",
             Fault::SlowRateRefill => "slow-rate-refill",
+            Fault::UnadvertisedRateLimit => "unadvertised-rate-limit",
         }
     }
 }

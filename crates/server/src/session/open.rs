@@ -47,7 +47,19 @@ pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, 
         outbox.ungated = env.config.fault == Some(crate::faults::Fault::UngatedFeatureEvents);
     }
     let outbox = Arc::new(outbox);
-    outbox.send(&welcome(env, wire, &session_id, features, &identity));
+    #[allow(unused_mut)]
+    let mut w = welcome(env, wire, &session_id, features, &identity);
+    // Breaks LIMIT-ALL-ENFORCED: the rate limit is enforced but not advertised.
+    #[cfg(feature = "faults")]
+    if env.config.fault == Some(crate::faults::Fault::UnadvertisedRateLimit) {
+        if let Some(Body::Welcome(v2::Welcome {
+            limits: Some(l), ..
+        })) = &mut w.body
+        {
+            (l.max_messages_per_second, l.max_burst) = (0, 0);
+        }
+    }
+    outbox.send(&w);
     Ok(Session::new(env.clone(), outbox, identity))
 }
 
