@@ -119,6 +119,26 @@ fn steps() -> Result<Vec<Step>> {
             &ts,
             Cmd::new("node", &["scripts/install-test.mjs"]).env("COURIER_BIN", &courier),
         ),
+        // The TypeScript client passes the client conformance suite, driven
+        // under Node by its driver over the package built above
+        // (docs/conformance-client.md). Time scale 2: every case starts a
+        // Node process, eight at a time on two cores. `npm test` holds the
+        // proof that each of the client's faults is caught.
+        Step::new("TypeScript client conformance").run(
+            &ts,
+            Cmd::new(
+                courier.to_str().unwrap_or("courier"),
+                &[
+                    "conform",
+                    "client",
+                    "--time-scale",
+                    "2",
+                    "--",
+                    "node",
+                    "scripts/conform-driver.mjs",
+                ],
+            ),
+        ),
         // A project made by `courier init` builds, passes its own tests and
         // conforms (xtask/src/init_smoke.rs; needs the package built above).
         Step::new("courier init project").run(&root, Cmd::new("cargo", &["xtask", "init-smoke"])),

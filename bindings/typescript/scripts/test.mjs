@@ -6,7 +6,8 @@
 //      examples of README.md and docs/typescript.md type-check (scripts/docs-check.mjs)
 //   3. the browser test pages are bundled (esbuild): the plain client, React, tabs sharing a connection
 //   4. Debian's chromium is installed if missing (the browser test drives it)
-//   5. node:test runs the vector, live interop and browser tests
+//   5. node:test runs the vector, live interop and browser tests, and the client conformance suite
+//      once per test-only client fault (test/conform-faults.test.ts: each caught by its cases)
 // The live and browser tests run the reference server: $COURIER_BIN (`cargo xtask ci` sets it),
 // else $CARGO_TARGET_DIR/debug/courier, else ../../target/debug/courier.
 
