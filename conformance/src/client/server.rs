@@ -302,6 +302,10 @@ async fn read_loop(mut r: Reader) {
                 // the TCP connection end.
                 let drain = async { while r.stream.next().await.is_some() {} };
                 let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                // The server ends the TCP connection after the close handshake
+                // (RFC 6455 §7.1.1); clients such as Node's `ws` wait for it
+                // before they report the close.
+                r.sink.lock().await.take();
                 return;
             }
             Some(Ok(_)) => continue,
