@@ -641,3 +641,32 @@ async fn a_node_listens_only_to_channels_with_local_subscribers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_lasts_the_window_and_is_per_user() {
+    let redis = RedisProcess::start().unwrap();
+    let s = redis_server(&redis, |c| {
+        c.dedupe_window_ms = 700;
+        c.auth.hs256_secret = Some(SECRET.into());
+        c.auth.allow_anonymous = Some(true);
+    })
+    .await;
+    let mut anon = Client::json(&s).await.unwrap();
+    let first = anon.publish("same", "d", json!({})).await.unwrap();
+    assert!(!first.duplicate);
+    let again = anon.publish("same", "d", json!({})).await.unwrap();
+    assert!(again.duplicate && again.seq == first.seq);
+    // DEDUP: keyed by (channel, user, id): another user's id is its own.
+    let token = hs256(json!({"sub": "bob", "exp": now_s() + 60}));
+    let mut bob = Client::open(&s, "courier.v2.json", &token, &[])
+        .await
+        .unwrap();
+    let other = bob.publish("same", "d", json!({})).await.unwrap();
+    assert_eq!((other.duplicate, other.seq), (false, first.seq + 1));
+    let elsewhere = anon.publish("same", "d2", json!({})).await.unwrap();
+    assert_eq!((elsewhere.duplicate, elsewhere.seq), (false, 1));
+    // DEDUP-WINDOW: after the window the id is new again.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let later = anon.publish("same", "d", json!({})).await.unwrap();
+    assert_eq!((later.duplicate, later.seq), (false, first.seq + 2));
+}

@@ -11,8 +11,8 @@
 //! |---|---|---|
 //! | `{P:C}:meta` | hash | `e` epoch, `s` last seq |
 //! | `{P:C}:history` | stream | entry `<seq>-0`: `i` id, `t` ts, `p` publisher, `d` payload |
-//! | `{P:C}:dedupe` | hash | dedupe key → `"<epoch> <seq>"` |
-//! | `{P:C}:dedupe-at` | zset | dedupe key → numbered at (ms) |
+//! | `{P:C}:dedupe` | hash | dedupe key → `"<epoch> <seq> <numbered at, ms>"`; `#` counts insertions |
+//! | `{P:C}:dedupe-order` | zset | dedupe key → insertion number (oldest first) |
 //! | `{P:C}:members` | hash | session id → join order, user, info |
 //! | `{P:C}:members-exp` | zset | session id → expires at (ms) |
 //! | `{P:C}:members-meta` | hash | `n` join counter, `v` membership version |
@@ -61,8 +61,8 @@ impl Keys {
         self.key("dedupe")
     }
 
-    pub(super) fn dedupe_at(&self) -> String {
-        self.key("dedupe-at")
+    pub(super) fn dedupe_order(&self) -> String {
+        self.key("dedupe-order")
     }
 
     /// The three presence keys, in the scripts' KEYS order.

@@ -78,6 +78,9 @@ struct Inner {
     timeout: Duration,
     presence_ttl: Duration,
     sink: OnceLock<Weak<dyn EngineSink>>,
+    /// Dedupe keys forgotten because a channel reached its maximum before
+    /// their window ended (DEDUP-MAX), since start.
+    dedupe_evicted_early: std::sync::atomic::AtomicU64,
     listener: listener::Listener,
     members: presence::LocalMembers,
 }
@@ -106,6 +109,7 @@ impl RedisEngine {
             timeout: Duration::from_millis(config.command_timeout_ms),
             presence_ttl: Duration::from_millis(config.presence_ttl_ms),
             sink: OnceLock::new(),
+            dedupe_evicted_early: std::sync::atomic::AtomicU64::new(0),
             listener: listener::Listener::new(pubsub),
             members: presence::LocalMembers::default(),
         });

@@ -26,7 +26,7 @@ impl Inner {
             .key(keys.meta())
             .key(keys.history())
             .key(keys.dedupe())
-            .key(keys.dedupe_at())
+            .key(keys.dedupe_order())
             .arg(Inner::new_epoch())
             .arg(history_size)
             .arg((history_ttl.as_millis() as u64).max(1))
@@ -47,6 +47,11 @@ impl Inner {
         };
         let duplicate = f.flag()?;
         let ts = f.number()?;
+        let evicted = f.number()?;
+        if evicted > 0 {
+            self.dedupe_evicted_early
+                .fetch_add(evicted, std::sync::atomic::Ordering::Relaxed);
+        }
         if !duplicate {
             // This node's subscribers get it now; the pub/sub copy is for
             // the other nodes (the listener skips this node's own).
