@@ -471,7 +471,8 @@ fn message_impls(
             Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
                 Some(format!("{rt}::check_i53(*v, {:?})?;", f.name()))
             }
-            Type::Bytes if PAYLOAD_FIELDS.contains(&f.name()) => {
+            // A repeated `bytes payload` is a list of base64 strings, not payloads.
+            Type::Bytes if !repeated && PAYLOAD_FIELDS.contains(&f.name()) => {
                 Some(format!("{rt}::check_payload(v, {:?})?;", f.name()))
             }
             Type::Message => Some(format!("{rt}::Validate::validate(v)?;")),

@@ -70,7 +70,7 @@ pub struct FieldDoc {
     pub type_name: String,
     /// Anchor of the type's documentation when it is a message or enum.
     pub type_anchor: Option<String>,
-    /// `implicit`, `optional`, `message` or `repeated` (see [`presence_text`]).
+    /// `implicit`, `optional`, `message`, `repeated` or `map` (see [`presence_text`]).
     pub presence: &'static str,
     /// Name of the oneof group, for real (not synthetic) oneofs.
     pub oneof: Option<String>,
@@ -171,6 +171,7 @@ pub fn presence_text(presence: &str) -> &'static str {
         "optional" => "explicit presence (`optional`): written whenever set, even to 0",
         "message" => "message field: absent when not set",
         "repeated" => "repeated: an array, omitted when empty",
+        "map" => "map: an object keyed by the keys as strings, omitted when empty",
         _ => "",
     }
 }
@@ -364,8 +365,24 @@ fn collect_message(
             .and_then(|i| msg.oneof_decl.get(i as usize))
             .map(|o| o.name().to_string());
         let repeated = f.label() == Label::Repeated;
-        let (type_name, type_anchor) = field_type(f.r#type(), f.type_name());
-        let presence = if repeated {
+        // A map's entry message is not documented: show `map<K, V>`.
+        let entry = (msg.nested_type.iter()).find(|n| {
+            n.options.as_ref().is_some_and(|o| o.map_entry())
+                && f.r#type() == Type::Message
+                && f.type_name().rsplit('.').next() == Some(n.name())
+        });
+        let (type_name, type_anchor) = match entry {
+            Some(e) => {
+                let (key, value) = (&e.field[0], &e.field[1]);
+                let (v, anchor) = field_type(value.r#type(), value.type_name());
+                let k = field_type(key.r#type(), key.type_name()).0;
+                (format!("map<{k}, {v}>"), anchor)
+            }
+            None => field_type(f.r#type(), f.type_name()),
+        };
+        let presence = if entry.is_some() {
+            "map"
+        } else if repeated {
             "repeated"
         } else if synthetic {
             "optional"
@@ -379,6 +396,7 @@ fn collect_message(
             proto_json_name: f.json_name().to_string(),
             number: f.number(),
             payload: f.r#type() == Type::Bytes
+                && !repeated
                 && courier_codegen::PAYLOAD_FIELDS.contains(&f.name()),
             type_name,
             type_anchor,
