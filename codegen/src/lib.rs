@@ -31,6 +31,7 @@
 //! `examples/chat` for a complete crate.
 
 mod embedded;
+pub mod model;
 mod naming;
 mod policy;
 #[cfg(feature = "typescript")]
@@ -39,7 +40,7 @@ pub mod ts;
 use std::path::{Path, PathBuf};
 
 pub use embedded::{EmbeddedCourierResolver, COURIER_PROTOS};
-pub use policy::PAYLOAD_FIELDS;
+pub use model::PAYLOAD_FIELDS;
 pub use prost_types::FileDescriptorSet;
 
 /// Errors from code generation. All of them stop the build: fix the input
@@ -78,6 +79,15 @@ pub enum Error {
         /// What is unsupported, and what to use instead.
         reason: String,
     },
+}
+
+impl From<model::Unsupported> for Error {
+    fn from(e: model::Unsupported) -> Self {
+        Error::Unsupported {
+            file: e.file.clone(),
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// Builder for a `build.rs` that compiles payload definitions beside the
@@ -168,12 +178,8 @@ impl Config {
                 std::io::Error::other("OUT_DIR is not set: call from build.rs or set out_dir")
             })?),
         };
-        let mut all: Vec<String> = Vec::new();
-        for f in &fds.file {
-            if !all.iter().any(|p| p == f.package()) {
-                all.push(f.package().to_string());
-            }
-        }
+        let model = model::Model::new(&fds)?;
+        let all = &model.packages;
         // Every package in the set is generated (prost-build does the same),
         // except Courier's own for users: those are `courier_protocol::vN`.
         let requested: Vec<String> = if self.courier_itself {
@@ -201,11 +207,10 @@ impl Config {
         let ctx = policy::Context {
             rt: &self.runtime,
             packages: &requested,
-            all_packages: &all,
             externs: &externs,
             envelope_impls: self.courier_itself,
         };
-        let attrs = policy::attributes(&fds, &ctx);
+        let attrs = policy::attributes(&model, &ctx);
         let mut prost = prost_build::Config::new();
         // Maps stay HashMaps: prost-derive's Debug for BTreeMap names
         // `::prost` directly, which users' crates do not depend on. Their
@@ -234,7 +239,7 @@ impl Config {
             let file = out_dir.join(format!("{package}.rs"));
             let code = std::fs::read_to_string(&file)?;
             let mut code = postprocess(&code, self.courier_itself, &self.runtime);
-            code.push_str(&policy::extra_code(&fds, package, &ctx));
+            code.push_str(&policy::extra_code(&model, package, &ctx));
             std::fs::write(&file, code)?;
         }
         Ok(())
@@ -298,7 +303,8 @@ pub fn courier_descriptors(version: u32) -> Result<FileDescriptorSet, Error> {
     Ok(load(&[format!("courier/v{version}/envelope.proto")], no_includes)?.0)
 }
 
-fn is_courier_package(package: &str) -> bool {
+/// Whether `package` is one of Courier's own (`courier.v1`, `courier.v2`).
+pub(crate) fn is_courier_package(package: &str) -> bool {
     package == "courier.v1" || package == "courier.v2"
 }
 

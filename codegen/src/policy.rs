@@ -2,19 +2,14 @@
 //! schemars attributes on prost-generated types, plus the impls prost does
 //! not write: enum names, 53-bit integer checks and payload validation.
 //!
-//! Everything here is derived from descriptors, so Courier's own types and a
-//! user's payload types follow one policy.
+//! Everything here is rendered from the definitions' model (`model.rs`), so
+//! Courier's own types and a user's payload types follow one policy, the
+//! one the TypeScript generator follows too.
 
 use std::fmt::Write as _;
 
-use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorSet};
-
+use crate::model::{Cardinality, Enum, Field, Message, Model, Scalar, TypeRef, Value};
 use crate::naming::{field_ident, module_ident, rust_path, type_ident, Scope};
-
-/// Field names whose `bytes` hold an application value (JSON data model,
-/// MessagePack on the wire) rather than opaque bytes.
-pub const PAYLOAD_FIELDS: &[&str] = &["payload", "info"];
 
 /// What the policy needs to know about where the generated code lives.
 pub struct Context<'a> {
@@ -22,8 +17,6 @@ pub struct Context<'a> {
     pub rt: &'a str,
     /// Packages being generated (others are imports).
     pub packages: &'a [String],
-    /// Every package known, generated or imported.
-    pub all_packages: &'a [String],
     /// `extern_path` mappings `(".proto.pkg", "::rust::path")`.
     pub externs: &'a [(String, String)],
     /// Whether to emit the envelope impls (Courier's own packages only).
@@ -41,114 +34,71 @@ pub struct Attributes {
     pub fields: Vec<(String, String)>,
 }
 
-fn is_map_entry(m: &DescriptorProto) -> bool {
-    m.options
-        .as_ref()
-        .and_then(|o| o.map_entry)
-        .unwrap_or(false)
-}
-
-fn is_envelope(scope: &Scope, m: &DescriptorProto) -> bool {
-    scope.messages.is_empty() && scope.package.starts_with("courier.") && m.name() == "Envelope"
-}
-
-/// Computes every attribute for the messages of `fds` in `ctx.packages`.
-pub fn attributes(fds: &FileDescriptorSet, ctx: &Context) -> Attributes {
+/// Computes every attribute for the messages of `ctx.packages`.
+pub fn attributes(model: &Model, ctx: &Context) -> Attributes {
     let mut out = Attributes::default();
     let rt = ctx.rt;
-    for file in fds
-        .file
-        .iter()
-        .filter(|f| ctx.packages.iter().any(|p| p == f.package()))
-    {
-        let scope = Scope {
-            package: file.package().to_string(),
-            messages: vec![],
-        };
-        for m in &file.message_type {
+    for file in (model.files.iter()).filter(|f| ctx.packages.contains(&f.package)) {
+        for m in &file.messages {
             // Registered on top-level messages only: prost matches paths by
             // prefix, so nested messages inherit these (once).
-            if !is_envelope(&scope, m) {
+            if !m.is_envelope() {
                 out.messages.push((
-                    scope.fq(m.name()),
+                    m.scope.fq(&m.name),
                     format!(
                         "#[derive({rt}::serde::Serialize, {rt}::serde::Deserialize, {rt}::schemars::JsonSchema)]\n\
                          #[serde(crate = \"{rt}::serde\", default)]\n#[schemars(crate = \"{rt}::schemars\")]"
                     ),
                 ));
             }
-            message_fields(m, &scope, ctx, &mut out);
+            message_fields(m, ctx, &mut out);
         }
     }
     out
 }
 
-fn message_fields(m: &DescriptorProto, scope: &Scope, ctx: &Context, out: &mut Attributes) {
+fn message_fields(m: &Message, ctx: &Context, out: &mut Attributes) {
     let rt = ctx.rt;
-    let fq = scope.fq(m.name());
-    let inner = Scope {
-        package: scope.package.clone(),
-        messages: scope
-            .messages
-            .iter()
-            .cloned()
-            .chain([m.name().to_string()])
-            .collect(),
-    };
-    let envelope = is_envelope(scope, m);
-    for (i, oneof) in m.oneof_decl.iter().enumerate() {
-        let real = m
-            .field
-            .iter()
-            .any(|f| f.oneof_index == Some(i as i32) && !f.proto3_optional());
-        if !real {
-            continue;
-        }
-        let path = format!("{fq}.{}", oneof.name());
-        if envelope {
-            out.oneofs.push((
-                path.clone(),
-                format!(
-                    "#[derive({rt}::serde::Serialize, {rt}::schemars::JsonSchema)]\n\
-                     #[serde(crate = \"{rt}::serde\", tag = \"type\", rename_all = \"snake_case\")]\n\
-                     #[schemars(crate = \"{rt}::schemars\")]"
-                ),
-            ));
+    let fq = m.scope.fq(&m.name);
+    let inner = m.inner();
+    for (i, oneof) in m.oneofs.iter().enumerate() {
+        let path = format!("{fq}.{}", oneof.name);
+        // The envelope's union is written by serde, read by `envelope_impls!`.
+        let (de, tag) = if m.is_envelope() {
+            (String::new(), ", tag = \"type\"")
         } else {
-            out.oneofs.push((
-                path.clone(),
-                format!(
-                    "#[derive({rt}::serde::Serialize, {rt}::serde::Deserialize, {rt}::schemars::JsonSchema)]\n\
-                     #[serde(crate = \"{rt}::serde\", rename_all = \"snake_case\")]\n\
-                     #[schemars(crate = \"{rt}::schemars\")]"
-                ),
-            ));
-        }
-        for f in m.field.iter().filter(|f| f.oneof_index == Some(i as i32)) {
+            (format!(" {rt}::serde::Deserialize,"), "")
+        };
+        out.oneofs.push((
+            path.clone(),
+            format!(
+                "#[derive({rt}::serde::Serialize,{de} {rt}::schemars::JsonSchema)]\n\
+                 #[serde(crate = \"{rt}::serde\"{tag}, rename_all = \"snake_case\")]\n\
+                 #[schemars(crate = \"{rt}::schemars\")]"
+            ),
+        ));
+        for f in m.members(i) {
             // Oneof variants live in the message's module (one level down).
             let mut attrs = field_attrs(f, &inner, ctx, true);
-            attrs.extend(rename(f.name(), &serde_variant_name(&type_ident(f.name()))));
+            attrs.extend(rename(&f.name, &serde_variant_name(&type_ident(&f.name))));
             for attr in attrs {
-                out.fields.push((format!("{path}.{}", f.name()), attr));
+                out.fields.push((format!("{path}.{}", f.name), attr));
             }
         }
     }
-    for f in &m.field {
-        if f.oneof_index.is_some() && !f.proto3_optional() {
-            continue;
-        }
-        let mut attrs = match map_entry(m, f) {
-            Some(entry) => map_attrs(entry, scope, ctx),
-            None => field_attrs(f, scope, ctx, false),
+    for f in m.plain_fields() {
+        let mut attrs = match f.card {
+            Cardinality::Map(key) => map_attrs(key, &f.value, &m.scope, ctx),
+            _ => field_attrs(f, &m.scope, ctx, false),
         };
-        let ident = field_ident(f.name());
-        attrs.extend(rename(f.name(), ident.trim_start_matches("r#")));
+        let ident = field_ident(&f.name);
+        attrs.extend(rename(&f.name, ident.trim_start_matches("r#")));
         for attr in attrs {
-            out.fields.push((format!("{fq}.{}", f.name()), attr));
+            out.fields.push((format!("{fq}.{}", f.name), attr));
         }
     }
-    for nested in m.nested_type.iter().filter(|n| !is_map_entry(n)) {
-        message_fields(nested, &inner, ctx, out);
+    for nested in &m.messages {
+        message_fields(nested, ctx, out);
     }
 }
 
@@ -175,29 +125,17 @@ fn serde_variant_name(variant: &str) -> String {
     out
 }
 
-/// The key and value fields of a map entry message (numbers 1 and 2).
-fn entry_fields(entry: &DescriptorProto) -> (&FieldDescriptorProto, &FieldDescriptorProto) {
-    let by_number = |n| {
-        entry
-            .field
-            .iter()
-            .find(|f| f.number() == n)
-            .expect("map entries have fields 1 and 2")
-    };
-    (by_number(1), by_number(2))
-}
-
-/// The Rust type prost generates for a scalar proto type (map keys and values).
-fn scalar_type(t: Type) -> &'static str {
-    match t {
-        Type::Double => "f64",
-        Type::Float => "f32",
-        Type::Int32 | Type::Sint32 | Type::Sfixed32 => "i32",
-        Type::Int64 | Type::Sint64 | Type::Sfixed64 => "i64",
-        Type::Uint32 | Type::Fixed32 => "u32",
-        Type::Uint64 | Type::Fixed64 => "u64",
-        Type::Bool => "bool",
-        _ => "::std::string::String",
+/// The Rust type prost generates for a scalar (map keys and values).
+fn scalar_type(s: Scalar) -> &'static str {
+    match s {
+        Scalar::Double => "f64",
+        Scalar::Float => "f32",
+        Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => "i32",
+        Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => "i64",
+        Scalar::Uint32 | Scalar::Fixed32 => "u32",
+        Scalar::Uint64 | Scalar::Fixed64 => "u64",
+        Scalar::Bool => "bool",
+        Scalar::String | Scalar::Bytes => "::std::string::String",
     }
 }
 
@@ -205,62 +143,42 @@ fn scalar_type(t: Type) -> &'static str {
 /// keys are written sorted (prost's maps are `HashMap`s, whose order would
 /// change the encoding from run to run) and as strings, values follow the
 /// policy of their type (enum names, base64 bytes, 53-bit integers).
-fn map_attrs(entry: &DescriptorProto, scope: &Scope, ctx: &Context) -> Vec<String> {
+fn map_attrs(key: Scalar, value: &Value, scope: &Scope, ctx: &Context) -> Vec<String> {
     let rt = ctx.rt;
-    let (key, value) = entry_fields(entry);
-    let policy = match value.r#type() {
-        Type::Enum => Some(format!(
-            "{rt}::maps::Enum<{}>",
-            enum_path(value, scope, ctx)
-        )),
-        Type::Bytes => Some(format!("{rt}::maps::Base64")),
-        Type::Uint64 | Type::Fixed64 => Some(format!("{rt}::maps::U53")),
-        Type::Int64 | Type::Sint64 | Type::Sfixed64 => Some(format!("{rt}::maps::I53")),
-        _ => None,
+    let policy = match value {
+        Value::Enum(r) => format!("{rt}::maps::Enum<{}>", type_path(r, scope, ctx)),
+        Value::Scalar(Scalar::Bytes) => format!("{rt}::maps::Base64"),
+        Value::Scalar(s) if s.is_u64() => format!("{rt}::maps::U53"),
+        Value::Scalar(s) if s.is_i64() => format!("{rt}::maps::I53"),
+        Value::Message(r) => format!("{rt}::maps::Plain<{}>", type_path(r, scope, ctx)),
+        Value::Scalar(s) => format!("{rt}::maps::Plain<{}>", scalar_type(*s)),
+        Value::Payload => unreachable!("map values are never payloads"),
     };
     let skip = format!("skip_serializing_if = \"{rt}::is_empty_collection\"");
-    let policy = match policy {
-        Some(p) => p,
-        None if value.r#type() == Type::Message => {
-            format!("{rt}::maps::Plain<{}>", enum_path(value, scope, ctx))
-        }
-        None => format!("{rt}::maps::Plain<{}>", scalar_type(value.r#type())),
-    };
-    let key_ty = scalar_type(key.r#type());
     vec![
         format!(
             "#[serde({skip}, serialize_with = \"{rt}::maps::serialize::<{policy}, _, _>\", \
              deserialize_with = \"{rt}::maps::deserialize::<{policy}, _, _>\")]"
         ),
-        format!("#[schemars(schema_with = \"{rt}::maps::schema::<{policy}, {key_ty}>\")]"),
+        format!(
+            "#[schemars(schema_with = \"{rt}::maps::schema::<{policy}, {}>\")]",
+            scalar_type(key)
+        ),
     ]
 }
 
 /// The serde/schemars attributes of one field. `variant` is true for oneof
 /// members (newtype variants: no `skip_serializing_if`).
-fn field_attrs(
-    f: &FieldDescriptorProto,
-    scope: &Scope,
-    ctx: &Context,
-    variant: bool,
-) -> Vec<String> {
+fn field_attrs(f: &Field, scope: &Scope, ctx: &Context, variant: bool) -> Vec<String> {
     let rt = ctx.rt;
-    let repeated = f.label() == Label::Repeated;
-    let optional = f.proto3_optional();
     let mut serde: Vec<String> = Vec::new();
     let mut schema: Vec<String> = Vec::new();
     let skip = |s: &str| format!("skip_serializing_if = \"{s}\"");
-    if repeated {
-        if f.r#type() == Type::Message {
-            // Repeated messages need only the skip (maps go to `map_attrs`).
-            serde.push(skip("Vec::is_empty"));
-            null_default(f, variant, ctx, &mut serde);
-            return vec![attr("serde", &serde)];
-        }
+    if f.card == Cardinality::Repeated {
         serde.push(skip("Vec::is_empty"));
-        match f.r#type() {
-            Type::Enum => {
-                let e = enum_path(f, scope, ctx);
+        match &f.value {
+            Value::Enum(r) => {
+                let e = type_path(r, scope, ctx);
                 serde.push(format!(
                     "serialize_with = \"{rt}::enum_list_ser::<{e}, _>\""
                 ));
@@ -269,38 +187,34 @@ fn field_attrs(
                 ));
                 schema.push(format!("schema_with = \"{rt}::enum_list_schema::<{e}>\""));
             }
-            Type::Uint64 | Type::Fixed64 => {
+            Value::Scalar(s) if s.is_u64() => {
                 serde.push(format!("deserialize_with = \"{rt}::u53_list\""));
             }
-            Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+            Value::Scalar(s) if s.is_i64() => {
                 serde.push(format!("deserialize_with = \"{rt}::i53_list\""));
             }
-            Type::Bytes => {
+            Value::Scalar(Scalar::Bytes) => {
                 serde.push(format!("with = \"{rt}::base64_list\""));
                 schema.push(format!("schema_with = \"{rt}::base64_list_schema\""));
             }
             _ => {}
         }
         null_default(f, variant, ctx, &mut serde);
-        return vec![attr("serde", &serde), attr("schemars", &schema)]
+        return [attr("serde", &serde), attr("schemars", &schema)]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect();
     }
-    let opt = optional && !variant;
+    let opt = f.card == Cardinality::Optional && !variant;
+    let is_default = format!("{rt}::is_default");
     if !variant {
-        serde.push(skip(if opt || f.r#type() == Type::Message {
-            "Option::is_none"
-        } else {
-            match f.r#type() {
-                Type::String => "String::is_empty",
-                Type::Bytes => "<[u8]>::is_empty",
-                _ => "",
-            }
+        serde.push(skip(match &f.value {
+            _ if opt => "Option::is_none",
+            Value::Message(_) => "Option::is_none",
+            Value::Scalar(Scalar::String) => "String::is_empty",
+            Value::Scalar(Scalar::Bytes) | Value::Payload => "<[u8]>::is_empty",
+            _ => &is_default,
         }));
-        if serde[0].ends_with("\"\"") {
-            serde[0] = skip(&format!("{rt}::is_default"));
-        }
     }
     // Fields read null as their default (ENC-DEFAULTS-OMITTED); oneof
     // members are values, where null is an error (as in TypeScript).
@@ -311,16 +225,16 @@ fn field_attrs(
     } else {
         ""
     };
-    match f.r#type() {
-        Type::Enum => {
+    match &f.value {
+        Value::Enum(r) => {
             // Null is the zero value for members too: no `non_null_` form.
             let o = if opt { "opt_" } else { "" };
-            let e = enum_path(f, scope, ctx);
+            let e = type_path(r, scope, ctx);
             serde.push(format!("serialize_with = \"{rt}::{o}enum_ser::<{e}, _>\""));
             serde.push(format!("deserialize_with = \"{rt}::{o}enum_de::<{e}, _>\""));
             schema.push(format!("schema_with = \"{rt}::{o}enum_schema::<{e}>\""));
         }
-        Type::Uint64 | Type::Fixed64 => {
+        Value::Scalar(s) if s.is_u64() => {
             serde.push(format!("deserialize_with = \"{rt}::{o}u53\""));
             // schemars allows `range` on fields only, not on variants.
             schema.push(if variant {
@@ -329,7 +243,7 @@ fn field_attrs(
                 format!("range(max = {MAX_SAFE}u64)")
             });
         }
-        Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+        Value::Scalar(s) if s.is_i64() => {
             serde.push(format!("deserialize_with = \"{rt}::{o}i53\""));
             schema.push(if variant {
                 format!("schema_with = \"{rt}::maps::i53_schema\"")
@@ -337,13 +251,13 @@ fn field_attrs(
                 format!("range(min = -{MAX_SAFE}i64, max = {MAX_SAFE}i64)")
             });
         }
-        Type::Bytes if PAYLOAD_FIELDS.contains(&f.name()) => {
+        Value::Payload => {
             // A null payload is the payload value null, member or field.
             let o = if opt { "opt_" } else { "" };
             serde.push(format!("with = \"{rt}::{o}payload\""));
             schema.push(format!("schema_with = \"{rt}::payload_schema\""));
         }
-        Type::Bytes => {
+        Value::Scalar(Scalar::Bytes) => {
             serde.push(format!("with = \"{rt}::{o}base64\""));
             schema.push(format!("schema_with = \"{rt}::base64_schema\""));
         }
@@ -363,12 +277,12 @@ fn field_attrs(
 /// everything else (strings, bools, 32-bit numbers, repeated fields) gets
 /// `wire::nulls::or_default`. Oneof members are values, not fields: null
 /// stays an error there.
-fn null_default(f: &FieldDescriptorProto, variant: bool, ctx: &Context, serde: &mut Vec<String>) {
+fn null_default(f: &Field, variant: bool, ctx: &Context, serde: &mut Vec<String>) {
     let has_helper = serde
         .iter()
         .any(|a| a.starts_with("with") || a.starts_with("deserialize_with"));
-    let is_option =
-        f.label() != Label::Repeated && (f.proto3_optional() || f.r#type() == Type::Message);
+    let is_option = f.card == Cardinality::Optional
+        || (f.card != Cardinality::Repeated && matches!(f.value, Value::Message(_)));
     if !variant && !has_helper && !is_option {
         serde.push(format!(
             "deserialize_with = \"{}::nulls::or_default\"",
@@ -385,34 +299,29 @@ fn attr(name: &str, parts: &[String]) -> String {
     }
 }
 
-/// The Rust path of the enum or message type of field `f`, seen from `from`.
-fn enum_path(f: &FieldDescriptorProto, from: &Scope, ctx: &Context) -> String {
-    let (to, name) = Scope::split(f.type_name(), ctx.all_packages);
-    rust_path(from, &to, &name, ctx.externs)
+/// The Rust path of the enum or message `r`, seen from `from`.
+fn type_path(r: &TypeRef, from: &Scope, ctx: &Context) -> String {
+    rust_path(from, &r.scope, &r.name, ctx.externs)
 }
 
 /// Code appended to each generated package file: `ProtoEnum` for every enum,
 /// `Validate` for every message, and the envelope's serde impls.
-pub fn extra_code(fds: &FileDescriptorSet, package: &str, ctx: &Context) -> String {
+pub fn extra_code(model: &Model, package: &str, ctx: &Context) -> String {
     let rt = ctx.rt;
     let mut out = String::from("\n// Courier policy impls, generated by courier-codegen.\n");
-    let scope = Scope {
-        package: package.to_string(),
-        messages: vec![],
-    };
-    for file in fds.file.iter().filter(|f| f.package() == package) {
-        for e in &file.enum_type {
-            enum_impl(&mut out, rt, &type_ident(e.name()), e);
+    for file in model.files_of(package) {
+        for e in &file.enums {
+            enum_impl(&mut out, rt, &type_ident(&e.name), e);
         }
-        for m in &file.message_type {
-            message_impls(&mut out, m, &scope, ctx, "");
+        for m in &file.messages {
+            message_impls(&mut out, m, ctx, "");
         }
     }
     out
 }
 
-fn enum_impl(out: &mut String, rt: &str, path: &str, e: &prost_types::EnumDescriptorProto) {
-    let names: Vec<String> = e.value.iter().map(|v| format!("{:?}", v.name())).collect();
+fn enum_impl(out: &mut String, rt: &str, path: &str, e: &Enum) {
+    let names: Vec<String> = e.values.iter().map(|v| format!("{:?}", v.name)).collect();
     let _ = write!(
         out,
         "impl {rt}::ProtoEnum for {path} {{\n    const NAMES: &'static [&'static str] = &[{names}];\n    \
@@ -422,90 +331,53 @@ fn enum_impl(out: &mut String, rt: &str, path: &str, e: &prost_types::EnumDescri
     );
 }
 
-fn message_impls(
-    out: &mut String,
-    m: &DescriptorProto,
-    scope: &Scope,
-    ctx: &Context,
-    prefix: &str,
-) {
-    if is_map_entry(m) {
-        return;
+/// The `Validate` check of one value `v` of `value` named `name`, if any;
+/// `payloads`: whether payload values are checked (not in oneofs).
+fn check(value: &Value, name: &str, rt: &str, payloads: bool) -> Option<String> {
+    match value {
+        Value::Scalar(s) if s.is_u64() => Some(format!("{rt}::check_u53(*v, {name:?})?")),
+        Value::Scalar(s) if s.is_i64() => Some(format!("{rt}::check_i53(*v, {name:?})?")),
+        Value::Payload if payloads => Some(format!("{rt}::check_payload(v, {name:?})?")),
+        Value::Message(_) => Some(format!("{rt}::Validate::validate(v)?")),
+        _ => None,
     }
+}
+
+fn message_impls(out: &mut String, m: &Message, ctx: &Context, prefix: &str) {
     let rt = ctx.rt;
-    let ty = format!("{prefix}{}", type_ident(m.name()));
-    let module = format!("{prefix}{}::", module_ident(m.name()));
-    let inner = Scope {
-        package: scope.package.clone(),
-        messages: scope
-            .messages
-            .iter()
-            .cloned()
-            .chain([m.name().to_string()])
-            .collect(),
-    };
+    let ty = format!("{prefix}{}", type_ident(&m.name));
+    let module = format!("{prefix}{}::", module_ident(&m.name));
     let mut checks = String::new();
-    for f in &m.field {
-        let id = field_ident(f.name());
-        if f.oneof_index.is_some() && !f.proto3_optional() {
-            continue;
-        }
-        if let Some(entry) = map_entry(m, f) {
+    for f in m.plain_fields() {
+        let id = field_ident(&f.name);
+        if let Cardinality::Map(_) = f.card {
             // Map values get the checks of a singular field of their type.
-            let (_, value) = entry_fields(entry);
-            let check = match value.r#type() {
-                Type::Uint64 | Type::Fixed64 => format!("{rt}::check_u53(*v, {:?})?;", f.name()),
-                Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
-                    format!("{rt}::check_i53(*v, {:?})?;", f.name())
-                }
-                Type::Message => format!("{rt}::Validate::validate(v)?;"),
-                _ => continue,
-            };
-            let _ = writeln!(checks, "        for v in self.{id}.values() {{ {check} }}");
+            if let Some(check) = check(&f.value, &f.name, rt, false) {
+                let _ = writeln!(checks, "        for v in self.{id}.values() {{ {check}; }}");
+            }
             continue;
         }
-        let repeated = f.label() == Label::Repeated;
-        let opt = f.proto3_optional();
-        let check = match f.r#type() {
-            Type::Uint64 | Type::Fixed64 => Some(format!("{rt}::check_u53(*v, {:?})?;", f.name())),
-            Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
-                Some(format!("{rt}::check_i53(*v, {:?})?;", f.name()))
-            }
-            // A repeated `bytes payload` is a list of base64 strings, not payloads.
-            Type::Bytes if !repeated && PAYLOAD_FIELDS.contains(&f.name()) => {
-                Some(format!("{rt}::check_payload(v, {:?})?;", f.name()))
-            }
-            Type::Message => Some(format!("{rt}::Validate::validate(v)?;")),
-            _ => None,
+        let Some(check) = check(&f.value, &f.name, rt, true) else {
+            continue;
         };
-        let Some(check) = check else { continue };
-        let is_msg = f.r#type() == Type::Message;
-        if repeated {
-            let _ = writeln!(checks, "        for v in &self.{id} {{ {check} }}");
-        } else if opt || is_msg {
+        if f.card == Cardinality::Repeated {
+            let _ = writeln!(checks, "        for v in &self.{id} {{ {check}; }}");
+        } else if f.card == Cardinality::Optional || matches!(f.value, Value::Message(_)) {
             let _ = writeln!(
                 checks,
-                "        if let ::core::option::Option::Some(v) = &self.{id} {{ {check} }}"
+                "        if let ::core::option::Option::Some(v) = &self.{id} {{ {check}; }}"
             );
         } else {
-            let _ = writeln!(checks, "        {{ let v = &self.{id}; {check} }}");
+            let _ = writeln!(checks, "        {{ let v = &self.{id}; {check}; }}");
         }
     }
     // Oneofs: validate the member that is set.
     let mut oneof_impls = String::new();
-    for (i, oneof) in m.oneof_decl.iter().enumerate() {
-        let members: Vec<&FieldDescriptorProto> = m
-            .field
-            .iter()
-            .filter(|f| f.oneof_index == Some(i as i32) && !f.proto3_optional())
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        let enum_ty = format!("{module}{}", type_ident(oneof.name()));
-        if !is_envelope(scope, m) {
+    for (i, oneof) in m.oneofs.iter().enumerate() {
+        let enum_ty = format!("{module}{}", type_ident(&oneof.name));
+        if !m.is_envelope() {
             // Member names for the forward-compatible `wire::oneof` serde.
-            let names: Vec<String> = members.iter().map(|f| format!("{:?}", f.name())).collect();
+            let names: Vec<String> = m.members(i).map(|f| format!("{:?}", f.name)).collect();
             let _ = writeln!(
                 oneof_impls,
                 "impl {rt}::oneof::ProtoOneof for {enum_ty} {{\n    const NAMES: &'static [&'static str] = &[{}];\n}}",
@@ -515,21 +387,16 @@ fn message_impls(
         let _ = writeln!(
             checks,
             "        match &self.{} {{",
-            field_ident(oneof.name())
+            field_ident(&oneof.name)
         );
-        for f in members {
-            let variant = type_ident(f.name());
-            let body = match f.r#type() {
-                Type::Uint64 | Type::Fixed64 => format!("{rt}::check_u53(*v, {:?})?", f.name()),
-                Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
-                    format!("{rt}::check_i53(*v, {:?})?", f.name())
-                }
-                Type::Message => format!("{rt}::Validate::validate(v)?"),
-                _ => continue,
+        for f in m.members(i) {
+            let Some(body) = check(&f.value, &f.name, rt, false) else {
+                continue;
             };
             let _ = writeln!(
                 checks,
-                "            ::core::option::Option::Some({enum_ty}::{variant}(v)) => {{ {body} }}"
+                "            ::core::option::Option::Some({enum_ty}::{}(v)) => {{ {body} }}",
+                type_ident(&f.name)
             );
         }
         let _ = writeln!(checks, "            _ => {{}}\n        }}");
@@ -539,44 +406,29 @@ fn message_impls(
         "impl {rt}::Validate for {ty} {{\n    #[allow(unused_variables)]\n    fn validate(&self) -> ::core::result::Result<(), {rt}::ValidateError> {{\n{checks}        ::core::result::Result::Ok(())\n    }}\n}}\n"
     );
     out.push_str(&oneof_impls);
-    if ctx.envelope_impls && is_envelope(scope, m) {
-        let variants: Vec<String> = m
-            .field
-            .iter()
-            .filter(|f| f.oneof_index.is_some())
-            .map(|f| {
-                let (to, name) = Scope::split(f.type_name(), ctx.all_packages);
-                format!(
+    if ctx.envelope_impls && m.is_envelope() {
+        let variants: Vec<String> = (m.fields.iter().filter(|f| f.oneof.is_some()))
+            .filter_map(|f| match &f.value {
+                Value::Message(r) => Some(format!(
                     "{:?} => {}({})",
-                    f.name(),
-                    type_ident(f.name()),
-                    rust_path(scope, &to, &name, ctx.externs)
-                )
+                    f.name,
+                    type_ident(&f.name),
+                    type_path(r, &m.scope, ctx)
+                )),
+                _ => None,
             })
             .collect();
         let _ = writeln!(
             out,
             "{rt}::envelope_impls!({ty}, {}, {{ {} }});",
-            module_ident(m.name()),
+            module_ident(&m.name),
             variants.join(", ")
         );
     }
-    for e in &m.enum_type {
-        enum_impl(out, rt, &format!("{module}{}", type_ident(e.name())), e);
+    for e in &m.enums {
+        enum_impl(out, rt, &format!("{module}{}", type_ident(&e.name)), e);
     }
-    for n in &m.nested_type {
-        message_impls(out, n, &inner, ctx, &module);
+    for n in &m.messages {
+        message_impls(out, n, ctx, &module);
     }
-}
-
-/// The map entry message of `f` when `f` is a map field of `m`.
-fn map_entry<'m>(m: &'m DescriptorProto, f: &FieldDescriptorProto) -> Option<&'m DescriptorProto> {
-    if f.label() != Label::Repeated || f.r#type() != Type::Message {
-        return None;
-    }
-    // The entry is nested in `m` itself, so its name is the last segment.
-    let entry = f.type_name().rsplit('.').next().unwrap_or_default();
-    m.nested_type
-        .iter()
-        .find(|n| n.name() == entry && is_map_entry(n))
 }

@@ -1,7 +1,8 @@
 //! The TypeScript generator: Courier definitions of one version plus a
 //! user's payload `.proto` files become TypeScript types, a discriminated
 //! `Envelope` union and codecs for the JSON/MessagePack data model and for
-//! Protobuf, rendered through handlebars templates (`templates/`).
+//! Protobuf, written in Rust from the definitions' model (`crate::model`),
+//! the one the Rust policy and `courier docs` render from.
 //!
 //! For every proto package `a.b` it writes three ES modules under `a/b/`:
 //! `types.ts` (types and enum tables), `wire.ts` (to and from the JSON and
@@ -19,8 +20,10 @@
 //! config.write(&["proto/chat.proto"], &["proto"], "web/src/gen").unwrap();
 //! ```
 
-mod model;
+mod proto;
 mod render;
+mod types;
+mod wire;
 
 use std::path::{Path, PathBuf};
 
@@ -42,9 +45,6 @@ pub enum TsError {
         /// What it uses.
         what: String,
     },
-    /// A template failed to render: a bug in the generator, please report it.
-    #[error("template error: {0}")]
-    Template(String),
     /// Writing the output failed.
     #[error("writing {path}: {source}")]
     Write {
@@ -155,8 +155,16 @@ impl TsConfig {
                 what: format!("importing a Courier version other than {}", packages[0]),
             });
         }
-        let model = model::build(&fds, &packages)?;
-        render::render(&model, &self.runtime_import, &self.generated_by)
+        let model = crate::model::Model::new(&fds).map_err(|e| TsError::Unsupported {
+            item: e.item,
+            what: e.what,
+        })?;
+        Ok(render::render(
+            &model,
+            &packages,
+            &self.runtime_import,
+            &self.generated_by,
+        ))
     }
 
     /// Generates and writes every file below `out_dir`, returning the paths

@@ -42,6 +42,7 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use courier_codegen::model::Model as Definitions;
 use courier_protocol::examples;
 use courier_protocol::Version;
 
@@ -183,11 +184,17 @@ impl Config {
 
     /// Collects the reference data without rendering it.
     pub fn collect(&self) -> Result<Reference, Error> {
-        let fds1 = courier_codegen::courier_descriptors(1)?;
-        let fds2 = courier_codegen::courier_descriptors(2)?;
-        let v1 = model::Model::courier(&fds1, 1)?;
-        let mut v2 = model::Model::courier(&fds2, 2)?;
-        v2.mark_since(&v1);
+        let defs = |version| -> Result<Definitions, courier_codegen::Error> {
+            Ok(Definitions::new(&courier_codegen::courier_descriptors(
+                version,
+            )?)?)
+        };
+        let mut defs1 = defs(1)?;
+        defs1.date(1, None);
+        let mut defs2 = defs(2)?;
+        defs2.date(2, Some(&defs1));
+        let v1 = model::Model::courier(&defs1, 1)?;
+        let v2 = model::Model::courier(&defs2, 2)?;
         let changes = history::diff(&v1, &v2);
         let close_codes = close_codes::table(&v2);
 
@@ -239,7 +246,8 @@ impl Config {
                 .map(|f| f.package().to_string())
                 .collect();
             let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
-            Some(model::Model::build(&fds, &packages, 0))
+            let defs = Definitions::new(&fds).map_err(courier_codegen::Error::from)?;
+            Some(model::Model::build(&defs, &packages, 0))
         };
 
         let (transcripts, server_name) = if self.transcripts {

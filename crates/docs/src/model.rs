@@ -1,19 +1,11 @@
-//! The documentation model read from proto descriptors: every message,
-//! field, enum and envelope body type with its doc comment, in a shape the
-//! templates and the AsyncAPI writer can use directly.
+//! The documentation's view of the definitions: every message, field, enum
+//! and envelope body type with its doc comment, in the shape the templates
+//! and the AsyncAPI writer use, projected from courier-codegen's model of the
+//! definitions (`courier_codegen::model`, the one the Rust and TypeScript
+//! generators render from).
 
-use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorProto, FileDescriptorSet};
+use courier_codegen::model::{self as defs, Cardinality, Value};
 use serde::Serialize;
-
-/// Descriptor path numbers (descriptor.proto) used to find comments.
-const FILE_MESSAGE: i32 = 4;
-const FILE_ENUM: i32 = 5;
-const MSG_FIELD: i32 = 2;
-const MSG_NESTED: i32 = 3;
-const MSG_ENUM: i32 = 4;
-const MSG_ONEOF: i32 = 8;
-const ENUM_VALUE: i32 = 2;
 
 /// Who sends an envelope body type, taken from the first words of its
 /// comment in `Envelope.body` ("Client to server:", ...).
@@ -177,47 +169,30 @@ pub fn presence_text(presence: &str) -> &'static str {
 }
 
 impl Model {
-    /// Builds the model of the files of `packages` in `fds` (their imports
-    /// are only used to resolve types). Every element starts with `since =
-    /// version`; [`Model::mark_since`] corrects it from an older model.
-    pub fn build(fds: &FileDescriptorSet, packages: &[&str], version: u32) -> Model {
+    /// Builds the view of the files of `packages` in `defs` (their imports
+    /// are only used to resolve types), with the `since` of `defs` (0 when
+    /// undated, for a user's payload definitions).
+    pub fn build(defs: &defs::Model, packages: &[&str], version: u32) -> Model {
         let mut model = Model {
             version,
             messages: Vec::new(),
             enums: Vec::new(),
             bodies: Vec::new(),
         };
-        for file in fds.file.iter().filter(|f| packages.contains(&f.package())) {
-            let comments = Comments::of(file);
-            for (i, msg) in file.message_type.iter().enumerate() {
-                collect_message(
-                    &mut model,
-                    file,
-                    &comments,
-                    msg,
-                    "",
-                    vec![FILE_MESSAGE, i as i32],
-                );
+        for file in (defs.files.iter()).filter(|f| packages.contains(&f.package.as_str())) {
+            for m in &file.messages {
+                collect_message(&mut model, m);
             }
-            for (i, en) in file.enum_type.iter().enumerate() {
-                collect_enum(
-                    &mut model,
-                    file,
-                    &comments,
-                    en,
-                    "",
-                    vec![FILE_ENUM, i as i32],
-                );
-            }
+            model.enums.extend(file.enums.iter().map(enum_doc));
         }
         model
     }
 
-    /// Builds the model of Courier's own definitions of `version`, including
+    /// Builds the view of Courier's own definitions of `version`, including
     /// the envelope body table.
-    pub fn courier(fds: &FileDescriptorSet, version: u32) -> Result<Model, ModelError> {
+    pub fn courier(defs: &defs::Model, version: u32) -> Result<Model, ModelError> {
         let package = format!("courier.v{version}");
-        let mut model = Model::build(fds, &[&package], version);
+        let mut model = Model::build(defs, &[&package], version);
         let envelope = model
             .messages
             .iter()
@@ -237,7 +212,7 @@ impl Model {
                 direction,
                 direction_label: direction.label(),
                 summary,
-                since: version,
+                since: f.since,
                 deprecated: f.deprecated,
             });
         }
@@ -245,51 +220,6 @@ impl Model {
             return Err(ModelError::NoEnvelope(package));
         }
         Ok(model)
-    }
-
-    /// Sets every element's `since` from `older` (the previous version's
-    /// model): an element present there, under the same name and number,
-    /// dates from that version.
-    pub fn mark_since(&mut self, older: &Model) {
-        for m in &mut self.messages {
-            let Some(old) = older.messages.iter().find(|o| o.name == m.name) else {
-                continue;
-            };
-            m.since = old.since;
-            for f in &mut m.fields {
-                if let Some(of) = old
-                    .fields
-                    .iter()
-                    .find(|of| of.number == f.number && of.name == f.name)
-                {
-                    f.since = of.since;
-                }
-            }
-        }
-        for e in &mut self.enums {
-            let Some(old) = older.enums.iter().find(|o| o.name == e.name) else {
-                continue;
-            };
-            e.since = old.since;
-            for v in &mut e.values {
-                if let Some(ov) = old
-                    .values
-                    .iter()
-                    .find(|ov| ov.number == v.number && ov.name == v.name)
-                {
-                    v.since = ov.since;
-                }
-            }
-        }
-        for b in &mut self.bodies {
-            if let Some(ob) = older
-                .bodies
-                .iter()
-                .find(|ob| ob.type_name == b.type_name && ob.number == b.number)
-            {
-                b.since = ob.since;
-            }
-        }
     }
 
     /// The message called `name`.
@@ -300,31 +230,6 @@ impl Model {
     /// The envelope body with wire type `type_name`.
     pub fn body(&self, type_name: &str) -> Option<&BodyDoc> {
         self.bodies.iter().find(|b| b.type_name == type_name)
-    }
-}
-
-/// Leading comments of one file, by descriptor path.
-struct Comments(Vec<(Vec<i32>, String)>);
-
-impl Comments {
-    fn of(file: &FileDescriptorProto) -> Comments {
-        let mut out = Vec::new();
-        if let Some(info) = &file.source_code_info {
-            for loc in &info.location {
-                if let Some(c) = &loc.leading_comments {
-                    out.push((loc.path.clone(), clean_comment(c)));
-                }
-            }
-        }
-        Comments(out)
-    }
-
-    fn get(&self, path: &[i32]) -> String {
-        self.0
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, c)| c.clone())
-            .unwrap_or_default()
     }
 }
 
@@ -344,165 +249,102 @@ fn clean_comment(raw: &str) -> String {
         .join("\n\n")
 }
 
-fn collect_message(
-    model: &mut Model,
-    file: &FileDescriptorProto,
-    comments: &Comments,
-    msg: &DescriptorProto,
-    prefix: &str,
-    path: Vec<i32>,
-) {
-    let name = format!("{prefix}{}", msg.name());
-    let full_name = format!("{}.{name}", file.package());
-    let mut fields = Vec::new();
-    for (i, f) in msg.field.iter().enumerate() {
-        let mut fpath = path.clone();
-        fpath.extend([MSG_FIELD, i as i32]);
-        let synthetic = f.proto3_optional();
-        let oneof = f
-            .oneof_index
-            .filter(|_| !synthetic)
-            .and_then(|i| msg.oneof_decl.get(i as usize))
-            .map(|o| o.name().to_string());
-        let repeated = f.label() == Label::Repeated;
-        // A map's entry message is not documented: show `map<K, V>`.
-        let entry = (msg.nested_type.iter()).find(|n| {
-            n.options.as_ref().is_some_and(|o| o.map_entry())
-                && f.r#type() == Type::Message
-                && f.type_name().rsplit('.').next() == Some(n.name())
-        });
-        let (type_name, type_anchor) = match entry {
-            Some(e) => {
-                let (key, value) = (&e.field[0], &e.field[1]);
-                let (v, anchor) = field_type(value.r#type(), value.type_name());
-                let k = field_type(key.r#type(), key.type_name()).0;
-                (format!("map<{k}, {v}>"), anchor)
-            }
-            None => field_type(f.r#type(), f.type_name()),
-        };
-        let presence = if entry.is_some() {
-            "map"
-        } else if repeated {
-            "repeated"
-        } else if synthetic {
-            "optional"
-        } else if f.r#type() == Type::Message || oneof.is_some() {
-            "message"
-        } else {
-            "implicit"
-        };
-        fields.push(FieldDoc {
-            name: f.name().to_string(),
-            proto_json_name: f.json_name().to_string(),
-            number: f.number(),
-            payload: f.r#type() == Type::Bytes
-                && !repeated
-                && courier_codegen::PAYLOAD_FIELDS.contains(&f.name()),
-            type_name,
-            type_anchor,
-            presence,
-            oneof,
-            deprecated: f.options.as_ref().is_some_and(|o| o.deprecated()),
-            since: model.version,
-            doc: comments.get(&fpath),
-        });
-    }
-    // The oneof's own comment is folded into the message doc: it explains
-    // the group the fields belong to.
-    let mut doc = comments.get(&path);
-    for (i, o) in msg.oneof_decl.iter().enumerate() {
-        let mut opath = path.clone();
-        opath.extend([MSG_ONEOF, i as i32]);
-        let c = comments.get(&opath);
-        if !c.is_empty() && !o.name().starts_with('_') {
-            doc.push_str(&format!("\n\n`{}`: {c}", o.name()));
-        }
-    }
-    model.messages.push(MessageDoc {
-        anchor: format!("type-{}", name.replace('.', "-")),
-        full_name,
-        file: file.name().to_string(),
-        doc,
-        deprecated: msg.options.as_ref().is_some_and(|o| o.deprecated()),
-        since: model.version,
-        fields,
-        name: name.clone(),
-    });
-    for (i, nested) in msg.nested_type.iter().enumerate() {
-        if nested.options.as_ref().is_some_and(|o| o.map_entry()) {
-            continue;
-        }
-        let mut npath = path.clone();
-        npath.extend([MSG_NESTED, i as i32]);
-        collect_message(model, file, comments, nested, &format!("{name}."), npath);
-    }
-    for (i, en) in msg.enum_type.iter().enumerate() {
-        let mut epath = path.clone();
-        epath.extend([MSG_ENUM, i as i32]);
-        collect_enum(model, file, comments, en, &format!("{name}."), epath);
-    }
-}
-
-fn collect_enum(
-    model: &mut Model,
-    file: &FileDescriptorProto,
-    comments: &Comments,
-    en: &EnumDescriptorProto,
-    prefix: &str,
-    path: Vec<i32>,
-) {
-    let name = format!("{prefix}{}", en.name());
-    let values = en
-        .value
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut vpath = path.clone();
-            vpath.extend([ENUM_VALUE, i as i32]);
-            EnumValueDoc {
-                name: v.name().to_string(),
-                number: v.number(),
-                doc: comments.get(&vpath),
-                deprecated: v.options.as_ref().is_some_and(|o| o.deprecated()),
-                since: model.version,
+/// Adds `m`, then its nested messages, then its nested enums.
+fn collect_message(model: &mut Model, m: &defs::Message) {
+    let name = nested(&m.scope, &m.name);
+    let fields = (m.fields.iter())
+        .map(|f| {
+            let oneof = f.oneof.map(|i| m.oneofs[i].name.clone());
+            let (type_name, type_anchor) = field_type(&f.value, f.card);
+            let presence = match f.card {
+                Cardinality::Map(_) => "map",
+                Cardinality::Repeated => "repeated",
+                Cardinality::Optional => "optional",
+                _ if matches!(f.value, Value::Message(_)) || oneof.is_some() => "message",
+                _ => "implicit",
+            };
+            FieldDoc {
+                name: f.name.clone(),
+                proto_json_name: f.json_name.clone(),
+                number: f.number,
+                payload: f.value == Value::Payload,
+                type_name,
+                type_anchor,
+                presence,
+                oneof,
+                deprecated: f.deprecated,
+                since: f.since,
+                doc: clean_comment(&f.doc),
             }
         })
         .collect();
-    model.enums.push(EnumDoc {
+    // The oneof's own comment is folded into the message doc: it explains
+    // the group the fields belong to.
+    let mut doc = clean_comment(&m.doc);
+    for o in m.oneofs.iter().filter(|o| !o.doc.is_empty()) {
+        doc.push_str(&format!("\n\n`{}`: {}", o.name, clean_comment(&o.doc)));
+    }
+    model.messages.push(MessageDoc {
         anchor: format!("type-{}", name.replace('.', "-")),
-        full_name: format!("{}.{name}", file.package()),
-        file: file.name().to_string(),
-        doc: comments.get(&path),
-        since: model.version,
-        values,
+        full_name: m.full_name(),
+        file: m.file.clone(),
+        doc,
+        deprecated: m.deprecated,
+        since: m.since,
+        fields,
         name,
     });
+    for n in &m.messages {
+        collect_message(model, n);
+    }
+    model.enums.extend(m.enums.iter().map(enum_doc));
 }
 
-/// The displayed type of a field and the anchor of its documentation.
-fn field_type(ty: Type, type_name: &str) -> (String, Option<String>) {
-    match ty {
-        Type::Message | Type::Enum => {
-            // `.courier.v2.StreamPosition` → `StreamPosition`; nested types
-            // keep their parent (`Outer.Inner`), found by the capital letter
-            // that starts a type name after the package's lowercase parts.
-            let trimmed = type_name.trim_start_matches('.');
-            let parts: Vec<&str> = trimmed.split('.').collect();
-            let start = parts
-                .iter()
-                .position(|p| p.starts_with(|c: char| c.is_ascii_uppercase()))
-                .unwrap_or(0);
-            let short = parts[start..].join(".");
-            let anchor = format!("type-{}", short.replace('.', "-"));
-            (short, Some(anchor))
+fn enum_doc(e: &defs::Enum) -> EnumDoc {
+    let name = nested(&e.scope, &e.name);
+    EnumDoc {
+        anchor: format!("type-{}", name.replace('.', "-")),
+        full_name: format!("{}.{name}", e.scope.package),
+        file: e.file.clone(),
+        doc: clean_comment(&e.doc),
+        since: e.since,
+        values: (e.values.iter())
+            .map(|v| EnumValueDoc {
+                name: v.name.clone(),
+                number: v.number,
+                doc: clean_comment(&v.doc),
+                deprecated: v.deprecated,
+                since: v.since,
+            })
+            .collect(),
+        name,
+    }
+}
+
+/// A type's name inside its package (`Room.Member`).
+fn nested(scope: &defs::Scope, name: &str) -> String {
+    defs::TypeRef {
+        scope: scope.clone(),
+        name: name.to_string(),
+    }
+    .nested_name(".")
+}
+
+/// The displayed type of a field (`uint64`, `StreamPosition`,
+/// `map<string, Room.Member>`) and the anchor of its documentation.
+fn field_type(value: &Value, card: Cardinality) -> (String, Option<String>) {
+    let (name, anchor) = match value {
+        Value::Scalar(s) => (s.proto_name().to_string(), None),
+        Value::Payload => ("bytes".to_string(), None),
+        Value::Enum(r) | Value::Message(r) => {
+            let name = r.nested_name(".");
+            let anchor = format!("type-{}", name.replace('.', "-"));
+            (name, Some(anchor))
         }
-        other => (
-            other
-                .as_str_name()
-                .trim_start_matches("TYPE_")
-                .to_ascii_lowercase(),
-            None,
-        ),
+    };
+    match card {
+        Cardinality::Map(key) => (format!("map<{}, {name}>", key.proto_name()), anchor),
+        _ => (name, anchor),
     }
 }
 
@@ -520,10 +362,26 @@ mod tests {
 
     #[test]
     fn nested_type_names_keep_their_parent() {
+        let member = defs::TypeRef {
+            scope: defs::Scope {
+                package: "chat.v1".into(),
+                messages: vec!["Room".into()],
+            },
+            name: "Member".into(),
+        };
+        let (name, anchor) = field_type(&Value::Message(member.clone()), Cardinality::Singular);
         assert_eq!(
-            field_type(Type::Message, ".chat.v1.Room.Member").0,
-            "Room.Member"
+            (name.as_str(), anchor.as_deref()),
+            ("Room.Member", Some("type-Room-Member"))
         );
-        assert_eq!(field_type(Type::Uint64, "").0, "uint64");
+        let map = field_type(
+            &Value::Message(member),
+            Cardinality::Map(defs::Scalar::String),
+        );
+        assert_eq!(map.0, "map<string, Room.Member>");
+        assert_eq!(
+            field_type(&Value::Scalar(defs::Scalar::Uint64), Cardinality::Singular).0,
+            "uint64"
+        );
     }
 }

@@ -173,7 +173,8 @@ fn every_conformance_case_is_listed_and_linked_from_its_requirements() {
 fn cited_requirement_ids_exist_and_every_type_has_a_reply_entry() {
     let ids: BTreeSet<String> = spec_ids_on_disk().into_iter().collect();
     let fds = courier_codegen::courier_descriptors(2).unwrap();
-    let model = courier_docs::model::Model::courier(&fds, 2).unwrap();
+    let defs = courier_codegen::model::Model::new(&fds).unwrap();
+    let model = courier_docs::model::Model::courier(&defs, 2).unwrap();
     for b in &model.bodies {
         assert!(
             courier_docs::replies::KNOWN_TYPES.contains(&b.type_name.as_str()),
