@@ -208,10 +208,15 @@ pub struct EngineConfig {
     /// every node pointing at the same `url` and `key_prefix`, kept across
     /// restarts of the nodes.
     pub kind: EngineKind,
-    /// Redis URL, `redis://[[user]:password@]host[:port][/db]`. Default
-    /// `redis://127.0.0.1:6379/0`: a Redis on the same machine. Redis 6 or
-    /// later (RESP3); Valkey and other RESP3 servers work alike.
+    /// Redis URL, `redis://[[user]:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS. Default `redis://127.0.0.1:6379/0`: a Redis on
+    /// the same machine. Redis 6 or later (RESP3); Valkey and other RESP3
+    /// servers work alike.
     pub url: String,
+    /// With a `rediss://` URL: PEM file of the CA certificates to trust
+    /// instead of the public web roots (a Redis with a private CA).
+    /// Default none: the public roots, as for a managed Redis.
+    pub tls_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and pub/sub channel. Default `courier`:
     /// several deployments can share one Redis with different prefixes.
     pub key_prefix: String,
@@ -253,6 +258,7 @@ impl Default for EngineConfig {
         EngineConfig {
             kind: EngineKind::Memory,
             url: "redis://127.0.0.1:6379/0".to_string(),
+            tls_ca_file: None,
             key_prefix: "courier".to_string(),
             connect_timeout_ms: 2_000,
             command_timeout_ms: 2_000,
@@ -374,6 +380,7 @@ const TLS_KEYS: &[(&str, Kind)] = &[("cert_file", Kind::Str), ("key_file", Kind:
 const ENGINE_KEYS: &[(&str, Kind)] = &[
     ("kind", Kind::Str),
     ("url", Kind::Str),
+    ("tls_ca_file", Kind::Str),
     ("key_prefix", Kind::Str),
     ("connect_timeout_ms", Kind::Toml),
     ("command_timeout_ms", Kind::Toml),
@@ -508,11 +515,13 @@ impl EngineConfig {
             })
         };
         if self.kind == EngineKind::Redis
-            && !(self.url.starts_with("redis://") || self.url.starts_with("redis+unix://"))
+            && !["redis://", "rediss://", "redis+unix://"]
+                .iter()
+                .any(|scheme| self.url.starts_with(scheme))
         {
             return invalid(
                 "engine.url",
-                "must be a redis:// or redis+unix:// URL (TLS is not supported yet)",
+                "must be a redis://, rediss:// or redis+unix:// URL",
             );
         }
         // Hash tags and key suffixes stay readable and unambiguous.

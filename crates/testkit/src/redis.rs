@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ const START_ATTEMPTS: u32 = 5;
 pub struct RedisProcess {
     port: u16,
     persistent: bool,
+    /// TLS listener: port, certificate and key files (PEM).
+    tls: Option<(u16, PathBuf, PathBuf)>,
     child: Option<Child>,
     dir: ScratchDir,
 }
@@ -52,10 +54,28 @@ impl RedisProcess {
         Self::launch(true)
     }
 
+    /// Like [`RedisProcess::start`], with a TLS listener too (on
+    /// [`RedisProcess::tls_port`]) serving `cert_file` and `key_file` (PEM;
+    /// clients are not asked for certificates). The plain port stays for
+    /// the helper's own commands.
+    pub fn start_tls(cert_file: &Path, key_file: &Path) -> anyhow::Result<Self> {
+        let tls = (
+            free_port()?,
+            cert_file.to_path_buf(),
+            key_file.to_path_buf(),
+        );
+        Self::launch_with(false, Some(tls))
+    }
+
     fn launch(persistent: bool) -> anyhow::Result<Self> {
+        Self::launch_with(persistent, None)
+    }
+
+    fn launch_with(persistent: bool, tls: Option<(u16, PathBuf, PathBuf)>) -> anyhow::Result<Self> {
         crate::ensure_command("redis-server", "redis-server")?;
         let mut redis = RedisProcess {
             persistent,
+            tls,
             port: free_port()?,
             child: None,
             dir: ScratchDir::new("redis")?,
@@ -68,6 +88,9 @@ impl RedisProcess {
                 Err(_) => {
                     attempts += 1;
                     redis.port = free_port()?;
+                    if let Some(tls) = &mut redis.tls {
+                        tls.0 = free_port()?;
+                    }
                 }
             }
         }
@@ -76,6 +99,11 @@ impl RedisProcess {
     /// The port it listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, when started with [`RedisProcess::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|t| t.0)
     }
 
     /// `127.0.0.1:<port>`.
@@ -180,6 +208,20 @@ impl RedisProcess {
             // No RDB snapshots either way.
             .args(["--save", ""])
             .args(persistence)
+            .args(self.tls.iter().flat_map(|(port, cert, key)| {
+                [
+                    "--tls-port".into(),
+                    port.to_string().into(),
+                    "--tls-cert-file".into(),
+                    cert.clone().into_os_string(),
+                    "--tls-key-file".into(),
+                    key.clone().into_os_string(),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ]
+                .into_iter()
+                .collect::<Vec<std::ffi::OsString>>()
+            }))
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(self.dir.path())

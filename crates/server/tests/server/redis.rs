@@ -670,3 +670,48 @@ async fn dedupe_lasts_the_window_and_is_per_user() {
     let later = anon.publish("same", "d", json!({})).await.unwrap();
     assert_eq!((later.duplicate, later.seq), (false, first.seq + 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let dir = courier_testkit::ScratchDir::new("redis-tls").unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let redis = RedisProcess::start_tls(&cert_file, &key_file).unwrap();
+    let url = format!("rediss://127.0.0.1:{}/0", redis.tls_port().unwrap());
+
+    let s = server(|c| {
+        c.engine.kind = EngineKind::Redis;
+        c.engine.url = url.clone();
+        c.engine.tls_ca_file = Some(cert_file.clone());
+    })
+    .await;
+    let mut c = Client::json(&s).await.unwrap();
+    let epoch = position(&c.subscribe("s", "secure", None).await.unwrap()).epoch;
+    c.publish("s1", "secure", json!({})).await.unwrap();
+    expect_message(&mut c, &epoch, 1).await;
+    assert_eq!(
+        redis.command("EXISTS {courier:secure}:meta").unwrap(),
+        ":1\r\n"
+    );
+
+    // Without the CA the public roots do not trust it: requests fail with
+    // the retryable error, the session stays.
+    let untrusting = server(|c| {
+        c.engine.kind = EngineKind::Redis;
+        c.engine.url = url.clone();
+    })
+    .await;
+    let mut d = Client::json(&untrusting).await.unwrap();
+    d.send(Body::Publish(v2::Publish {
+        id: "x".into(),
+        channel: "secure".into(),
+        payload: payload(json!({})),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(d.error().await.unwrap().code, ErrorCode::Internal as i32);
+}

@@ -96,8 +96,21 @@ fn client(config: &EngineConfig) -> Result<redis::Client, EngineError> {
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
-    redis::Client::open(info.set_redis_settings(settings))
-        .map_err(|e| EngineError::Backend(format!("invalid engine url: {e}")))
+    let info = info.set_redis_settings(settings);
+    let client = match &config.tls_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                EngineError::Backend(format!("cannot read tls_ca_file {}: {e}", path.display()))
+            })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(info, certs)
+        }
+        None => redis::Client::open(info),
+    };
+    client.map_err(|e| EngineError::Backend(format!("invalid engine url: {e}")))
 }
 
 /// Reconnection: a few quick attempts, then the next command (or the
