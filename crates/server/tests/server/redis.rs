@@ -715,3 +715,41 @@ async fn rediss_with_a_private_ca() {
     .unwrap();
     assert_eq!(d.error().await.unwrap().code, ErrorCode::Internal as i32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_come_back_after_redis_restarted_empty() {
+    let mut redis = RedisProcess::start().unwrap();
+    let s = redis_server(&redis, |c| c.engine.presence_ttl_ms = 900).await;
+    let mut c = Client::open(&s, "courier.v2.json", "", &["presence"])
+        .await
+        .unwrap();
+    c.subscribe("s", "lobby", None).await.unwrap();
+    redis.kill().unwrap();
+    redis.restart().unwrap();
+    // The node's heartbeat (every third of presence_ttl_ms) adds its
+    // members back; a query then lists them again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    loop {
+        n += 1;
+        c.send(Body::PresenceQuery(v2::PresenceQuery {
+            id: format!("q{n}"),
+            channel: "lobby".into(),
+        }))
+        .await
+        .unwrap();
+        match next_data(&mut c).await {
+            Body::Presence(p) if p.members.len() == 1 => {
+                assert_eq!(p.members[0].session_id, c.welcome.session_id);
+                break;
+            }
+            Body::Presence(_) | Body::Error(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
