@@ -16,11 +16,13 @@ local seq = 0
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'e', epoch, 's', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('DEL', KEYS[2])
 else
+  -- Read only: each node's position check runs this once a second per
+  -- channel; the members' heartbeat keeps a subscribed channel's state.
   seq = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local out = ns(epoch) .. ns(seq) .. ns(now)
 local from = tonumber(ARGV[4])
 if ARGV[3] == epoch and from < seq then
