@@ -753,3 +753,33 @@ async fn members_come_back_after_redis_restarted_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribes_to_different_channels_do_not_wait_for_each_other() {
+    let redis = RedisProcess::start().unwrap();
+    let s = redis_server(&redis, |c| c.engine.command_timeout_ms = 600).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Client::json(&s).await.unwrap());
+    }
+    let pid = redis.pid().unwrap();
+    courier_testkit::signal(pid, "STOP").unwrap();
+    let started = std::time::Instant::now();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(Body::Subscribe(v2::Subscribe {
+            id: "s".into(),
+            channel: format!("parallel-{i}"),
+            resume: None,
+        }))
+        .await
+        .unwrap();
+    }
+    for c in &mut clients {
+        let e = c.error().await.unwrap();
+        assert_eq!(e.retry_after_ms, Some(1000), "{e:?}");
+    }
+    let waited = started.elapsed();
+    courier_testkit::signal(pid, "CONT").unwrap();
+    // One timeout each, side by side: serialized they would take 3 x 600 ms.
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+}

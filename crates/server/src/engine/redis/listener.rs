@@ -16,14 +16,19 @@ use super::wire::Fields;
 use super::{scripts, Inner};
 use crate::engine::{EngineError, Member, Numbered, PresenceChange};
 
+/// Shards of the (un)subscribe ordering.
+const ORDER_SHARDS: usize = 64;
+
 /// The pub/sub connection and the channels this node wants streamed.
 pub(super) struct Listener {
     conn: ConnectionManager,
     /// Channels with local subscribers (the hub's watches).
     watched: Mutex<HashSet<Arc<str>>>,
-    /// (Un)subscribes run one at a time, each checking `watched` first,
-    /// so a quick unwatch then watch of a channel ends subscribed.
-    order: tokio::sync::Mutex<()>,
+    /// (Un)subscribes of one channel run one at a time, each checking
+    /// `watched` first, so a quick unwatch then watch of a channel ends
+    /// subscribed; channels in different shards proceed in parallel (a
+    /// subscribe waiting out a Redis outage does not hold up the others).
+    order: [tokio::sync::Mutex<()>; ORDER_SHARDS],
     /// Unwatched topics that still deliver, being unsubscribed.
     strays: Mutex<HashSet<Arc<str>>>,
 }
@@ -33,13 +38,22 @@ impl Listener {
         Listener {
             conn,
             watched: Mutex::new(HashSet::new()),
-            order: tokio::sync::Mutex::new(()),
+            order: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             strays: Mutex::new(HashSet::new()),
         }
     }
 
     fn watched(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ordering lock of `channel`'s (un)subscribes.
+    fn order(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same channel always maps to the same shard.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        channel.hash(&mut h);
+        &self.order[(h.finish() as usize) % ORDER_SHARDS]
     }
 
     fn strays(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
@@ -68,7 +82,7 @@ impl Inner {
     pub(super) async fn watch(&self, channel: &str) -> Result<(), EngineError> {
         let listener = &self.listener;
         listener.watched().insert(channel.into());
-        let _turn = listener.order.lock().await;
+        let _turn = listener.order(channel).lock().await;
         if !listener.watched().contains(channel) {
             return Ok(()); // unwatched meanwhile
         }
@@ -95,7 +109,7 @@ fn unsubscribe_unless_watched(inner: &Arc<Inner>, channel: &str) {
     let channel: Arc<str> = channel.into();
     tokio::spawn(async move {
         let listener = &inner.listener;
-        let _turn = listener.order.lock().await;
+        let _turn = listener.order(&channel).lock().await;
         if listener.watched().contains(&channel) {
             listener.strays().remove(&channel);
             return;
