@@ -26,7 +26,7 @@ pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("CLOSE-RETRY-AFTER", "client reaction"),
     ("CLIENT-BACKOFF-JITTER", "client rule"),
     ("CLIENT-OFFLINE-QUEUE", "client rule"),
-    ("ERR-ENGINE-UNAVAILABLE", "needs the server's store made unreachable, which a suite cannot do; the Redis engine's fault tests check it (crates/server/tests/server/redis.rs)"),
+    ("ERR-ENGINE-UNAVAILABLE", "needs the server's store made unreachable, which a suite cannot do; the Redis engine's fault tests check it (crates/server/tests/server/redis/failures.rs)"),
     ("ENC-JSON-FLAT", "wire form: every server frame is decoded by the strict codec; byte-level forms are covered by conformance/vectors"),
     ("ENC-DEFAULTS-OMITTED", "wire form: covered by conformance/vectors"),
     ("ENC-ENUM-NAMES", "wire form: covered by conformance/vectors"),
