@@ -113,9 +113,7 @@ impl ServerBuilder {
                 match config.engine.kind {
                     EngineKind::Memory => Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>,
                     EngineKind::Redis => Arc::new(
-                        RedisEngine::connect(&config.engine, policy)
-                            .await
-                            .map_err(ServerError::Engine)?,
+                        RedisEngine::new(&config.engine, policy).map_err(ServerError::Engine)?,
                     ),
                 }
             }

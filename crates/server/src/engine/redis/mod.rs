@@ -54,12 +54,12 @@ use crate::{base36, now_ms};
 /// config.engine.url = "redis://127.0.0.1:6379/0".into();
 /// // `courier serve` and `ServerBuilder` build it from `[engine]` alone;
 /// // an embedding application may build it itself:
-/// let engine = RedisEngine::connect(&config.engine, HistoryPolicy {
+/// let engine = RedisEngine::new(&config.engine, HistoryPolicy {
 ///     history_size: 300,
 ///     history_ttl: Duration::from_secs(300),
 ///     dedupe_window: Duration::from_secs(120),
 ///     overrides: Vec::new(),
-/// }).await?;
+/// })?;
 /// let server = ServerBuilder::new(config).engine(Arc::new(engine)).start().await?;
 /// # let _ = server; Ok(()) }
 /// ```
@@ -88,15 +88,12 @@ struct Inner {
 impl RedisEngine {
     /// An engine for `config` (`[engine]`: url, key prefix, timeouts, pool
     /// size, presence TTL) with `policy`'s history and dedupe limits. Must
-    /// be called inside a tokio runtime: it starts the pub/sub listener and
-    /// the presence heartbeat. Connections are made lazily: a node starts
-    /// while Redis is down (requests then fail with the retryable
-    /// [`EngineError::Unavailable`] until it is back); only an invalid URL
-    /// fails here.
-    pub async fn connect(
-        config: &EngineConfig,
-        policy: HistoryPolicy,
-    ) -> Result<Self, EngineError> {
+    /// be called inside a tokio runtime: it starts the pub/sub listener,
+    /// the presence heartbeat and the loading of the scripts. Connections
+    /// are made lazily: a node starts while Redis is down (requests then
+    /// fail with the retryable [`EngineError::Unavailable`] until it is
+    /// back); only an invalid URL or CA file fails here.
+    pub fn new(config: &EngineConfig, policy: HistoryPolicy) -> Result<Self, EngineError> {
         let pool = config::command_pool(config)?;
         let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
         let pubsub = config::pubsub(config, pushes)?;
@@ -115,9 +112,13 @@ impl RedisEngine {
         });
         tokio::spawn(listener::listen(Arc::downgrade(&inner), received));
         tokio::spawn(presence::heartbeat(Arc::downgrade(&inner)));
-        if let Err(e) = inner.load_scripts().await {
-            tracing::warn!(url = %config.url, error = %e, "Redis is not reachable yet; requests fail with a retryable error until it is");
-        }
+        let loader = inner.clone();
+        let url = config.url.clone();
+        tokio::spawn(async move {
+            if let Err(e) = loader.load_scripts().await {
+                tracing::warn!(%url, error = %e, "Redis is not reachable yet; requests fail with a retryable error until it is");
+            }
+        });
         Ok(RedisEngine { inner })
     }
 }

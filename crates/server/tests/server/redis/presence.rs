@@ -92,7 +92,7 @@ async fn a_dead_nodes_members_expire() {
     let mut config = ServerConfig::default();
     on_redis(&mut config, &redis);
     config.engine.presence_ttl_ms = ttl;
-    let dead = RedisEngine::connect(
+    let dead = RedisEngine::new(
         &config.engine,
         HistoryPolicy {
             history_size: 10,
@@ -101,7 +101,6 @@ async fn a_dead_nodes_members_expire() {
             overrides: Vec::new(),
         },
     )
-    .await
     .unwrap();
     let ghost = Member {
         session_id: "ghost-session".into(),
