@@ -29,14 +29,7 @@ async fn redis_down_for_seconds_fails_publishes_with_a_retry_hint_and_loses_noth
 
     redis.kill().unwrap();
     // ERR-ENGINE-UNAVAILABLE: INTERNAL with retry_after_ms; the session stays.
-    publisher
-        .send(Body::Publish(v2::Publish {
-            id: "f4".into(),
-            channel: "feed".into(),
-            payload: payload(json!({"i": 4})),
-        }))
-        .await
-        .unwrap();
+    send_publish(&mut publisher, "f4", "feed").await;
     let e = publisher.error().await.unwrap();
     assert_eq!((e.id.as_str(), e.code), ("f4", ErrorCode::Internal as i32));
     assert!(e.retry_after_ms.is_some_and(|ms| ms > 0), "{e:?}");
@@ -49,31 +42,8 @@ async fn redis_down_for_seconds_fails_publishes_with_a_retry_hint_and_loses_noth
     let mut ids = vec!["f4".to_string()];
     ids.extend((5..=8).map(|i| format!("f{i}")));
     for id in &ids {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            publisher
-                .send(Body::Publish(v2::Publish {
-                    id: id.clone(),
-                    channel: "feed".into(),
-                    payload: payload(json!({"id": id})),
-                }))
-                .await
-                .unwrap();
-            match publisher.recv_body().await.unwrap() {
-                Body::PublishAck(ack) => {
-                    assert_eq!(ack.epoch, epoch, "persistent Redis: same epoch");
-                    break;
-                }
-                Body::Error(e) if e.retry_after_ms.is_some() => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "Redis never came back"
-                    );
-                    tokio::time::sleep(Duration::from_millis(e.retry_after_ms.unwrap())).await;
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        let (ack, _) = publish_until_acked(&mut publisher, id, "feed").await;
+        assert_eq!(ack.epoch, epoch, "persistent Redis: same epoch");
     }
     for seq in 1..=8 {
         let m = expect_message(&mut sub, &epoch, seq).await;
@@ -100,23 +70,7 @@ async fn redis_restarted_empty_starts_new_epochs_and_resumes_say_so() {
 
     // SEQ-EPOCH-STABLE: the state is gone, so the next message starts a
     // new epoch at 1 (once the engine reconnected).
-    let ack = loop {
-        publisher
-            .send(Body::Publish(v2::Publish {
-                id: "x2".into(),
-                channel: "room".into(),
-                payload: payload(json!({})),
-            }))
-            .await
-            .unwrap();
-        match publisher.recv_body().await.unwrap() {
-            Body::PublishAck(ack) => break ack,
-            Body::Error(e) if e.retry_after_ms.is_some() => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            other => panic!("{other:?}"),
-        }
-    };
+    let (ack, _) = publish_until_acked(&mut publisher, "x2", "room").await;
     assert_ne!(ack.epoch, old);
     assert_eq!(ack.seq, 1);
     // The live subscriber sees the new epoch (its client then resumes and
@@ -165,13 +119,7 @@ async fn an_unresponsive_redis_times_out_into_the_retryable_error() {
     let pid = redis.pid().unwrap();
     courier_testkit::signal(pid, "STOP").unwrap();
     let started = std::time::Instant::now();
-    c.send(Body::Publish(v2::Publish {
-        id: "t2".into(),
-        channel: "t".into(),
-        payload: payload(json!({})),
-    }))
-    .await
-    .unwrap();
+    send_publish(&mut c, "t2", "t").await;
     let e = c.error().await.unwrap();
     let waited = started.elapsed();
     assert_eq!(
@@ -203,30 +151,7 @@ async fn an_unresponsive_redis_times_out_into_the_retryable_error() {
     // Whether or not the frozen Redis ran t2 before answering, the retry
     // with the same id is numbered once, and the subscriber sees 2 (and
     // h1 if it was numbered) in order, no gap.
-    let mut seen = Vec::new();
-    let ack = 'retry: loop {
-        c.send(Body::Publish(v2::Publish {
-            id: "t2".into(),
-            channel: "t".into(),
-            payload: payload(json!({})),
-        }))
-        .await
-        .unwrap();
-        loop {
-            match next_data(&mut c).await {
-                Body::PublishAck(ack) => break 'retry ack,
-                Body::Message(m) => {
-                    assert_eq!(m.epoch, epoch);
-                    seen.push(m.seq);
-                }
-                Body::Error(e) if e.retry_after_ms.is_some() => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue 'retry;
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-    };
+    let (ack, mut seen) = publish_until_acked(&mut c, "t2", "t").await;
     assert_eq!(ack.epoch, epoch);
     while seen.last().is_none_or(|last| *last < ack.seq) {
         seen.push(expect_any_message(&mut c, &epoch).await);

@@ -53,3 +53,45 @@ async fn expect_message(c: &mut Client, epoch: &str, seq: u64) -> v2::Message {
         other => panic!("expected message {seq}, got {other:?}"),
     }
 }
+
+/// Sends a `publish` of an empty object.
+async fn send_publish(c: &mut Client, id: &str, channel: &str) {
+    c.send(Body::Publish(v2::Publish {
+        id: id.into(),
+        channel: channel.into(),
+        payload: payload(serde_json::json!({})),
+    }))
+    .await
+    .unwrap();
+}
+
+/// Publishes until acknowledged, waiting out retryable errors as a client
+/// does (ERR-RETRY-AFTER, same id), for at most 10 s. Returns the ack and
+/// the seqs of the messages that arrived meanwhile.
+async fn publish_until_acked(
+    c: &mut Client,
+    id: &str,
+    channel: &str,
+) -> (v2::PublishAck, Vec<u64>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        send_publish(c, id, channel).await;
+        loop {
+            match next_data(c).await {
+                Body::PublishAck(ack) => return (ack, seen),
+                Body::Message(m) => seen.push(m.seq),
+                Body::Error(e) if e.retry_after_ms.is_some() => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "never acknowledged: {e:?}"
+                    );
+                    let wait = e.retry_after_ms.unwrap().min(200);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
