@@ -107,20 +107,34 @@ impl NginxProcess {
     }
 
     /// Rewrites the upstream list and reloads (SIGHUP); returns once the
-    /// new worker runs. Existing connections stay on the old worker until
-    /// they close, as in production.
+    /// new worker runs and the old one stopped accepting (it says
+    /// "gracefully shutting down"). Existing connections stay on the old
+    /// worker until they close, as in production.
     pub fn reload(&mut self, upstreams: &[SocketAddr]) -> anyhow::Result<()> {
         let Some(pid) = self.pid() else {
             bail!("nginx is not running");
         };
         self.write_config(upstreams)?;
-        let before = self.log().matches("start worker process ").count();
+        let count = |log: &str| {
+            (
+                log.matches("start worker process ").count(),
+                log.matches("gracefully shutting down").count(),
+            )
+        };
+        let before = count(&self.log());
         signal(pid, "HUP")?;
         let deadline = Instant::now() + START_TIMEOUT;
-        while self.log().matches("start worker process ").count() <= before {
+        loop {
+            let now = count(&self.log());
+            if now.0 > before.0 && now.1 > before.1 {
+                // The old worker logs before it closes its listening
+                // sockets: give it that moment.
+                std::thread::sleep(Duration::from_millis(50));
+                break;
+            }
             if Instant::now() >= deadline {
                 bail!(
-                    "nginx started no new worker within {START_TIMEOUT:?} of SIGHUP:\n{}",
+                    "nginx did not switch workers within {START_TIMEOUT:?} of SIGHUP:\n{}",
                     self.log()
                 );
             }

@@ -94,7 +94,8 @@ fn nginx_balances_without_affinity_skips_a_dead_upstream_and_reloads() {
     };
     nginx.reload(&[dead, a]).unwrap();
     for _ in 0..4 {
-        assert!(get(nginx.addr(), "/healthz").ends_with("node-a"));
+        let r = get(nginx.addr(), "/healthz");
+        assert!(r.ends_with("node-a"), "{r}\n{}", nginx.log());
     }
     nginx.stop(Duration::from_secs(5)).unwrap();
     assert!(
