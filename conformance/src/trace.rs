@@ -7,25 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::spec::{requirements, Level};
 
-/// MUST requirements no server-facing case checks, each with the reason.
+/// MUST requirements no case checks, server-facing or client-facing
+/// (`courier conform client`), each with the reason.
 pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("SEQ-JS-SAFE", "needs 2^53 messages on one channel; the 53-bit bound on every received integer is enforced by the suite's decoder"),
-    ("SEQ-CLIENT-GAP-DETECTION", "client rule (checked by the client test suites)"),
-    ("SEQ-CLIENT-DROP-OLD", "client rule"),
-    ("DEDUP-ID-UNIQUE", "publisher (client) rule"),
-    ("DEDUP-CLIENT-DROP", "client rule"),
-    ("RESUME-CLIENT-RESUBSCRIBE", "client rule"),
-    ("RESUME-CLIENT-REPORT", "client rule"),
-    ("CLOSE-CLIENT-NORMAL", "client rule; its server half (never initiating 1000) is checked by every close case, which requires the exact code"),
-    ("CLOSE-RANGES", "client reaction"),
-    ("CLOSE-NOTICE-WINS", "client reaction"),
-    ("CLOSE-TERMINAL-NO-RECONNECT", "client reaction"),
-    ("CLOSE-BACKOFF", "client reaction"),
-    ("CLOSE-RECONNECT-NOW", "client reaction"),
-    ("CLOSE-REFRESH", "client reaction"),
-    ("CLOSE-RETRY-AFTER", "client reaction"),
-    ("CLIENT-BACKOFF-JITTER", "client rule"),
-    ("CLIENT-OFFLINE-QUEUE", "client rule"),
     ("ERR-ENGINE-UNAVAILABLE", "needs the server's store made unreachable, which a suite cannot do; the Redis engine's fault tests check it (crates/server/tests/server/redis/failures.rs)"),
     ("ENC-JSON-FLAT", "wire form: every server frame is decoded by the strict codec; byte-level forms are covered by conformance/vectors"),
     ("ENC-DEFAULTS-OMITTED", "wire form: covered by conformance/vectors"),
@@ -35,15 +20,9 @@ pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("ENC-PAYLOAD", "data model: covered by conformance/vectors and the codec's property tests"),
     ("ENC-PAYLOAD-WIRE", "wire form: covered by conformance/vectors"),
     ("ENC-PROTOBUF", "wire form: covered by conformance/vectors"),
-    ("ENC-UNKNOWN-ENUM", "no client-to-server message carries an enum, so a server's reading of one is unobservable"),
-    ("ENC-NUMBER-EQUIV", "application rule"),
+    ("ENC-NUMBER-EQUIV", "application rule: what an application makes of a payload number is not on the wire"),
     ("ENC-TYPED-PAYLOAD", "codegen rule (courier-codegen tests)"),
     ("ENC-V2-SUPERSET", "schema property (courier-protocol schema tests)"),
-    ("RPC-ID-UNIQUE", "client rule"),
-    ("LIMIT-MESSAGE-SIZE", "client rule"),
-    ("VER-CLIENT-VERIFY", "client rule"),
-    ("AUTH-REAUTH-CLIENT", "client rule"),
-    ("HB-CLIENT-DEADLINE", "client rule"),
 ];
 
 /// A fault of the reference server and the cases expected to catch it.
@@ -241,6 +220,60 @@ pub const MUTANTS: &[Mutant] = &[
     },
 ];
 
+/// A deliberate defect of a client and the client cases expected to catch
+/// it (`courier conform client` with `COURIER_CLIENT_FAULT=<name>`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientMutant {
+    /// The fault's kebab-case name, the same in every client that has it.
+    pub name: &'static str,
+    /// What the fault breaks.
+    pub breaks: &'static str,
+    /// Patterns of client case instance IDs that must fail against it.
+    pub caught_by: &'static [&'static str],
+    /// The clients that have the fault: `rust` (courier-client feature
+    /// `faults`), `typescript` (`@courier/client/faults`).
+    pub clients: &'static [&'static str],
+}
+
+const BOTH: &[&str] = &["rust", "typescript"];
+const TS: &[&str] = &["typescript"];
+
+/// One client mutant per client requirement the client suite checks.
+pub const CLIENT_MUTANTS: &[ClientMutant] = &[
+    ClientMutant { name: "deliver-gaps", breaks: "delivers a message past a gap instead of resubscribing (SEQ-CLIENT-GAP-DETECTION)", caught_by: &["client.seq.gap-detection/*"], clients: BOTH },
+    ClientMutant { name: "deliver-old", breaks: "delivers messages at or below the tracked seq (SEQ-CLIENT-DROP-OLD)", caught_by: &["client.seq.drop-old/*"], clients: BOTH },
+    ClientMutant { name: "deliver-duplicates", breaks: "delivers a message whose id was delivered before (DEDUP-CLIENT-DROP)", caught_by: &["client.dedupe.drop/*"], clients: BOTH },
+    ClientMutant { name: "deliver-after-unsubscribe", breaks: "delivers a channel's messages after unsubscribing (ORDER-UNSUBSCRIBE-FINAL)", caught_by: &["client.order.unsubscribe-final/*"], clients: TS },
+    ClientMutant { name: "resubscribe-without-resume", breaks: "resubscribes without resume (RESUME-CLIENT-RESUBSCRIBE)", caught_by: &["client.resume.resubscribe/*"], clients: BOTH },
+    ClientMutant { name: "hide-failed-recovery", breaks: "reports a failed recovery as recovered (RESUME-CLIENT-REPORT)", caught_by: &["client.resume.report/*"], clients: BOTH },
+    ClientMutant { name: "reconnect-after-terminal", breaks: "reconnects after a terminal close (CLOSE-TERMINAL-NO-RECONNECT)", caught_by: &["client.close.terminal/*"], clients: BOTH },
+    ClientMutant { name: "ignore-disconnect-notice", breaks: "reacts to the close code alone, ignoring the disconnect notice (CLOSE-NOTICE-WINS)", caught_by: &["client.close.notice-wins/*"], clients: BOTH },
+    ClientMutant { name: "no-jitter", breaks: "waits the whole backoff or reconnect window instead of a random part (CLIENT-BACKOFF-JITTER, CLOSE-RECONNECT-NOW)", caught_by: &["client.backoff.jitter", "client.close.reconnect-now"], clients: BOTH },
+    ClientMutant { name: "ignore-retry-after", breaks: "ignores retry_after_ms (CLOSE-RETRY-AFTER)", caught_by: &["client.close.retry-after/*"], clients: BOTH },
+    ClientMutant { name: "no-heartbeat-deadline", breaks: "never declares a silent link dead (HB-CLIENT-DEADLINE)", caught_by: &["client.hb.deadline/*"], clients: BOTH },
+    ClientMutant { name: "new-id-on-resend", breaks: "resends queued publishes with new ids (CLIENT-OFFLINE-QUEUE)", caught_by: &["client.queue.offline/*"], clients: BOTH },
+    ClientMutant { name: "unbounded-offline-queue", breaks: "queues publishes without bound (CLIENT-OFFLINE-QUEUE)", caught_by: &["client.queue.bounded/*"], clients: BOTH },
+    ClientMutant { name: "accept-unoffered-subprotocol", breaks: "speaks a subprotocol it did not offer (VER-CLIENT-VERIFY)", caught_by: &["client.ver.unoffered-subprotocol/*"], clients: BOTH },
+    ClientMutant { name: "send-oversize", breaks: "sends publishes over max_message_bytes (LIMIT-MESSAGE-SIZE)", caught_by: &["client.limit.message-size/*"], clients: BOTH },
+    ClientMutant { name: "no-pong", breaks: "never answers ping (HB-PONG)", caught_by: &["client.hb.pong/*"], clients: BOTH },
+    ClientMutant { name: "keep-token-after-expiry", breaks: "reconnects after 4300-4399 with the old credentials (CLOSE-REFRESH)", caught_by: &["client.close.refresh/*"], clients: BOTH },
+    ClientMutant { name: "ignore-reauth", breaks: "ignores reauth_request (AUTH-REAUTH-CLIENT)", caught_by: &["client.auth.reauth/*"], clients: BOTH },
+    ClientMutant { name: "close-with-going-away", breaks: "closes with 1001 on the application's request (CLOSE-CLIENT-NORMAL)", caught_by: &["client.close.normal/*"], clients: BOTH },
+    ClientMutant { name: "reconnect-now-waits", breaks: "backs off after 1001 and 4200-4299 instead of reconnecting within the window (CLOSE-RECONNECT-NOW)", caught_by: &["client.close.reconnect-now"], clients: TS },
+    ClientMutant { name: "drop-unacked-publishes", breaks: "forgets publishes sent but unacknowledged when the link drops (CLIENT-OFFLINE-QUEUE)", caught_by: &["client.queue.offline/*"], clients: TS },
+    ClientMutant { name: "no-early-refresh", breaks: "waits for expiry instead of refreshing early (AUTH-REFRESH-EARLY)", caught_by: &["client.auth.refresh-early/*"], clients: TS },
+    ClientMutant { name: "reject-unknown-reply", breaks: "treats a reply with an unknown id as an error (ORDER-UNKNOWN-IDS-IGNORED)", caught_by: &["client.order.unknown-ids/*"], clients: TS },
+    ClientMutant { name: "retry-forbidden", breaks: "retries a subscription denied with FORBIDDEN (AUTHZ-NO-AUTO-RETRY)", caught_by: &["client.authz.no-auto-retry/*"], clients: TS },
+    ClientMutant { name: "only-ping-is-alive", breaks: "counts only ping as liveness (HB-ANY-FRAME)", caught_by: &["client.hb.any-frame/*"], clients: TS },
+    ClientMutant { name: "reuse-rpc-id", breaks: "reuses rpc request ids (RPC-ID-UNIQUE)", caught_by: &["client.rpc.id-unique/*"], clients: TS },
+    ClientMutant { name: "terminal-on-other-codes", breaks: "stops on codes outside the ranges instead of backing off (CLOSE-RANGES)", caught_by: &["client.close.other-codes/*"], clients: TS },
+    ClientMutant { name: "backoff-at-cap", breaks: "backs off with the cap's window from the first attempt (CLOSE-BACKOFF)", caught_by: &["client.close.backoff/*"], clients: TS },
+    ClientMutant { name: "frame-limit-is-max-message", breaks: "refuses server frames over max_message_bytes (LIMIT-SERVER-FRAME)", caught_by: &["client.limit.server-frame/*"], clients: TS },
+    ClientMutant { name: "hello-twice", breaks: "sends hello twice (HELLO-ONCE)", caught_by: &["client.session.hello/*"], clients: TS },
+    ClientMutant { name: "ping-before-hello", breaks: "sends a ping before hello (HELLO-FIRST)", caught_by: &["client.session.hello/*"], clients: TS },
+    ClientMutant { name: "send-server-type", breaks: "sends a type only servers send (SESSION-CLIENT-TYPES)", caught_by: &["client.session.hello/*"], clients: TS },
+];
+
 /// A mutant written down for a clause that got a case, whose fault the
 /// reference server's fault layer does not have yet. The traceability test
 /// fails once the server knows the fault, so the entry moves to
@@ -279,7 +312,8 @@ pub struct Row {
 
 /// The full table, in spec order.
 pub fn table() -> Vec<Row> {
-    let cases = crate::cases();
+    let mut cases = crate::cases();
+    cases.extend(crate::client::cases());
     requirements()
         .into_iter()
         .map(|r| {
@@ -309,6 +343,18 @@ pub fn table() -> Vec<Row> {
                             })
                         })
                         .map(|m| format!("{} (pending)", m.name)),
+                )
+                .chain(
+                    CLIENT_MUTANTS
+                        .iter()
+                        .filter(|m| {
+                            m.caught_by.iter().any(|p| {
+                                ids.iter().any(|id| {
+                                    crate::expect::glob_match(p.split('/').next().unwrap_or(p), id)
+                                })
+                            })
+                        })
+                        .map(|m| format!("{} (client)", m.name)),
                 )
                 .collect();
             let not_checkable = NOT_CHECKABLE
@@ -376,7 +422,7 @@ pub fn markdown_traceability() -> String {
             match &r.not_checkable {
                 Some(why) => {
                     *counts.entry("not checkable").or_default() += 1;
-                    format!("not checkable by a server suite: {why}")
+                    format!("not checkable: {why}")
                 }
                 None => {
                     *counts.entry("uncovered").or_default() += 1;
@@ -403,7 +449,7 @@ pub fn markdown_traceability() -> String {
         ));
     }
     s.push_str(&format!(
-        "\n{} requirements: {} checked by cases, {} not checkable by a server-facing suite, {} uncovered.\n",
+        "\n{} requirements: {} checked by cases (server or client), {} not checkable, {} uncovered.\n",
         counts.values().sum::<usize>(),
         counts.get("covered").unwrap_or(&0),
         counts.get("not checkable").unwrap_or(&0),
@@ -452,9 +498,51 @@ pub fn markdown_mutants() -> String {
     s
 }
 
+/// Markdown: the client cases.
+pub fn markdown_client_cases() -> String {
+    let mut s = String::from("| Case | Level | Runs | Checks |\n|---|---|---|---|\n");
+    for c in crate::client::cases() {
+        s.push_str(&format!(
+            "| `{}`: {} | {} | {} | {} |\n",
+            c.id,
+            c.title,
+            c.level,
+            c.axes,
+            c.requirements
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    s
+}
+
+/// Markdown: the client mutants, the cases that catch each, and the
+/// clients that have the fault.
+pub fn markdown_client_mutants() -> String {
+    let mut s = String::from("| Mutant | Breaks | Caught by | Clients |\n|---|---|---|---|\n");
+    for m in CLIENT_MUTANTS {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            m.name,
+            m.breaks,
+            m.caught_by
+                .iter()
+                .map(|p| format!("`{}`", p.trim_end_matches("/*")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            m.clients.join(", ")
+        ));
+    }
+    s
+}
+
 /// `docs/conformance.md` with its generated sections brought up to date.
 pub fn render_doc(doc: &str) -> Option<String> {
     let doc = splice(doc, "cases", &markdown_cases())?;
+    let doc = splice(&doc, "client-cases", &markdown_client_cases())?;
+    let doc = splice(&doc, "client-mutants", &markdown_client_mutants())?;
     let doc = splice(&doc, "mutants", &markdown_mutants())?;
     splice(&doc, "traceability", &markdown_traceability())
 }

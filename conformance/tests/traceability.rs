@@ -20,7 +20,8 @@ fn every_must_requirement_has_a_case_or_a_reason() {
 #[test]
 fn not_checkable_entries_are_real_uncovered_musts() {
     let reqs = requirements();
-    let cases = cases();
+    let mut cases = cases();
+    cases.extend(courier_conformance::client::cases());
     for (id, why) in NOT_CHECKABLE {
         let r = reqs
             .iter()
@@ -41,7 +42,8 @@ fn not_checkable_entries_are_real_uncovered_musts() {
 fn cases_cite_existing_requirements_and_have_unique_stable_ids() {
     let ids: HashSet<String> = requirements().into_iter().map(|r| r.id).collect();
     let mut seen = HashSet::new();
-    for c in cases() {
+    let client_cases = courier_conformance::client::cases();
+    for c in cases().into_iter().chain(client_cases) {
         assert!(seen.insert(c.id.clone()), "duplicate case id {}", c.id);
         let well_formed = c.id.split_once('.').is_some_and(|(area, name)| {
             !area.is_empty()
@@ -117,4 +119,37 @@ fn generated_docs_are_fresh() {
         fresh == doc,
         "stale: run `cargo xtask codegen` (docs/conformance.md case list or traceability table)"
     );
+}
+
+#[test]
+fn every_client_mutant_names_client_cases_and_every_rust_fault_has_one() {
+    let case_ids: Vec<String> = courier_conformance::client::cases()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for m in trace::CLIENT_MUTANTS {
+        assert!(!m.caught_by.is_empty(), "{} has no catching case", m.name);
+        for p in m.caught_by {
+            let base = p.split('/').next().unwrap();
+            assert!(
+                case_ids.iter().any(|id| id == base),
+                "client mutant {} names unknown case {base}",
+                m.name
+            );
+        }
+        let rust = m.name.parse::<courier_client::faults::Fault>().is_ok();
+        assert_eq!(
+            rust,
+            m.clients.contains(&"rust"),
+            "client mutant {}: its `clients` say rust = {}, courier-client's faults say {rust}",
+            m.name,
+            !rust
+        );
+    }
+    for (name, _) in courier_client::faults::ALL {
+        assert!(
+            trace::CLIENT_MUTANTS.iter().any(|m| m.name == *name),
+            "Rust client fault {name} has no entry in trace::CLIENT_MUTANTS"
+        );
+    }
 }

@@ -96,6 +96,37 @@ fn steps() -> Result<Vec<Step>> {
                     &["--version"],
                 ),
             ),
+        // `courier conform client` as a user runs it, against the Rust
+        // client's driver (about 10 s; the mutant proof is in cargo test).
+        Step::new("client conformance: Rust client")
+            .run(
+                &root,
+                Cmd::new(
+                    "cargo",
+                    &[
+                        "build",
+                        "-p",
+                        "courier-client",
+                        "--example",
+                        "conform_driver",
+                    ],
+                ),
+            )
+            .run(
+                &root,
+                Cmd::new(
+                    courier.to_str().unwrap_or("courier"),
+                    &[
+                        "conform",
+                        "client",
+                        "--",
+                        target
+                            .join("debug/examples/conform_driver")
+                            .to_str()
+                            .unwrap_or("conform_driver"),
+                    ],
+                ),
+            ),
         Step::new("cargo test").run(
             &root,
             Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),

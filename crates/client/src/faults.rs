@@ -2,7 +2,9 @@
 //! it notices them (feature `faults`; a build without it has none of this).
 //! `COURIER_CLIENT_FAULT=<name>` in the environment turns one on for the
 //! process; `courier-conformance`'s `trace::CLIENT_MUTANTS` lists the cases
-//! that must catch each.
+//! that must catch each. ORDER-UNSUBSCRIBE-FINAL has no fault here: the API
+//! consumes a `Subscription` to unsubscribe, so nothing can be delivered to
+//! it afterwards.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -38,8 +40,6 @@ pub enum Fault {
     AcceptUnofferedSubprotocol,
     /// Sends publishes over `max_message_bytes` (LIMIT-MESSAGE-SIZE).
     SendOversize,
-    /// Keeps delivering a channel after unsubscribing (ORDER-UNSUBSCRIBE-FINAL).
-    DeliverAfterUnsubscribe,
     /// Never answers `ping` (HB-PONG).
     NoPong,
     /// Reconnects after 4300–4399 with the old credentials (CLOSE-REFRESH).
@@ -72,7 +72,6 @@ pub const ALL: &[(&str, Fault)] = &[
         Fault::AcceptUnofferedSubprotocol,
     ),
     ("send-oversize", Fault::SendOversize),
-    ("deliver-after-unsubscribe", Fault::DeliverAfterUnsubscribe),
     ("no-pong", Fault::NoPong),
     ("keep-token-after-expiry", Fault::KeepTokenAfterExpiry),
     ("ignore-reauth", Fault::IgnoreReauth),

@@ -281,14 +281,6 @@ impl Session {
     /// The application drops its subscription to `channel`
     /// (ORDER-UNSUBSCRIBE-FINAL: later messages of it are discarded).
     pub fn unsubscribe(&mut self, channel: &str) {
-        if fault!(DeliverAfterUnsubscribe) && self.is_open() {
-            let id = self.request_id("u");
-            self.out.push(env(Body::Unsubscribe(v2::Unsubscribe {
-                id,
-                channel: channel.to_string(),
-            })));
-            return;
-        }
         if let Some(sub) = self.subs.remove(channel) {
             if let Some((id, _)) = sub.pending {
                 self.sub_requests.remove(&id);
