@@ -218,6 +218,11 @@ pub const MUTANTS: &[Mutant] = &[
         breaks: "advertises max_messages_per_second and max_burst as 0 while enforcing them (LIMIT-ALL-ENFORCED)",
         caught_by: &["session.welcome-fields/*"],
     },
+    Mutant {
+        name: "short-dedupe-record",
+        breaks: "remembers 8 publish ids per channel while advertising a larger dedupe_max_per_channel (DEDUP-MAX (until dedupe_max_per_channel later publishes have been numbered))",
+        caught_by: &["dedupe.max-bound/*"],
+    },
 ];
 
 /// A deliberate defect of a client and the client cases expected to catch

@@ -131,6 +131,14 @@ fn steps() -> Result<Vec<Step>> {
             &root,
             Cmd::new("cargo", &["test", "--workspace", "--no-fail-fast"]),
         ),
+        // The fuzz targets of fuzz/, built with coverage instrumentation
+        // (stable toolchain, no cargo-fuzz: xtask/src/fuzz.rs), seeded
+        // from conformance/vectors, 10 s each; a crash fails the step and
+        // names the input to keep in fuzz/regressions/.
+        Step::new("fuzz (6 targets, 10 s each)").run(
+            &root,
+            Cmd::new("cargo", &["xtask", "fuzz", "--seconds", "10"]),
+        ),
         // docs/client.md and docs/codegen.md as a reader uses them: their
         // Cargo.toml lines and code in fresh projects outside the workspace
         // (xtask/src/guide.rs).

@@ -4,6 +4,7 @@
 
 mod ci;
 mod cmd;
+mod fuzz;
 mod guide;
 mod init_smoke;
 
@@ -14,6 +15,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("guide-check") => guide::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("init-smoke") => init_smoke::run(),
         // The generator is its own binary (xtask/codegen) so that this one
         // compiles in seconds: see xtask/Cargo.toml.
@@ -23,7 +25,7 @@ fn main() -> Result<()> {
             cmd::Cmd::new("cargo", &cargo).run(&root())
         }
         _ => bail!(
-            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files\n  guide-check              build docs/client.md's example from its Cargo.toml lines\n  init-smoke               `courier init` a project, run its tests and `courier conform`"
+            "usage: cargo xtask <task>\n\n  ci [--list] [--from N]   run every check (what .ci/run runs)\n  codegen [--check]        regenerate checked-in generated files\n  fuzz [--seconds N] [--only a,b] [--jobs J]\n                           seed, build and run the fuzz targets (docs/testing.md)\n  guide-check              build docs/client.md's example from its Cargo.toml lines\n  init-smoke               `courier init` a project, run its tests and `courier conform`"
         ),
     }
 }

@@ -192,8 +192,9 @@ function stripV2(env: EnvelopeInit): EnvelopeInit {
       return rest;
     }
     case "welcome": {
-      if (!env.limits?.max_batch) return env;
-      return { ...env, limits: { ...env.limits, max_batch: 0 } };
+      if (!env.limits?.max_batch && !env.dedupe_max_per_channel) return env;
+      const { dedupe_max_per_channel: _, ...rest } = env;
+      return env.limits?.max_batch ? { ...rest, limits: { ...env.limits, max_batch: 0 } } : rest;
     }
     default:
       return env;

@@ -1,6 +1,7 @@
 //! Deduplication by publish id: duplicates acked with the original position
 //! and delivered once, within a connection and across reconnects; distinct
-//! ids and other users' ids are not duplicates (channels.md §4).
+//! ids and other users' ids are not duplicates; the advertised per-channel
+//! bound keeps at least its last publishes (channels.md §4).
 
 use courier_protocol::v2;
 
@@ -52,6 +53,15 @@ pub(crate) const CASES: &[CaseDef] = &[
         requirements: &["DEDUP-WINDOW"],
         axes: Axes::Once,
         run: |cx| Box::pin(within_window(cx)),
+        ..BASE
+    },
+    CaseDef {
+        id: "dedupe.max-bound",
+        title: "Under the advertised dedupe_max_per_channel, the oldest of the channel's last publishes is still recognised",
+        requirements: &["DEDUP-MAX", "DEDUP-WINDOW"],
+        axes: Axes::PerVersion,
+        versions: &[2],
+        run: |cx| Box::pin(max_bound(cx)),
         ..BASE
     },
     CaseDef {
@@ -226,6 +236,42 @@ async fn id_required(cx: Ctx) -> CaseResult {
     check!(ok.seq == 1, "after a refused publish the next one got seq {}, expected 1 (a failed publish consumes no number)", ok.seq);
     let m = next_message(&mut c, &ch).await?;
     check!(m.seq == 1, "first delivered message has seq {}", m.seq);
+    Ok(())
+}
+
+/// Most publishes `dedupe.max-bound` sends between an original and its retry.
+const MAX_BOUND_PUBLISHES: u32 = 40;
+
+async fn max_bound(cx: Ctx) -> CaseResult {
+    let (mut p, w) = cx.open("pub").await?;
+    let max = w.dedupe_max_per_channel;
+    if max == 0 {
+        cx.note("welcome.dedupe_max_per_channel is 0: no bound, DEDUP-WINDOW alone applies");
+        return Ok(());
+    }
+    let burst = w.limits.as_ref().map_or(0, |l| l.max_burst);
+    // The original plus `later` publishes: all of them within the bound.
+    let later = (max - 1).min(MAX_BOUND_PUBLISHES).min(burst / 2);
+    let ch = cx.channel("dup-max");
+    let id = cx.id("p");
+    let first = publish(&mut p, &ch, &id, serde_json::json!(0)).await?;
+    for i in 0..later {
+        // DEDUP-MAX: the bound never refuses a publish (`publish` fails on an error).
+        publish(&mut p, &ch, &cx.id("n"), serde_json::json!(i)).await?;
+    }
+    cx.note(format!(
+        "retrying {id} after {later} later publishes (dedupe_max_per_channel {max})"
+    ));
+    let again = publish(&mut p, &ch, &id, serde_json::json!(0)).await?;
+    check!(
+        again.duplicate && again.seq == first.seq && again.epoch == first.epoch,
+        "publish {id} retried after {later} later publishes on its channel, under the advertised dedupe_max_per_channel = {max}: acked at ({:?}, {}) duplicate {}, expected the original ({:?}, {}) with duplicate: true (DEDUP-MAX: remembered until dedupe_max_per_channel later publishes)",
+        again.epoch,
+        again.seq,
+        again.duplicate,
+        first.epoch,
+        first.seq
+    );
     Ok(())
 }
 

@@ -286,6 +286,10 @@ async fn welcome_fields(cx: Ctx) -> CaseResult {
                 l.max_batch == 0,
                 "a version 1 welcome carries limits.max_batch (ENC-V1-ISOLATION)"
             );
+            check!(
+                w.dedupe_max_per_channel == 0,
+                "a version 1 welcome carries dedupe_max_per_channel (ENC-V1-ISOLATION)"
+            );
         } else {
             check!(
                 l.max_batch > 0,

@@ -3,7 +3,9 @@
 //! fixed rate or as fast as a closed loop allows; reports connect time,
 //! delivered messages/s, end-to-end latency and errors. With `--idle` it
 //! holds N idle connections instead and reports the server's memory per
-//! connection. It uses raw connections with the protocol codec (no client
+//! connection. `--duration` bounds a run by time instead of count, and
+//! `--slow K` adds K subscribers that read slowly (or never), to measure
+//! what one slow consumer costs the others. It uses raw connections with the protocol codec (no client
 //! library bookkeeping) so that the numbers are the server's.
 
 use std::io::{IsTerminal, Write};
@@ -28,6 +30,7 @@ use tokio_tungstenite::WebSocketStream;
 
 mod close;
 mod frames;
+mod slow;
 mod storm;
 use close::Closed;
 use frames::Frame;
@@ -86,6 +89,17 @@ pub struct LoadArgs {
     /// PID of a server on this machine: report its RSS before and after connecting.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Fan-out mode: stop publishing after this many seconds (`--publishes`
+    /// stays an upper bound); what was published is then awaited briefly.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Extra subscribers that read one frame per `--slow-read-ms` (never,
+    /// when 0); they are left out of the delivery and latency figures.
+    #[arg(long, default_value_t = 0)]
+    slow: usize,
+    /// How often a slow subscriber reads one frame, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    slow_read_ms: u64,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -523,7 +537,11 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
     });
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut next = Instant::now();
+    let stop = args.duration.map(|s| Instant::now() + Duration::from_secs(s));
     for i in 0..args.publishes {
+        if stop.is_some_and(|s| Instant::now() >= s) {
+            break;
+        }
         match interval {
             Some(step) => {
                 next += step;
@@ -683,6 +701,13 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         }
     }
     let connect_time = connect_start.elapsed();
+    let mut slow_subs = Vec::with_capacity(args.slow);
+    for i in 0..args.slow {
+        match subscribe(&args).await {
+            Ok(s) => slow_subs.push(s),
+            Err(e) => bail!("slow subscriber {i} failed to connect: {e:#}"),
+        }
+    }
 
     let limit = Duration::from_secs(args.timeout);
     let mut report = serde_json::json!({
@@ -720,6 +745,14 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
             })
             .collect();
         let t0 = Instant::now();
+        let (slow_stop, slow_stopped) = tokio::sync::watch::channel(false);
+        let slow_every = Duration::from_millis(args.slow_read_ms);
+        let slow: Vec<_> = slow_subs
+            .into_iter()
+            .map(|(ws, codec)| {
+                tokio::spawn(slow::run(ws, codec, slow_every, slow_stopped.clone()))
+            })
+            .collect();
         let mut publisher = tokio::spawn(run_publisher(args.clone(), stats.clone()));
         let mut published = None;
         {
@@ -736,7 +769,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
                     _ = &mut all => break,
                     r = &mut publisher, if published.is_none() => {
                         published = Some(r);
-                        if stats.publisher_gone.load(Relaxed) {
+                        if stats.publisher_gone.load(Relaxed) || args.duration.is_some() {
                             // Nothing more will be published: give what is
                             // in flight a moment, then report.
                             cut_short = true;
@@ -754,6 +787,22 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         }
         readers.iter().for_each(|r| r.abort());
         let elapsed = t0.elapsed().as_secs_f64();
+        if !slow.is_empty() {
+            // Their outcome so far: how many frames they took, how they ended.
+            let _ = slow_stop.send(true);
+            let mut outcomes = Vec::new();
+            for s in slow {
+                outcomes.push(s.await.unwrap_or_default());
+            }
+            report["slow_subscribers"] = outcomes.len().into();
+            report["slow_frames_read"] = outcomes.iter().map(|o| o.frames).sum::<u64>().into();
+            report["slow_closed_4100"] = outcomes
+                .iter()
+                .filter(|o| o.code == Some(courier_protocol::close::SLOW_CONSUMER))
+                .count()
+                .into();
+            report["slow_dropped"] = outcomes.iter().filter(|o| o.dropped).count().into();
+        }
         let published = match published {
             Some(r) => r,
             None => publisher.await,

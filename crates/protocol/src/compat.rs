@@ -66,7 +66,9 @@ fn has_v2_fields(e: &v2::Envelope) -> bool {
     match &e.body {
         Some(Body::Error(m)) => m.retry_after_ms.is_some(),
         Some(Body::Disconnect(m)) => m.retry_after_ms.is_some(),
-        Some(Body::Welcome(m)) => m.limits.as_ref().is_some_and(|l| l.max_batch != 0),
+        Some(Body::Welcome(m)) => {
+            m.dedupe_max_per_channel != 0 || m.limits.as_ref().is_some_and(|l| l.max_batch != 0)
+        }
         _ => false,
     }
 }
@@ -105,6 +107,7 @@ fn strip_v2_fields(e: &mut v2::Envelope) {
         Some(Body::Error(m)) => m.retry_after_ms = None,
         Some(Body::Disconnect(m)) => m.retry_after_ms = None,
         Some(Body::Welcome(m)) => {
+            m.dedupe_max_per_channel = 0;
             if let Some(l) = m.limits.as_mut() {
                 l.max_batch = 0;
             }

@@ -276,6 +276,7 @@ fn welcome(version: Version) -> v2::Welcome {
         token_expires_at_ms: Some(1_700_003_600_000),
         server: "courier/0.1.0".into(),
         user: "alice".into(),
+        dedupe_max_per_channel: if v2 { 100_000 } else { 0 },
     }
 }
 

@@ -1,6 +1,6 @@
 //! Runtime configuration of the server: a TOML file plus `COURIER_*`
 //! environment overrides. Every field states its default and why; the
-//! defaults are the spec's reference values (docs/spec/limits.md §8).
+//! defaults are the spec's reference values (docs/spec/limits.md §9).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,16 @@ pub struct ServerConfig {
     /// How long publish ids are remembered (DEDUP-WINDOW). Default 120 000 ms:
     /// covers a client's reconnect backoff (capped at 30 s) several times over.
     pub dedupe_window_ms: u64,
+    /// Most publish ids remembered per channel (DEDUP-MAX), advertised in
+    /// `welcome.dedupe_max_per_channel` (v2). A channel that numbers more
+    /// within `dedupe_window_ms` forgets its oldest ids early, so its
+    /// effective window shrinks (counted in
+    /// `courier_dedupe_evicted_early_total`). Default 100 000: the whole
+    /// 120 s window up to 833 publishes/s on one channel, 2 s even at
+    /// 50 000/s, and at most ~7 MB per channel (about 70 bytes per id,
+    /// docs/benchmarks.md) instead of memory growing with the publish rate.
+    /// At least 1.
+    pub dedupe_max_per_channel: u32,
     /// Messages kept per channel for resume (LIMIT-HISTORY). Default 300:
     /// a few minutes of a busy chat channel; 0 keeps no history.
     pub history_size: u32,
@@ -292,6 +302,7 @@ impl Default for ServerConfig {
             heartbeat_grace_ms: 10_000,
             hello_timeout_ms: 5_000,
             dedupe_window_ms: 120_000,
+            dedupe_max_per_channel: 100_000,
             history_size: 300,
             history_ttl_ms: 300_000,
             max_message_bytes: 65_536,
@@ -343,6 +354,7 @@ const TOP_KEYS: &[(&str, Kind)] = &[
     ("heartbeat_grace_ms", Kind::Toml),
     ("hello_timeout_ms", Kind::Toml),
     ("dedupe_window_ms", Kind::Toml),
+    ("dedupe_max_per_channel", Kind::Toml),
     ("history_size", Kind::Toml),
     ("history_ttl_ms", Kind::Toml),
     ("http_body_timeout_ms", Kind::Toml),
@@ -487,6 +499,12 @@ impl ServerConfig {
             return invalid(
                 "limits",
                 "send_queue_frames, max_burst and max_messages_per_second must be > 0 (LIMIT-ALL-ENFORCED)",
+            );
+        }
+        if self.dedupe_max_per_channel == 0 {
+            return invalid(
+                "dedupe_max_per_channel",
+                "must be at least 1 (DEDUP-MAX: the record is always bounded)",
             );
         }
         if self.max_batch == 0 {

@@ -35,6 +35,8 @@ mod error;
 mod faults;
 mod features;
 mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 mod hub;
 mod metrics;
 mod pattern;

@@ -52,6 +52,22 @@ const CODES: [u16; 20] = [
     4300, 4301, 1002, 1011,
 ];
 
+/// Figures read from the other layers when `/metrics` is scraped.
+pub(crate) struct Scraped<'a> {
+    /// Frames waiting in all send queues.
+    pub queue_depth: usize,
+    /// Channels with state in the engine.
+    pub channels: usize,
+    /// Publishes the engine's dedupe record holds.
+    pub dedupe_records: u64,
+    /// Heap bytes of the dedupe record (0: the engine does not say).
+    pub dedupe_bytes: u64,
+    /// Records forgotten by DEDUP-MAX before their window ended, since start.
+    pub dedupe_evicted_early: u64,
+    /// The hub's delivery histogram.
+    pub delivery: &'a Histogram,
+}
+
 /// Server-wide counters.
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -89,8 +105,8 @@ impl Metrics {
         self.disconnects[i].fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition; `delivery` is the hub's histogram.
-    pub fn render(&self, queue_depth: usize, channels: usize, delivery: &Histogram) -> String {
+    /// The Prometheus text exposition.
+    pub fn render(&self, scraped: &Scraped<'_>) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -166,13 +182,31 @@ impl Metrics {
             "courier_queue_depth",
             "gauge",
             "Frames waiting in send queues, all connections.",
-            &[("", queue_depth.to_string())],
+            &[("", scraped.queue_depth.to_string())],
         );
         metric(
             "courier_channels",
             "gauge",
             "Channels with state in the engine.",
-            &[("", channels.to_string())],
+            &[("", scraped.channels.to_string())],
+        );
+        metric(
+            "courier_dedupe_records",
+            "gauge",
+            "Publishes remembered for deduplication, all channels (DEDUP-WINDOW).",
+            &[("", scraped.dedupe_records.to_string())],
+        );
+        metric(
+            "courier_dedupe_bytes",
+            "gauge",
+            "Heap bytes held by the dedupe record (0 when the engine does not report it).",
+            &[("", scraped.dedupe_bytes.to_string())],
+        );
+        metric(
+            "courier_dedupe_evicted_early_total",
+            "counter",
+            "Publishes forgotten before their dedupe window ended because their channel reached dedupe_max_per_channel (DEDUP-MAX).",
+            &[("", scraped.dedupe_evicted_early.to_string())],
         );
         let labels: Vec<String> = CODES
             .iter()
@@ -190,7 +224,7 @@ impl Metrics {
             "Connections ended, by close code.",
             &samples,
         );
-        delivery.render(
+        scraped.delivery.render(
             &mut out,
             "courier_delivery_latency_seconds",
             "From a message's numbering (its ts, millisecond precision) to its frame being queued for every subscriber on this node.",

@@ -70,6 +70,37 @@ impl ServerBuilder {
 
     /// Binds the listen address and spawns the server on the current tokio runtime.
     pub async fn start(&mut self) -> Result<RunningServer, ServerError> {
+        let (shared, tls) = self.assemble().await?;
+        let listen = shared.env.config.listen;
+        let listener = bind(listen).map_err(|error| ServerError::Bind {
+            addr: listen,
+            error,
+        })?;
+        let local_addr = listener.local_addr().map_err(|error| ServerError::Bind {
+            addr: listen,
+            error,
+        })?;
+        let tick_ms = tick_interval(&shared.env.config);
+        let is_tls = tls.is_some();
+        tokio::spawn(crate::transport::http::accept_loop(
+            shared.clone(),
+            listener,
+            tls,
+        ));
+        tokio::spawn(background(shared.clone(), Duration::from_millis(tick_ms)));
+        tracing::info!(addr = %local_addr, tls = is_tls, "courier server listening");
+        Ok(RunningServer {
+            shared,
+            local_addr,
+            tls: is_tls,
+        })
+    }
+
+    /// Every layer wired together, without a listener or background task
+    /// (`start` adds them; the fuzz entry points use this as is).
+    pub(crate) async fn assemble(
+        &self,
+    ) -> Result<(Arc<Shared>, Option<tokio_rustls::TlsAcceptor>), ServerError> {
         let config = self.config.clone();
         config.validate()?;
         #[cfg(feature = "faults")]
@@ -110,6 +141,11 @@ impl ServerBuilder {
                 if fault == Some(crate::faults::Fault::ShortDedupeWindow) {
                     policy.dedupe_window = Duration::from_secs(1);
                 }
+                // Breaks DEDUP-MAX: fewer ids kept than advertised.
+                #[cfg(feature = "faults")]
+                if fault == Some(crate::faults::Fault::ShortDedupeRecord) {
+                    policy.dedupe_max_per_channel = 8;
+                }
                 match config.engine.kind {
                     EngineKind::Memory => Arc::new(MemoryEngine::new(policy)) as Arc<dyn Engine>,
                     EngineKind::Redis => Arc::new(
@@ -137,15 +173,6 @@ impl ServerBuilder {
             Some(t) => Some(crate::transport::tls::acceptor(t)?),
             None => None,
         };
-        let listener = bind(config.listen).map_err(|error| ServerError::Bind {
-            addr: config.listen,
-            error,
-        })?;
-        let local_addr = listener.local_addr().map_err(|error| ServerError::Bind {
-            addr: config.listen,
-            error,
-        })?;
-        let tick_ms = tick_interval(&config);
         let hub = Hub::new(engine);
         let env = Arc::new(Env::new(
             config,
@@ -162,20 +189,7 @@ impl ServerBuilder {
         {
             shared.fault = fault;
         }
-        let shared = Arc::new(shared);
-        let is_tls = tls.is_some();
-        tokio::spawn(crate::transport::http::accept_loop(
-            shared.clone(),
-            listener,
-            tls,
-        ));
-        tokio::spawn(background(shared.clone(), Duration::from_millis(tick_ms)));
-        tracing::info!(addr = %local_addr, tls = is_tls, "courier server listening");
-        Ok(RunningServer {
-            shared,
-            local_addr,
-            tls: is_tls,
-        })
+        Ok((Arc::new(shared), tls))
     }
 }
 
@@ -185,6 +199,7 @@ fn history_policy(config: &ServerConfig) -> HistoryPolicy {
         history_size: config.history_size,
         history_ttl: Duration::from_millis(config.history_ttl_ms),
         dedupe_window: Duration::from_millis(config.dedupe_window_ms),
+        dedupe_max_per_channel: config.dedupe_max_per_channel,
         overrides: config
             .channels
             .iter()

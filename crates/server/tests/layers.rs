@@ -26,6 +26,8 @@ fn layer_of(file: &Path, src: &Path) -> String {
         // `phantom` is part of the faulty transport (requests it slips in).
         [f, sub] if f == "faults" && sub == "phantom" => "transport".to_string(),
         [f, sub] if f == "faults" && sub != "mod" => sub.clone(),
+        // `fuzz/` wires every layer like `server` (entry points for fuzz/).
+        [f, _] if f == "fuzz" => "server".to_string(),
         // A layer's submodules, at any depth (`engine/redis/publish.rs`).
         [f, _, ..] => f.clone(),
         [f] if f == "lib" => "server".to_string(),

@@ -86,13 +86,13 @@ pub fn common_body(v2_fields: bool) -> BoxedStrategy<Body> {
         (
             (0..3u32, 0..4i32, text(), vec(text(), 0..3)),
             (u53(), u53(), u53(), option::of(limits(v2_fields))),
-            (option::of(u53()), text(), text())
+            (option::of(u53()), text(), text(), any::<u32>())
         )
             .prop_map(
-                |(
+                move |(
                     (version, encoding, session_id, features),
                     (hi, hg, dw, limits),
-                    (exp, server, user),
+                    (exp, server, user, dedupe_max),
                 )| {
                     Body::Welcome(v2::Welcome {
                         version,
@@ -106,6 +106,7 @@ pub fn common_body(v2_fields: bool) -> BoxedStrategy<Body> {
                         token_expires_at_ms: exp,
                         server,
                         user,
+                        dedupe_max_per_channel: if v2_fields { dedupe_max } else { 0 },
                     })
                 }
             ),

@@ -1,7 +1,7 @@
 //! The in-memory engine, the default: per-channel epoch and seq, a history
-//! ring, the dedupe window and the presence members of one process, each
-//! channel behind its own mutex. Its stream goes straight to this node's
-//! hub, called after the channel's lock is released.
+//! ring, the dedupe record (`dedupe.rs`) and the presence members of one
+//! process, each channel behind its own mutex. Its stream goes straight to
+//! this node's hub, called after the channel's lock is released.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use courier_protocol::v2::RecoveryReason;
 
+use super::dedupe::{DedupeRecord, Fingerprinter};
 use super::resume::{resume_range, MAX_SEQ};
 use super::{
-    ready, Engine, EngineFuture, EngineSink, Member, Members, Numbered, Position, PresenceChange,
-    PublishRequest, Published, Recovered,
+    ready, DedupeStats, Engine, EngineFuture, EngineSink, Member, Members, Numbered, Position,
+    PresenceChange, PublishRequest, Published, Recovered,
 };
 use crate::{base36, now_ms};
 
@@ -25,8 +26,11 @@ pub struct HistoryPolicy {
     pub history_size: u32,
     /// How long a message stays in history.
     pub history_ttl: Duration,
-    /// How long publish ids are remembered.
+    /// How long publish ids are remembered (DEDUP-WINDOW).
     pub dedupe_window: Duration,
+    /// Most publish ids remembered per channel (DEDUP-MAX, at least 1):
+    /// beyond it the oldest are forgotten before the window ends.
+    pub dedupe_max_per_channel: u32,
     /// Overrides for channels matching a pattern (first match wins).
     pub overrides: Vec<HistoryOverride>,
 }
@@ -72,6 +76,7 @@ impl HistoryPolicy {
 ///     history_size: 300,
 ///     history_ttl: Duration::from_secs(300),
 ///     dedupe_window: Duration::from_secs(120),
+///     dedupe_max_per_channel: 100_000,
 ///     overrides: Vec::new(),
 /// });
 /// # let _ = engine;
@@ -82,9 +87,12 @@ pub struct MemoryEngine {
     epoch_prefix: String,
     epoch_counter: AtomicU64,
     sink: OnceLock<Weak<dyn EngineSink>>,
+    /// The clock of dedupe records (ms since this instant).
+    started: Instant,
+    fingerprints: Fingerprinter,
+    /// Records forgotten by DEDUP-MAX before their window ended.
+    dedupe_evicted_early: AtomicU64,
 }
-
-type DedupeKey = (Arc<str>, Arc<str>);
 
 struct Channel {
     /// Set when the sweeper removed the channel from the map; holders of
@@ -95,8 +103,8 @@ struct Channel {
     history_size: usize,
     history_ttl: Duration,
     history: VecDeque<(Instant, Arc<Numbered>)>,
-    dedupe: HashMap<DedupeKey, (Arc<str>, u64)>,
-    dedupe_order: VecDeque<(Instant, DedupeKey)>,
+    /// The publishes of the current epoch still remembered for dedupe.
+    dedupe: DedupeRecord,
     members: Vec<Member>,
     members_version: u64,
 }
@@ -116,7 +124,22 @@ impl MemoryEngine {
             ),
             epoch_counter: AtomicU64::new(0),
             sink: OnceLock::new(),
+            started: Instant::now(),
+            fingerprints: Fingerprinter::new(),
+            dedupe_evicted_early: AtomicU64::new(0),
         }
+    }
+
+    /// The dedupe clock: ms since the engine started.
+    fn clock_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// The dedupe clock value at or before which records have left the
+    /// window (`None` while the engine is younger than the window).
+    fn dedupe_cutoff(&self, now: Instant) -> Option<u64> {
+        let window = self.policy.dedupe_window.as_millis() as u64;
+        self.clock_ms(now).checked_sub(window)
     }
 
     fn new_epoch(&self) -> Arc<str> {
@@ -151,8 +174,7 @@ impl MemoryEngine {
                     history_size,
                     history_ttl,
                     history: VecDeque::new(),
-                    dedupe: HashMap::new(),
-                    dedupe_order: VecDeque::new(),
+                    dedupe: DedupeRecord::default(),
                     members: Vec::new(),
                     members_version: 0,
                 }))
@@ -166,7 +188,8 @@ impl MemoryEngine {
             let handle = self.get_or_create(channel);
             let mut state = handle.lock().unwrap_or_else(|e| e.into_inner());
             if !state.dead {
-                state.prune(Instant::now(), self.policy.dedupe_window);
+                let now = Instant::now();
+                state.prune(now, self.dedupe_cutoff(now));
                 return f(&mut state);
             }
         }
@@ -184,13 +207,14 @@ impl MemoryEngine {
 
     fn number(&self, req: PublishRequest) -> (Published, Option<Arc<Numbered>>) {
         let now = Instant::now();
+        let max = self.policy.dedupe_max_per_channel as usize;
         self.with_channel(&req.channel, |ch| {
-            let key: DedupeKey = (req.user.clone(), req.id.clone());
-            if let Some((epoch, seq)) = ch.dedupe.get(&key) {
-                // DEDUP-ACK-ORIGINAL / DEDUP-DELIVER-ONCE.
+            if let Some(seq) = ch.dedupe.find(&self.fingerprints, &req.user, &req.id) {
+                // DEDUP-ACK-ORIGINAL / DEDUP-DELIVER-ONCE. The record holds
+                // the current epoch only (a new epoch clears it).
                 let position = Position {
-                    epoch: epoch.clone(),
-                    seq: *seq,
+                    epoch: ch.epoch.clone(),
+                    seq,
                 };
                 return (
                     Published {
@@ -203,9 +227,12 @@ impl MemoryEngine {
             // SEQ-GAPFREE: numbering and storing happen under the channel
             // lock, so concurrent publishers get consecutive numbers.
             if ch.seq >= MAX_SEQ {
+                // A new epoch may lose the dedupe record with it
+                // (docs/spec/channels.md §4).
                 ch.epoch = self.new_epoch();
                 ch.seq = 0;
                 ch.history.clear();
+                ch.dedupe.clear();
             }
             ch.seq += 1;
             let message = Arc::new(Numbered {
@@ -223,12 +250,19 @@ impl MemoryEngine {
                     ch.history.pop_front();
                 }
             }
-            if ch
-                .dedupe
-                .insert(key.clone(), (ch.epoch.clone(), ch.seq))
-                .is_none()
-            {
-                ch.dedupe_order.push_back((now, key));
+            // DEDUP-WINDOW / DEDUP-MAX: remembered for the window, or until
+            // `max` later publishes of the channel, whichever comes first.
+            let inserted = ch.dedupe.insert(
+                &self.fingerprints,
+                &req.user,
+                &req.id,
+                ch.seq,
+                self.clock_ms(now),
+                max,
+            );
+            if inserted.evicted_early > 0 {
+                self.dedupe_evicted_early
+                    .fetch_add(inserted.evicted_early, Ordering::Relaxed);
             }
             (
                 Published {
@@ -242,7 +276,9 @@ impl MemoryEngine {
 }
 
 impl Channel {
-    fn prune(&mut self, now: Instant, dedupe_window: Duration) {
+    /// Drops expired history, and dedupe records numbered at or before
+    /// `dedupe_cutoff` (the engine's dedupe clock).
+    fn prune(&mut self, now: Instant, dedupe_cutoff: Option<u64>) {
         while self.history.len() > self.history_size {
             self.history.pop_front();
         }
@@ -253,12 +289,8 @@ impl Channel {
         {
             self.history.pop_front();
         }
-        while let Some((t, _)) = self.dedupe_order.front() {
-            if now.duration_since(*t) < dedupe_window {
-                break;
-            }
-            let (_, key) = self.dedupe_order.pop_front().expect("front exists");
-            self.dedupe.remove(&key);
+        if let Some(cutoff) = dedupe_cutoff {
+            self.dedupe.expire(cutoff);
         }
     }
 
@@ -406,13 +438,35 @@ impl Engine for MemoryEngine {
             .len()
     }
 
+    fn dedupe_stats(&self) -> DedupeStats {
+        // At scrape time: nothing on the publish path but the rare
+        // early-eviction count.
+        let handles: Vec<_> = self
+            .channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut stats = DedupeStats {
+            evicted_early: self.dedupe_evicted_early.load(Ordering::Relaxed),
+            ..DedupeStats::default()
+        };
+        for handle in handles {
+            let ch = handle.lock().unwrap_or_else(|e| e.into_inner());
+            stats.records += ch.dedupe.len() as u64;
+            stats.bytes += ch.dedupe.heap_bytes() as u64;
+        }
+        stats
+    }
+
     fn sweep(&self) {
         let now = Instant::now();
-        let window = self.policy.dedupe_window;
+        let cutoff = self.dedupe_cutoff(now);
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, handle| {
             let mut ch = handle.lock().unwrap_or_else(|e| e.into_inner());
-            ch.prune(now, window);
+            ch.prune(now, cutoff);
             // A channel with no members, history or dedupe memory holds
             // nothing a client could observe except its epoch and seq;
             // forgetting it starts a new epoch later (SEQ-EPOCH-STABLE).

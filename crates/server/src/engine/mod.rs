@@ -15,7 +15,10 @@
 //!   never reused (SEQ-GAPFREE); a lost channel state shows as a new epoch
 //!   (SEQ-EPOCH-STABLE); a duplicate `(channel, user, id)` within the dedupe
 //!   window returns the original position with `duplicate: true` and is
-//!   neither stored nor streamed (DEDUP-ACK-ORIGINAL, DEDUP-DELIVER-ONCE).
+//!   neither stored nor streamed (DEDUP-ACK-ORIGINAL, DEDUP-DELIVER-ONCE);
+//!   an engine with a per-channel maximum of remembered publishes forgets
+//!   the oldest beyond it, never fewer than the last maximum-many
+//!   (DEDUP-MAX), and counts them in [`Engine::dedupe_stats`].
 //! - Stream: every message numbered on any node reaches [`EngineSink::numbered`]
 //!   of every node that [`Engine::watch`]es its channel, after `watch`
 //!   resolved. Order and completeness are *not* required: the hub reorders
@@ -23,6 +26,7 @@
 //! - Recovery: [`Engine::recover`] reads the position and the resumed range
 //!   atomically with respect to numbering (RESUME-ALL-OR-NOTHING).
 
+mod dedupe;
 mod memory;
 mod redis;
 mod resume;
@@ -145,6 +149,18 @@ pub struct PresenceChange {
     pub version: u64,
 }
 
+/// Figures of an engine's dedupe record, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DedupeStats {
+    /// Publishes remembered now, all channels.
+    pub records: u64,
+    /// Heap bytes the record holds (0 when the engine does not know).
+    pub bytes: u64,
+    /// Publishes forgotten because their channel reached its maximum,
+    /// before their dedupe window ended (DEDUP-MAX), since start.
+    pub evicted_early: u64,
+}
+
 /// Where an engine streams what happens on the channels this node watches.
 /// Implemented by the hub; called from any task, never with an engine lock
 /// held, and must not block.
@@ -212,6 +228,12 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Channels with state on this engine (metrics).
     fn channel_count(&self) -> usize;
+
+    /// The dedupe record's figures (metrics; called at scrape time, so it
+    /// may walk the channels). Default: nothing known.
+    fn dedupe_stats(&self) -> DedupeStats {
+        DedupeStats::default()
+    }
 
     /// Drops expired history and dedupe entries and forgets idle channels.
     /// Called about once a second.

@@ -137,6 +137,10 @@ impl Engine for FaultyEngine {
         self.inner.channel_count()
     }
 
+    fn dedupe_stats(&self) -> crate::engine::DedupeStats {
+        self.inner.dedupe_stats()
+    }
+
     fn sweep(&self) {
         self.inner.sweep()
     }

@@ -112,11 +112,14 @@ pub enum Fault {
     /// Advertises `max_messages_per_second` and `max_burst` as 0 while
     /// enforcing them (breaks LIMIT-ALL-ENFORCED).
     UnadvertisedRateLimit,
+    /// Remembers 8 publish ids per channel while advertising the configured
+    /// `dedupe_max_per_channel` (breaks DEDUP-MAX).
+    ShortDedupeRecord,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 35] = [
+    pub const ALL: [Fault; 36] = [
         Fault::SkipSeq,
         Fault::SeqFromZero,
         Fault::RedeliverDuplicate,
@@ -152,6 +155,7 @@ impl Fault {
         Fault::StricterFrameLimit,
         Fault::SlowRateRefill,
         Fault::UnadvertisedRateLimit,
+        Fault::ShortDedupeRecord,
     ];
 
     /// The kebab-case name (`skip-seq`).
@@ -192,6 +196,7 @@ impl Fault {
             Fault::StricterFrameLimit => "stricter-frame-limit",
             Fault::SlowRateRefill => "slow-rate-refill",
             Fault::UnadvertisedRateLimit => "unadvertised-rate-limit",
+            Fault::ShortDedupeRecord => "short-dedupe-record",
         }
     }
 }

@@ -100,6 +100,8 @@ fn welcome(
             token_expires_at_ms: identity.expires_at_ms,
             server: c.server_name.clone(),
             user: identity.user.to_string(),
+            // DEDUP-MAX (v2; the codec leaves it out of v1 welcomes).
+            dedupe_max_per_channel: c.dedupe_max_per_channel,
         })),
     }
 }

@@ -88,7 +88,7 @@ pub(crate) async fn accept_loop(
     tracing::debug!("stopped accepting connections");
 }
 
-async fn serve<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, guard: ConnGuard)
+pub(crate) async fn serve<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, guard: ConnGuard)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -144,11 +144,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
                 hyper::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
-            .body(full(shared.env.metrics.render(
-                shared.queue_depth(),
-                shared.env.hub.engine().channel_count(),
-                shared.env.hub.delivery_latency(),
-            )))
+            .body(full(shared.env.metrics.render(&metrics_scraped(&shared))))
             .expect("valid response"),
         ("/ws" | "/healthz" | "/metrics", _) => {
             text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -157,5 +153,19 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
             text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text_response(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The figures `/metrics` reads from the hub and the engine.
+fn metrics_scraped(shared: &Shared) -> crate::metrics::Scraped<'_> {
+    let engine = shared.env.hub.engine();
+    let dedupe = engine.dedupe_stats();
+    crate::metrics::Scraped {
+        queue_depth: shared.queue_depth(),
+        channels: engine.channel_count(),
+        dedupe_records: dedupe.records,
+        dedupe_bytes: dedupe.bytes,
+        dedupe_evicted_early: dedupe.evicted_early,
+        delivery: shared.env.hub.delivery_latency(),
     }
 }

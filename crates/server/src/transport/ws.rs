@@ -147,7 +147,7 @@ async fn run(
     connect(shared, sink, source, selected, guard).await
 }
 
-async fn connect<W: FrameSink, R: FrameSource>(
+pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
     shared: Arc<Shared>,
     mut sink: W,
     mut source: R,

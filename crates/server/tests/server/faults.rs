@@ -175,6 +175,22 @@ async fn unbounded_queue() {
 }
 
 #[tokio::test]
+async fn short_dedupe_record() {
+    let s = faulty(Fault::ShortDedupeRecord, |_| {}).await;
+    let mut c = Client::json(&s).await.unwrap();
+    assert_eq!(
+        c.welcome.dedupe_max_per_channel, 100_000,
+        "the maximum advertised stays"
+    );
+    c.publish("first", "rec", json!(0)).await.unwrap();
+    for i in 0..8 {
+        c.publish(&format!("n{i}"), "rec", json!(i)).await.unwrap();
+    }
+    let again = c.publish("first", "rec", json!(0)).await.unwrap();
+    assert!(!again.duplicate, "the id was remembered: {again:?}");
+}
+
+#[tokio::test]
 async fn short_dedupe_window() {
     let s = faulty(Fault::ShortDedupeWindow, |_| {}).await;
     let mut c = Client::json(&s).await.unwrap();

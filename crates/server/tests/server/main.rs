@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod channels;
+mod dedupe;
 mod faults;
 mod features;
 mod limits;

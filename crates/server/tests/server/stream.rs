@@ -90,6 +90,7 @@ impl Unreliable {
             history_size,
             history_ttl: Duration::from_secs(60),
             dedupe_window: Duration::from_secs(60),
+            dedupe_max_per_channel: 100_000,
             overrides: Vec::new(),
         });
         inner.attach(Arc::downgrade(&relay) as Weak<dyn EngineSink>);

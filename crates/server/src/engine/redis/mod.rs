@@ -58,6 +58,7 @@ use crate::{base36, now_ms};
 ///     history_size: 300,
 ///     history_ttl: Duration::from_secs(300),
 ///     dedupe_window: Duration::from_secs(120),
+///     dedupe_max_per_channel: 100_000,
 ///     overrides: Vec::new(),
 /// })?;
 /// let server = ServerBuilder::new(config).engine(Arc::new(engine)).start().await?;

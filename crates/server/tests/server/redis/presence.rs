@@ -98,6 +98,7 @@ async fn a_dead_nodes_members_expire() {
             history_size: 10,
             history_ttl: Duration::from_secs(10),
             dedupe_window: Duration::from_secs(10),
+            dedupe_max_per_channel: 100_000,
             overrides: Vec::new(),
         },
     )

@@ -755,12 +755,13 @@ export function encodeWelcome(m: t.WelcomeInit, w: BinaryWriter): void {
   if (m.token_expires_at_ms !== undefined) w.tag(9, 0).uint64(rt.outU53(m.token_expires_at_ms, "Welcome.token_expires_at_ms"));
   if (m.server !== undefined && m.server.length > 0) w.tag(10, 2).string(m.server);
   if (m.user !== undefined && m.user.length > 0) w.tag(11, 2).string(m.user);
+  if (m.dedupe_max_per_channel !== undefined && m.dedupe_max_per_channel !== 0) w.tag(12, 0).uint32(rt.outU32(m.dedupe_max_per_channel, "Welcome.dedupe_max_per_channel"));
 }
 
 /** Reads a `Welcome` from `r` up to `end`, merging into `into` when given. */
 export function decodeWelcome(r: BinaryReader, end: number, depth: number, into?: t.Welcome): t.Welcome {
   rt.checkDepth(depth);
-  const m: t.Welcome = into ?? { version: 0, encoding: "ENCODING_UNSPECIFIED", session_id: "", features: [], heartbeat_interval_ms: 0, heartbeat_grace_ms: 0, dedupe_window_ms: 0, server: "", user: "" };
+  const m: t.Welcome = into ?? { version: 0, encoding: "ENCODING_UNSPECIFIED", session_id: "", features: [], heartbeat_interval_ms: 0, heartbeat_grace_ms: 0, dedupe_window_ms: 0, server: "", user: "", dedupe_max_per_channel: 0 };
   while (r.pos < end) {
     const [no, wt] = r.tag();
     switch (no) {
@@ -775,6 +776,7 @@ export function decodeWelcome(r: BinaryReader, end: number, depth: number, into?
       case 9: rt.expectWire(wt, 0, "Welcome.token_expires_at_ms"); m.token_expires_at_ms = rt.pbU53(r.uint64(), "Welcome.token_expires_at_ms"); break;
       case 10: rt.expectWire(wt, 2, "Welcome.server"); m.server = r.string(true); break;
       case 11: rt.expectWire(wt, 2, "Welcome.user"); m.user = r.string(true); break;
+      case 12: rt.expectWire(wt, 0, "Welcome.dedupe_max_per_channel"); m.dedupe_max_per_channel = r.uint32(); break;
       default:
         r.skip(wt, no);
     }

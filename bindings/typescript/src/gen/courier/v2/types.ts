@@ -618,6 +618,12 @@ export interface Welcome {
   server: string;
   /** Authenticated user identity taken from the credentials (the JWT `sub`); empty when anonymous. */
   user: string;
+  /**
+   * Most publish ids remembered per channel (DEDUP-MAX): once a channel has this many
+   * numbered publishes within `dedupe_window_ms`, the oldest are forgotten early; 0 when the
+   * server keeps every id for the whole window. Version 2 only.
+   */
+  dedupe_max_per_channel: number;
 }
 
 /** `Welcome` to encode: fields left out take their default. */
@@ -633,6 +639,7 @@ export interface WelcomeInit {
   token_expires_at_ms?: number;
   server?: string;
   user?: string;
+  dedupe_max_per_channel?: number;
 }
 
 /** Replace the session's credentials without reconnecting. */

@@ -452,6 +452,7 @@ export function readWelcome(v: rt.Wire | undefined): t.Welcome {
     dedupe_window_ms: rt.u53(rt.get(o, "dedupe_window_ms"), "Welcome.dedupe_window_ms"),
     server: rt.str(rt.get(o, "server"), "Welcome.server"),
     user: rt.str(rt.get(o, "user"), "Welcome.user"),
+    dedupe_max_per_channel: rt.u32(rt.get(o, "dedupe_max_per_channel"), "Welcome.dedupe_max_per_channel"),
   };
   { const x = rt.get(o, "limits"); if (x !== undefined && x !== null) m.limits = readLimits(x); }
   { const x = rt.get(o, "token_expires_at_ms"); if (x !== undefined && x !== null) m.token_expires_at_ms = rt.u53(x, "Welcome.token_expires_at_ms"); }
@@ -471,6 +472,7 @@ export function writeWelcome(m: t.WelcomeInit, o: rt.WireObject = {}): rt.WireOb
   if (m.token_expires_at_ms !== undefined) o["token_expires_at_ms"] = rt.outU53(m.token_expires_at_ms, "Welcome.token_expires_at_ms");
   if (m.server !== undefined && m.server.length > 0) o["server"] = m.server;
   if (m.user !== undefined && m.user.length > 0) o["user"] = m.user;
+  if (m.dedupe_max_per_channel !== undefined && m.dedupe_max_per_channel !== 0) o["dedupe_max_per_channel"] = rt.outU32(m.dedupe_max_per_channel, "Welcome.dedupe_max_per_channel");
   return o;
 }
 
