@@ -112,7 +112,14 @@ fn build(work: &Path) -> Result<PathBuf> {
     let build_dir = work.join("build");
     Cmd::new(
         "cargo",
-        &["build", "--release", "--bins", "--target", &host, "--manifest-path"],
+        &[
+            "build",
+            "--release",
+            "--bins",
+            "--target",
+            &host,
+            "--manifest-path",
+        ],
     )
     .arg(fuzz.join("Cargo.toml"))
     .env("CARGO_TARGET_DIR", &build_dir)
@@ -159,7 +166,10 @@ fn vector_frames() -> Result<Vec<(u32, Frame)>> {
                 let name = format!("v{version}-{file}-{}", v["name"].as_str().unwrap_or("x"));
                 if file == "valid" {
                     if let Some(json) = v["json"].as_str() {
-                        out.push((version, (name.clone(), "json", json.as_bytes().to_vec(), true)));
+                        out.push((
+                            version,
+                            (name.clone(), "json", json.as_bytes().to_vec(), true),
+                        ));
                     }
                     for (field, enc) in [("msgpack", "msgpack"), ("protobuf", "proto")] {
                         if let Some(bytes) = v[field].as_str().and_then(unhex) {
@@ -199,10 +209,16 @@ fn seeds(target: &str) -> Result<Vec<(String, Vec<u8>)>> {
             for (name, bytes) in [
                 ("nil", vec![0xc0]),
                 ("map", vec![0x81, 0xa1, b'a', 0x01]),
-                ("array", vec![0x92, 0xc3, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]),
+                (
+                    "array",
+                    vec![0x92, 0xc3, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0],
+                ),
                 ("str", vec![0xa3, b'a', b'b', b'c']),
                 ("bin", vec![0xc4, 0x02, 0x00, 0xff]),
-                ("int", vec![0xd3, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                (
+                    "int",
+                    vec![0xd3, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                ),
             ] {
                 out.push((name.to_string(), bytes));
             }
@@ -247,7 +263,12 @@ fn seeds(target: &str) -> Result<Vec<(String, Vec<u8>)>> {
                 out.push((name.to_string(), request.into_bytes()));
             }
             // A WebSocket session after the upgrade: a masked text hello.
-            let mut ws = out.iter().find(|(n, _)| n == "ws").expect("ws seed").1.clone();
+            let mut ws = out
+                .iter()
+                .find(|(n, _)| n == "ws")
+                .expect("ws seed")
+                .1
+                .clone();
             ws.extend(masked_text(br#"{"type":"hello"}"#));
             out.push(("ws-hello".to_string(), ws));
             for (_, (name, enc, bytes, _)) in frames {

@@ -537,7 +537,9 @@ async fn run_publisher(args: LoadArgs, stats: Arc<Stats>) -> anyhow::Result<()> 
     });
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut next = Instant::now();
-    let stop = args.duration.map(|s| Instant::now() + Duration::from_secs(s));
+    let stop = args
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs(s));
     for i in 0..args.publishes {
         if stop.is_some_and(|s| Instant::now() >= s) {
             break;
@@ -749,9 +751,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
         let slow_every = Duration::from_millis(args.slow_read_ms);
         let slow: Vec<_> = slow_subs
             .into_iter()
-            .map(|(ws, codec)| {
-                tokio::spawn(slow::run(ws, codec, slow_every, slow_stopped.clone()))
-            })
+            .map(|(ws, codec)| tokio::spawn(slow::run(ws, codec, slow_every, slow_stopped.clone())))
             .collect();
         let mut publisher = tokio::spawn(run_publisher(args.clone(), stats.clone()));
         let mut published = None;

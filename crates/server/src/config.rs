@@ -60,8 +60,9 @@ pub struct ServerConfig {
     /// effective window shrinks (counted in
     /// `courier_dedupe_evicted_early_total`). Default 100 000: the whole
     /// 120 s window up to 833 publishes/s on one channel, 2 s even at
-    /// 50 000/s, and at most ~7 MB per channel (about 70 bytes per id,
-    /// docs/benchmarks.md) instead of memory growing with the publish rate.
+    /// 50 000/s, and at most ~6.5 MB per channel (24-byte ring entries and
+    /// 25-byte index slots, 131 072 of each at the maximum; `courier_dedupe_bytes`
+    /// reports it live) instead of memory growing with the publish rate.
     /// At least 1.
     pub dedupe_max_per_channel: u32,
     /// Messages kept per channel for resume (LIMIT-HISTORY). Default 300:

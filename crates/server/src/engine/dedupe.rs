@@ -2,8 +2,9 @@
 //! (DEDUP-WINDOW, DEDUP-MAX): per numbered publish a 128-bit keyed
 //! fingerprint of (user, id) and the time it was numbered, in a ring in
 //! numbering order, plus an index from fingerprint to `seq`. No string is
-//! kept per record: a record costs about 70 bytes whatever the id's length
-//! (docs/benchmarks.md), and a channel holds at most `max` of them.
+//! kept per record: a record costs a 24-byte ring entry and a 25-byte index
+//! slot (about 70 bytes with the tables' spare capacity) whatever the id's
+//! length, and a channel holds at most `max` of them.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};

@@ -229,7 +229,10 @@ mod tests {
             })
             .collect();
         assert_eq!(types[..2], ["welcome", "subscribe_ack"], "{types:?}");
-        assert!(types.contains(&"publish_ack") && types.contains(&"message"), "{types:?}");
+        assert!(
+            types.contains(&"publish_ack") && types.contains(&"message"),
+            "{types:?}"
+        );
         // The client left with 1000: the server sent no close of its own.
         assert_eq!(out.close, None);
 

@@ -12,8 +12,11 @@ use courier_protocol::{v1, v2, Codec, Encoding, Subprotocol, Version};
 use super::FuzzServer;
 use crate::ServerConfig;
 
+/// A target's check of one input.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its binary and regression folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("json", json),
     ("msgpack", msgpack),
     ("proto", proto),
@@ -79,7 +82,10 @@ pub fn session_frames(data: &[u8]) -> Option<(Subprotocol, Vec<(Bytes, bool)>)> 
     while rest.len() >= 2 {
         let header = u16::from_le_bytes([rest[0], rest[1]]);
         let len = usize::from(header & 0x7fff).min(rest.len() - 2);
-        frames.push((Bytes::copy_from_slice(&rest[2..2 + len]), header & 0x8000 != 0));
+        frames.push((
+            Bytes::copy_from_slice(&rest[2..2 + len]),
+            header & 0x8000 != 0,
+        ));
         rest = &rest[2 + len..];
     }
     Some((sp, frames))

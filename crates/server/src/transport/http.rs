@@ -144,7 +144,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, guard: ConnGuard) -
                 hyper::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
-            .body(full(shared.env.metrics.render(&metrics_scraped(&shared))))
+            .body(full(shared.env.metrics.render(&metrics_scraped(shared))))
             .expect("valid response"),
         ("/ws" | "/healthz" | "/metrics", _) => {
             text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

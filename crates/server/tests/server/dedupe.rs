@@ -14,7 +14,9 @@ use crate::limits::metric;
 #[tokio::test]
 async fn the_maximum_is_advertised_in_v2_welcomes_only() {
     let s = server(|c| c.dedupe_max_per_channel = 5).await;
-    let v2 = Client::open(&s, "courier.v2.msgpack", "", &[]).await.unwrap();
+    let v2 = Client::open(&s, "courier.v2.msgpack", "", &[])
+        .await
+        .unwrap();
     assert_eq!(v2.welcome.dedupe_max_per_channel, 5);
     // ENC-V1-ISOLATION: a v1 welcome has no such field (it decodes as 0).
     let v1 = Client::open(&s, "courier.v1.json", "", &[]).await.unwrap();
@@ -39,7 +41,10 @@ async fn the_last_maximum_publishes_are_remembered_and_older_ones_evicted_early(
     // p5 and p6 push p0 and p1 out, before their 120 s window.
     c.publish("p5", "room", json!(5)).await.unwrap();
     let p1 = c.publish("p1", "room", json!(1)).await.unwrap();
-    assert!(p1.duplicate && p1.seq == 2, "p1 is still among the last five: {p1:?}");
+    assert!(
+        p1.duplicate && p1.seq == 2,
+        "p1 is still among the last five: {p1:?}"
+    );
     c.publish("p6", "room", json!(6)).await.unwrap();
     assert_eq!(metric(&s, "courier_dedupe_evicted_early_total").await, 2);
     // DEDUP-MAX: a forgotten id is numbered again, never refused.
@@ -76,10 +81,17 @@ async fn the_window_still_expires_records_and_that_is_not_counted_as_early() {
     // The sweep runs about once a second.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while metric(&s, "courier_dedupe_records").await != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "records never expired");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records never expired"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(metric(&s, "courier_dedupe_bytes").await, 0, "memory given back");
+    assert_eq!(
+        metric(&s, "courier_dedupe_bytes").await,
+        0,
+        "memory given back"
+    );
     assert_eq!(metric(&s, "courier_dedupe_evicted_early_total").await, 0);
     let again = c.publish("w0", "win", json!(0)).await.unwrap();
     assert!(!again.duplicate, "remembered past its window: {again:?}");
