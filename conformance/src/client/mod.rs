@@ -337,6 +337,8 @@ pub async fn handshake(peer: &mut Peer, w: &Welcome) -> Result<v2::Hello, CaseEr
         token_expires_at_ms: w.token_expires_at_ms,
         server: "courier-conform".into(),
         user: "conformance".into(),
+        // The scripted server keeps no dedupe record of its own.
+        dedupe_max_per_channel: 0,
     }))
     .await?;
     Ok(hello)
