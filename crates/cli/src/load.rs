@@ -5,8 +5,9 @@
 //! holds N idle connections instead and reports the server's memory per
 //! connection. `--duration` bounds a run by time instead of count, and
 //! `--slow K` adds K subscribers that read slowly (or never), to measure
-//! what one slow consumer costs the others. It uses raw connections with the protocol codec (no client
-//! library bookkeeping) so that the numbers are the server's.
+//! what one slow consumer costs the others. It uses raw connections with
+//! the protocol codec (no client library bookkeeping) so that the numbers
+//! are the server's.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -705,7 +706,7 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<()> {
     let connect_time = connect_start.elapsed();
     let mut slow_subs = Vec::with_capacity(args.slow);
     for i in 0..args.slow {
-        match subscribe(&args).await {
+        match subscribe(&args, &args.url[i % args.url.len()]).await {
             Ok(s) => slow_subs.push(s),
             Err(e) => bail!("slow subscriber {i} failed to connect: {e:#}"),
         }
