@@ -75,6 +75,7 @@ fn v1_is_a_wire_subset_of_v2() {
         ("Limits", "max_batch"),
         ("ReauthRequest", "deadline_ms"),
         ("ReauthRequest", "reason"),
+        ("Welcome", "dedupe_max_per_channel"),
     ]
     .iter()
     .map(|(m, f)| (m.to_string(), f.to_string()))
@@ -109,7 +110,10 @@ fn v2_only_fields_are_stripped_for_v1_and_kept_for_v2() {
                 .unwrap();
             let mut expected = ex.envelope.clone();
             match expected.body.as_mut().unwrap() {
-                Body::Welcome(w) => w.limits.as_mut().unwrap().max_batch = 0,
+                Body::Welcome(w) => {
+                    w.limits.as_mut().unwrap().max_batch = 0;
+                    w.dedupe_max_per_channel = 0;
+                }
                 Body::Error(e) => e.retry_after_ms = None,
                 Body::Disconnect(d) => d.retry_after_ms = None,
                 _ => unreachable!(),
