@@ -68,7 +68,7 @@ fn every_json_field_is_present() {
     let codec = Codec::new(Subprotocol::new(Version::V2, Encoding::Json));
     let counts = [
         ("hello", 3),
-        ("welcome", 11),
+        ("welcome", 12),
         ("refresh", 2),
         ("refreshed", 2),
         ("reauth_request", 2),
