@@ -6,6 +6,7 @@
 #   cargo build --release -p courier-cli
 #   crates/server/benches/endurance.sh              # all parts; OUT=target/endurance
 #   PARTS="publish slow" crates/server/benches/endurance.sh
+#   PARTS=publish DEDUPE_MAX=4294967295 crates/server/benches/endurance.sh  # bound lifted
 #
 # Parts:
 #   publish  one publisher at full speed for $PUBLISH_SECONDS (60) s on one
@@ -35,6 +36,9 @@ PUBLISH_SECONDS=${PUBLISH_SECONDS:-60}
 SOAK_CONNECTIONS=${SOAK_CONNECTIONS:-10000}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 SLOW_SECONDS=${SLOW_SECONDS:-30}
+# The server's dedupe_max_per_channel (DEDUP-MAX); 4294967295 lifts the bound,
+# so only the 120 s window limits the record: the "before" of the publish part.
+DEDUPE_MAX=${DEDUPE_MAX:-100000}
 URL="ws://127.0.0.1:$PORT/ws"
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
@@ -44,6 +48,7 @@ listen = "127.0.0.1:$PORT"
 max_messages_per_second = 1000000   # the publisher is one session
 max_burst = 1000000
 max_connections_per_ip = 30000      # every load connection comes from 127.0.0.1
+dedupe_max_per_channel = $DEDUPE_MAX
 EOF
 
 SERVER=""
@@ -95,7 +100,7 @@ for part in $PARTS; do
         stop_server
         f="$OUT/rss-publish.txt"
         echo
-        echo "full-speed publish, one channel, $PUBLISH_SECONDS s ($SERVER_BIN)"
+        echo "full-speed publish, one channel, $PUBLISH_SECONDS s ($SERVER_BIN, dedupe_max_per_channel $DEDUPE_MAX)"
         echo "  published, per second  $(jq -r '.published' "$OUT/publish.json"), $(jq -r '.published / .seconds | round' "$OUT/publish.json")"
         echo "  server RSS KiB at 0/5/15/30/45/end s, max: $(rss_at "$f" 0) $(rss_at "$f" 5) $(rss_at "$f" 15) $(rss_at "$f" 30) $(rss_at "$f" 45) $(tail -1 "$f" | cut -d' ' -f2), $(rss_max "$f")"
         echo "  dedupe records, evicted early: ${records:-n/a}, ${evicted:-n/a}"
