@@ -226,8 +226,11 @@ pub const MUTANTS: &[Mutant] = &[
 ];
 
 /// A deliberate defect of a client and the client cases expected to catch
-/// it (`courier conform client` with `COURIER_CLIENT_FAULT=<name>`).
-#[derive(Debug, Clone, Copy)]
+/// it (`courier conform client` with `COURIER_CLIENT_FAULT=<name>`). The
+/// one table of client faults: the Rust proof (`conformance/tests/client.rs`)
+/// iterates it, and the TypeScript proof reads it from
+/// `courier conform client --list-faults`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct ClientMutant {
     /// The fault's kebab-case name, the same in every client that has it.
     pub name: &'static str,
@@ -248,12 +251,15 @@ pub const CLIENT_MUTANTS: &[ClientMutant] = &[
     ClientMutant { name: "deliver-gaps", breaks: "delivers a message past a gap instead of resubscribing (SEQ-CLIENT-GAP-DETECTION)", caught_by: &["client.seq.gap-detection/*"], clients: BOTH },
     ClientMutant { name: "deliver-old", breaks: "delivers messages at or below the tracked seq (SEQ-CLIENT-DROP-OLD)", caught_by: &["client.seq.drop-old/*"], clients: BOTH },
     ClientMutant { name: "deliver-duplicates", breaks: "delivers a message whose id was delivered before (DEDUP-CLIENT-DROP)", caught_by: &["client.dedupe.drop/*"], clients: BOTH },
+    ClientMutant { name: "duplicate-keeps-position", breaks: "leaves its tracked position behind a message dropped as a duplicate, taking the next one for a gap (DEDUP-CLIENT-ADVANCE)", caught_by: &["client.dedupe.drop/*"], clients: BOTH },
     ClientMutant { name: "deliver-after-unsubscribe", breaks: "delivers a channel's messages after unsubscribing (ORDER-UNSUBSCRIBE-FINAL)", caught_by: &["client.order.unsubscribe-final/*"], clients: TS },
     ClientMutant { name: "resubscribe-without-resume", breaks: "resubscribes without resume (RESUME-CLIENT-RESUBSCRIBE)", caught_by: &["client.resume.resubscribe/*"], clients: BOTH },
+    ClientMutant { name: "ignore-subscribe-from", breaks: "subscribes as new when the application asks to start from a position it kept (RESUME-CLIENT-FROM)", caught_by: &["client.resume.from-application/*"], clients: BOTH },
     ClientMutant { name: "hide-failed-recovery", breaks: "reports a failed recovery as recovered (RESUME-CLIENT-REPORT)", caught_by: &["client.resume.report/*"], clients: BOTH },
     ClientMutant { name: "reconnect-after-terminal", breaks: "reconnects after a terminal close (CLOSE-TERMINAL-NO-RECONNECT)", caught_by: &["client.close.terminal/*"], clients: BOTH },
     ClientMutant { name: "ignore-disconnect-notice", breaks: "reacts to the close code alone, ignoring the disconnect notice (CLOSE-NOTICE-WINS)", caught_by: &["client.close.notice-wins/*"], clients: BOTH },
     ClientMutant { name: "no-jitter", breaks: "waits the whole backoff or reconnect window instead of a random part (CLIENT-BACKOFF-JITTER, CLOSE-RECONNECT-NOW)", caught_by: &["client.backoff.jitter", "client.close.reconnect-now"], clients: BOTH },
+    ClientMutant { name: "reset-backoff-on-open", breaks: "resets its failure count when a session opens instead of once it stayed open for heartbeat_interval_ms (CLIENT-BACKOFF-SHORT-SESSION)", caught_by: &["client.backoff.short-session", "client.backoff.reset"], clients: BOTH },
     ClientMutant { name: "ignore-retry-after", breaks: "ignores retry_after_ms (CLOSE-RETRY-AFTER)", caught_by: &["client.close.retry-after/*"], clients: BOTH },
     ClientMutant { name: "no-heartbeat-deadline", breaks: "never declares a silent link dead (HB-CLIENT-DEADLINE)", caught_by: &["client.hb.deadline/*"], clients: BOTH },
     ClientMutant { name: "new-id-on-resend", breaks: "resends queued publishes with new ids (CLIENT-OFFLINE-QUEUE)", caught_by: &["client.queue.offline/*"], clients: BOTH },

@@ -170,7 +170,8 @@ function command(cmd) {
   if (!client) return err(ref, "stopped", "no client: connect first");
   switch (cmd.cmd) {
     case "subscribe":
-      return settle(ref, () => client.subscribe(cmd.channel), (ack) => ({ position: { epoch: ack.position?.epoch ?? "", seq: ack.position?.seq ?? 0 } }));
+      // `resume`: a position the application kept; the client starts from it.
+      return settle(ref, () => client.subscribe(cmd.channel, cmd.resume ? { from: { epoch: cmd.resume.epoch, seq: cmd.resume.seq } } : {}), (ack) => ({ position: { epoch: ack.position?.epoch ?? "", seq: ack.position?.seq ?? 0 } }));
     case "unsubscribe":
       // Done once the client has let go of the channel (at once: no message of it is delivered
       // from now on, ORDER-UNSUBSCRIBE-FINAL); the promise waits for the server's ack besides.

@@ -486,7 +486,8 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
     this.codec = new Codec(sp, { maxMessageBytes: 2 * Math.max(w.limits?.max_message_bytes ?? 0, 64 * 1024) });
     this.startHeartbeat(w);
     this.scheduleRefresh(w.token_expires_at_ms);
-    // CLIENT-BACKOFF-JITTER: the attempt counter resets once the session proved stable.
+    // CLIENT-BACKOFF-JITTER: the attempt counter resets once the session proved stable; a session
+    // closed earlier leaves it growing (CLIENT-BACKOFF-SHORT-SESSION).
     this.later(() => {
       if (this.welcome === w) this.attempt = 0;
     }, w.heartbeat_interval_ms);
@@ -687,6 +688,7 @@ export class CourierClient extends Emitter<ClientEvents> implements CourierLike 
       this.sendSubscribe(m.channel, c);
       return;
     }
+    // DEDUP-CLIENT-ADVANCE: the position advances also over a message dropped as a duplicate.
     c.position = { epoch: m.epoch, seq: m.seq };
     if (m.id) {
       // DEDUP-CLIENT-DROP: a bounded record of recently delivered (channel, id).

@@ -30,7 +30,7 @@ interface Internals {
   requests: Map<string, unknown>;
   delivered: Map<string, true>;
   emit(event: string, payload: unknown): void;
-  subscribe(channel: string): Promise<unknown>;
+  subscribe(channel: string, options?: { from?: Position }): Promise<unknown>;
   dial(): Promise<void>;
   handle(env: v2.Envelope): void;
   onFrame(ws: unknown, data: unknown): void;
@@ -96,6 +96,20 @@ const FAULTS: Record<string, Fault> = {
       };
     },
   },
+  // Leaves the tracked position behind a message it dropped as a duplicate by id.
+  "duplicate-keeps-position": {
+    requirement: "DEDUP-CLIENT-ADVANCE",
+    install(c) {
+      const orig = c.onMessage.bind(c);
+      c.onMessage = (m) => {
+        const ch = c.channels.get(m.channel);
+        const before = ch?.position;
+        const dup = m.id !== "" && c.delivered.has(`${m.channel}\u0000${m.id}`);
+        orig(m);
+        if (ch && dup && !ch.awaitingAck) ch.position = before;
+      };
+    },
+  },
   // Delivers messages of a channel after unsubscribing from it.
   "deliver-after-unsubscribe": {
     requirement: "ORDER-UNSUBSCRIBE-FINAL",
@@ -113,6 +127,14 @@ const FAULTS: Record<string, Fault> = {
         for (const ch of c.channels.values()) ch.position = undefined;
         orig(w);
       };
+    },
+  },
+  // Subscribes as if new when the application asks to start from a position it kept.
+  "ignore-subscribe-from": {
+    requirement: "RESUME-CLIENT-FROM",
+    install(c) {
+      const orig = c.subscribe.bind(c);
+      c.subscribe = (channel) => orig(channel);
     },
   },
   // Reports a failed recovery as recovered.
@@ -156,6 +178,17 @@ const FAULTS: Record<string, Fault> = {
         const { baseMs = 1000, capMs = 30_000, reconnectNowMaxMs = 1000 } = c.o.backoff;
         if ((react === "reconnect" || react === "refresh") && wasOpen && c.attempt === 0) return reconnectNowMaxMs;
         return Math.min(capMs, baseMs * 2 ** Math.min(c.attempt, 52));
+      };
+    },
+  },
+  // Resets the failure count as soon as a session opens, not once it stayed open for the interval.
+  "reset-backoff-on-open": {
+    requirement: "CLIENT-BACKOFF-SHORT-SESSION",
+    install(c) {
+      const orig = c.onWelcome.bind(c);
+      c.onWelcome = (w) => {
+        c.attempt = 0;
+        orig(w);
       };
     },
   },

@@ -25,13 +25,29 @@ pub struct ClientArgs {
     /// Selection, policy, timing and reports, as for a server run.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Print the client faults of the mutant proof (name, what each breaks,
+    /// the case patterns that must catch it, the clients that have it) as a
+    /// JSON array, and exit; a client's own proof reads its cases from here.
+    #[arg(long)]
+    pub list_faults: bool,
     /// The command that starts the client's driver, after `--`.
-    #[arg(last = true, required = true, value_name = "DRIVER")]
+    #[arg(
+        last = true,
+        required_unless_present = "list_faults",
+        value_name = "DRIVER"
+    )]
     pub command: Vec<String>,
 }
 
 /// Runs the client suite; returns the exit code (errors exit 2 in the caller).
 pub async fn run_async(args: ClientArgs) -> anyhow::Result<i32> {
+    if args.list_faults {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(courier_conformance::trace::CLIENT_MUTANTS)?
+        );
+        return Ok(0);
+    }
     let mut config = args.run.config()?;
     let mut target = ClientTarget::new(args.command.clone());
     target.time_scale = args.run.time_scale;

@@ -15,8 +15,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use courier_client::{
-    Client, ClientConfig, ClientError, ConnectionEvent, PublishError, Recovery, RecoveryReason,
-    RequestError, SubscribeError, SubscriptionEvent, TokenReason,
+    Client, ClientConfig, ClientError, ConnectionEvent, Position, PublishError, Recovery,
+    RecoveryReason, RequestError, SubscribeError, SubscriptionEvent, TokenReason,
 };
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -101,9 +101,14 @@ async fn run() {
             (_, None) => out.result(r, Err(("stopped", "no client: connect first".into()))),
             ("subscribe", Some(c)) => {
                 let channel = str_of("channel");
+                // The application's kept position, when it has one.
+                let from = cmd["resume"]["epoch"].as_str().map(|epoch| Position {
+                    epoch: epoch.to_string(),
+                    seq: cmd["resume"]["seq"].as_u64().unwrap_or(0),
+                });
                 let (stop_tx, stop) = oneshot::channel();
                 subs.insert(channel.clone(), stop_tx);
-                in_order(subscription(c.clone(), channel, r, stop, out.clone())).await;
+                in_order(subscription(c.clone(), channel, from, r, stop, out.clone())).await;
             }
             ("unsubscribe", Some(_)) => match subs.remove(&str_of("channel")) {
                 Some(stop) => {
@@ -260,11 +265,16 @@ fn report_connection(out: &Out, e: ConnectionEvent, pending: &mut Option<u64>) {
 async fn subscription(
     client: Client,
     channel: String,
+    from: Option<Position>,
     r: u64,
     mut stop: oneshot::Receiver<u64>,
     out: Out,
 ) {
-    let mut sub = match client.subscribe(channel.clone()).await {
+    let subscribed = match from {
+        Some(from) => client.subscribe_from(channel.clone(), from).await,
+        None => client.subscribe(channel.clone()).await,
+    };
+    let mut sub = match subscribed {
         Ok(s) => s,
         Err(e) => return out.result(r, Err(subscribe_error(e))),
     };

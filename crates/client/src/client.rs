@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::ClientConfig;
 use crate::driver::{Command, Driver, Shared, State};
 use crate::error::{ClientError, PublishError, RequestError, SubscribeError};
-use crate::event::{ConnectionEvent, Message, PresenceMember, PublishAck, SubscriptionEvent};
+use crate::event::{
+    ConnectionEvent, Message, Position, PresenceMember, PublishAck, SubscriptionEvent,
+};
 use crate::handshake;
 use crate::session::{CallKind, CallOk};
 
@@ -170,11 +172,33 @@ impl Client {
         &self,
         channel: impl Into<String>,
     ) -> Result<Subscription, SubscribeError> {
-        let channel = channel.into();
+        self.subscribe_with(channel.into(), None).await
+    }
+
+    /// Subscribes to `channel` from `from`, a position the application kept
+    /// (the last message it processed before a restart, say): the first
+    /// `subscribe` carries it as `resume` (RESUME-CLIENT-FROM), the messages
+    /// after it are replayed, and the first `SubscriptionEvent::Subscribed`
+    /// reports whether that worked (`Recovery::Failed` is possible loss).
+    /// Store `Message::epoch` and `Message::seq` of each message handled.
+    pub async fn subscribe_from(
+        &self,
+        channel: impl Into<String>,
+        from: Position,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(channel.into(), Some(from)).await
+    }
+
+    async fn subscribe_with(
+        &self,
+        channel: String,
+        from: Option<Position>,
+    ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = mpsc::channel(self.config.subscription_buffer);
         let (reply, wait) = oneshot::channel();
         self.send(Command::Subscribe {
             channel: channel.clone(),
+            from,
             tx,
             reply,
         })

@@ -9,15 +9,27 @@ use courier_protocol::subprotocol::parse_mismatch_reason;
 use courier_protocol::v2::{self, envelope::Body};
 use courier_protocol::{close, Codec, Subprotocol, DEFAULT_MAX_MESSAGE_BYTES};
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::close_codes::CloseCodes;
 use crate::error::ClientError;
 use crate::handshake::{self, Endpoint};
 use crate::reconnect::CloseInfo;
 
-pub(crate) type Ws = WebSocketStream<crate::tls::Stream>;
+pub(crate) type Ws = WebSocketStream<CloseCodes<crate::tls::Stream>>;
+
+/// The code and reason of a close frame tungstenite handed over, with the
+/// code as the server sent it (`close_codes.rs`); 1005 when it had none.
+pub(crate) fn close_of(ws: &Ws, frame: Option<CloseFrame>) -> (u16, String) {
+    frame.map_or((1005, String::new()), |f| {
+        (
+            ws.get_ref().close_code(u16::from(f.code)),
+            f.reason.to_string(),
+        )
+    })
+}
 
 pub(crate) enum OpenError {
     /// Refused, timed out, reset: back off.
@@ -96,9 +108,7 @@ pub(crate) async fn open(
             Some(Ok(WsMessage::Text(t))) => (Bytes::from(t), true),
             Some(Ok(WsMessage::Binary(b))) => (b, false),
             Some(Ok(WsMessage::Close(frame))) => {
-                let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
-                });
+                let (code, reason) = close_of(&ws, frame);
                 let info = notice.unwrap_or(CloseInfo {
                     code,
                     reason,
@@ -149,8 +159,7 @@ pub(crate) async fn open(
 async fn read_close(ws: &mut Ws) -> (u16, String) {
     while let Some(msg) = ws.next().await {
         match msg {
-            Ok(WsMessage::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
-            Ok(WsMessage::Close(None)) => return (1005, String::new()),
+            Ok(WsMessage::Close(frame)) => return close_of(ws, frame),
             Ok(_) => {}
             Err(_) => break,
         }

@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::config::{ClientConfig, TokenReason};
-use crate::connect::{open, to_ws, OpenError, Opened, Ws};
+use crate::connect::{close_of, open, to_ws, OpenError, Opened, Ws};
 use crate::error::{ClientError, PublishError, SubscribeError};
-use crate::event::ConnectionEvent;
+use crate::event::{ConnectionEvent, Position};
 use crate::handshake::Endpoint;
 use crate::reconnect::{Backoff, CloseInfo, Next};
 use crate::session::{CallKind, CallReply, EventTx, Notice, PublishReply, Session};
@@ -30,6 +30,7 @@ use crate::session::{CallKind, CallReply, EventTx, Notice, PublishReply, Session
 pub(crate) enum Command {
     Subscribe {
         channel: String,
+        from: Option<Position>,
         tx: EventTx,
         reply: oneshot::Sender<Result<(), SubscribeError>>,
     },
@@ -166,7 +167,12 @@ impl Driver {
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::Subscribe { channel, tx, reply } => self.session.subscribe(channel, tx, reply),
+            Command::Subscribe {
+                channel,
+                from,
+                tx,
+                reply,
+            } => self.session.subscribe(channel, from, tx, reply),
             Command::Unsubscribe { channel } => self.session.unsubscribe(&channel),
             Command::Publish {
                 channel,
@@ -393,7 +399,9 @@ impl Driver {
         self.session.on_open(welcome, now);
         let mut notice: Option<CloseInfo> = None;
         let mut last_frame = tokio::time::Instant::now();
-        let stable = |opened: Instant| opened.elapsed() >= interval;
+        // CLIENT-BACKOFF-SHORT-SESSION: a session closed before it stayed
+        // open for heartbeat_interval_ms leaves the failure count growing.
+        let stable = |opened: Instant| opened.elapsed() >= interval || fault!(ResetBackoffOnOpen);
         let end = |notice: Option<CloseInfo>, code: u16, reason: String| {
             // CLOSE-NOTICE-WINS: the disconnect notice decides the reaction.
             let mut info = notice.unwrap_or(CloseInfo {
@@ -422,7 +430,7 @@ impl Driver {
                         Some(Ok(WsMessage::Text(t))) => (Bytes::from(t), true),
                         Some(Ok(WsMessage::Binary(b))) => (b, false),
                         Some(Ok(WsMessage::Close(frame))) => {
-                            let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                            let (code, reason) = close_of(&ws, frame);
                             let _ = tokio::time::timeout(Duration::from_millis(100), ws.close(None)).await;
                             return end(notice, code, reason);
                         }

@@ -18,8 +18,12 @@ pub enum Fault {
     DeliverOld,
     /// Delivers messages whose id was delivered before (DEDUP-CLIENT-DROP).
     DeliverDuplicates,
+    /// Leaves the tracked position behind a message dropped as a duplicate (DEDUP-CLIENT-ADVANCE).
+    DuplicateKeepsPosition,
     /// Resubscribes without `resume` (RESUME-CLIENT-RESUBSCRIBE).
     ResubscribeWithoutResume,
+    /// Subscribes without the position the application asked to start from (RESUME-CLIENT-FROM).
+    IgnoreSubscribeFrom,
     /// Reports a failed recovery as recovered (RESUME-CLIENT-REPORT).
     HideFailedRecovery,
     /// Backs off and reconnects after a terminal close (CLOSE-TERMINAL-NO-RECONNECT).
@@ -28,6 +32,9 @@ pub enum Fault {
     IgnoreDisconnectNotice,
     /// Waits the whole backoff window instead of a random part of it (CLIENT-BACKOFF-JITTER).
     NoJitter,
+    /// Resets the failure count when a session opens, not once it proved stable
+    /// (CLIENT-BACKOFF-SHORT-SESSION).
+    ResetBackoffOnOpen,
     /// Ignores `retry_after_ms` (CLOSE-RETRY-AFTER).
     IgnoreRetryAfter,
     /// Never applies the heartbeat deadline (HB-CLIENT-DEADLINE).
@@ -55,14 +62,17 @@ pub const ALL: &[(&str, Fault)] = &[
     ("deliver-gaps", Fault::DeliverGaps),
     ("deliver-old", Fault::DeliverOld),
     ("deliver-duplicates", Fault::DeliverDuplicates),
+    ("duplicate-keeps-position", Fault::DuplicateKeepsPosition),
     (
         "resubscribe-without-resume",
         Fault::ResubscribeWithoutResume,
     ),
+    ("ignore-subscribe-from", Fault::IgnoreSubscribeFrom),
     ("hide-failed-recovery", Fault::HideFailedRecovery),
     ("reconnect-after-terminal", Fault::ReconnectAfterTerminal),
     ("ignore-disconnect-notice", Fault::IgnoreDisconnectNotice),
     ("no-jitter", Fault::NoJitter),
+    ("reset-backoff-on-open", Fault::ResetBackoffOnOpen),
     ("ignore-retry-after", Fault::IgnoreRetryAfter),
     ("no-heartbeat-deadline", Fault::NoHeartbeatDeadline),
     ("new-id-on-resend", Fault::NewIdOnResend),

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::close_codes::CloseCodes;
 use crate::tls::{self, Stream};
 
 /// Largest HTTP response head accepted.
@@ -105,7 +106,7 @@ pub fn parse_url(url: &str) -> Result<WsUrl, HandshakeError> {
 /// An upgraded connection and the subprotocol the server selected.
 pub struct Upgraded {
     /// The WebSocket stream.
-    pub ws: WebSocketStream<Stream>,
+    pub ws: WebSocketStream<CloseCodes<Stream>>,
     /// `Sec-WebSocket-Protocol` of the response, if any.
     pub selected: Option<String>,
 }
@@ -139,7 +140,8 @@ pub async fn connect(
         return Err(HandshakeError::Refused("bad Sec-WebSocket-Accept".into()));
     }
     let selected = head.header("sec-websocket-protocol").map(str::to_string);
-    let rest = head.rest;
+    let mut rest = head.rest;
+    let stream = CloseCodes::new(stream, &mut rest);
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await;
     Ok(Upgraded { ws, selected })
 }

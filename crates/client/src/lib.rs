@@ -45,6 +45,7 @@ macro_rules! fault {
 }
 
 mod client;
+mod close_codes;
 mod config;
 mod connect;
 mod driver;

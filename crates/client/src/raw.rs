@@ -15,13 +15,15 @@ use crate::connect::{self, OpenError};
 use crate::handshake::{self, Endpoint};
 use crate::{ClientConfig, ClientError};
 
+pub use crate::close_codes::CloseCodes;
 pub use crate::tls::Stream;
 
 /// An open session: the socket after `welcome`, and the codec of the
 /// negotiated subprotocol.
 pub struct RawSession {
-    /// The WebSocket. Frames sent must use [`to_message`].
-    pub ws: WebSocketStream<Stream>,
+    /// The WebSocket. Frames sent must use [`to_message`]. A close frame's
+    /// code as the server sent it is `ws.get_ref().close_code(reported)`.
+    pub ws: WebSocketStream<CloseCodes<Stream>>,
     /// The negotiated subprotocol's codec, accepting frames up to twice
     /// the protocol's default limit.
     pub codec: Codec,

@@ -252,10 +252,12 @@ impl Session {
         }
     }
 
-    /// The application subscribes to `channel`.
+    /// The application subscribes to `channel`, from a position it kept
+    /// when `from` is set (RESUME-CLIENT-FROM).
     pub fn subscribe(
         &mut self,
         channel: String,
+        from: Option<Position>,
         tx: EventTx,
         first: oneshot::Sender<Result<(), SubscribeError>>,
     ) {
@@ -263,7 +265,10 @@ impl Session {
             let _ = first.send(Err(SubscribeError::AlreadySubscribed(channel)));
             return;
         }
-        let tracker = ChannelTracker::new(self.dedupe_ids, self.dedupe_window());
+        let mut tracker = ChannelTracker::new(self.dedupe_ids, self.dedupe_window());
+        if let Some(from) = from.filter(|_| !fault!(IgnoreSubscribeFrom)) {
+            tracker.start_from(from);
+        }
         self.subs.insert(
             channel.clone(),
             Sub {

@@ -64,7 +64,7 @@ fn subscribed(
 ) -> (String, oneshot::Receiver<Result<(), SubscribeError>>) {
     let (tx, _rx) = mpsc::channel(16);
     let (first, wait) = oneshot::channel();
-    s.subscribe(channel.into(), tx, first);
+    s.subscribe(channel.into(), None, tx, first);
     let Some(Body::Subscribe(sub)) = bodies(s).pop() else {
         panic!("no subscribe sent")
     };

@@ -103,6 +103,14 @@ impl ChannelTracker {
         }
     }
 
+    /// Starts from `from`, a position the application kept: the first
+    /// subscribe resumes from it, as a resubscription would
+    /// (RESUME-CLIENT-FROM).
+    pub fn start_from(&mut self, from: Position) {
+        self.position = Some(from);
+        self.awaiting_ack = true;
+    }
+
     /// The last delivered position: what a resubscribe resumes from
     /// (RESUME-CLIENT-RESUBSCRIBE).
     pub fn position(&self) -> Option<&Position> {
@@ -166,8 +174,13 @@ impl ChannelTracker {
             self.awaiting_ack = true;
             return Verdict::Gap { tracked };
         }
+        let prev = pos.seq;
         pos.seq = seq;
         if !id.is_empty() && !self.seen.insert(id, now) && !fault!(DeliverDuplicates) {
+            // DEDUP-CLIENT-ADVANCE: the position stays advanced.
+            if fault!(DuplicateKeepsPosition) {
+                pos.seq = prev;
+            }
             return Verdict::Duplicate;
         }
         Verdict::Deliver
@@ -249,6 +262,24 @@ mod tests {
             failed
         );
         assert_eq!(t.on_message("f", 3, "n", now), Verdict::Deliver);
+    }
+
+    #[test]
+    fn starts_from_a_kept_position() {
+        let now = Instant::now();
+        let mut t = ChannelTracker::new(100, Duration::from_secs(120));
+        t.start_from(pos("e", 5));
+        assert_eq!(t.position(), Some(&pos("e", 5)));
+        assert_eq!(t.on_message("e", 6, "a", now), Verdict::AwaitingAck);
+        let recovered = Recovery::Recovered { replayed: 3 };
+        t.on_ack(pos("e", 8), recovered, Some(&pos("e", 5)));
+        assert_eq!(t.on_message("e", 6, "a", now), Verdict::Deliver);
+        assert_eq!(
+            t.on_message("e", 8, "c", now),
+            Verdict::Gap {
+                tracked: pos("e", 6)
+            }
+        );
     }
 
     #[test]

@@ -163,10 +163,19 @@ async fn deadline(cx: ClientCtx) -> Result<(), CaseError> {
         heartbeat_grace_ms: grace,
         ..Welcome::default()
     };
-    let cmd = cx.connect_cmd(&server);
-    let (mut peer, _) = cx.open(&mut server, &mut driver, cmd, w.clone()).await?;
+    let r = driver.send(cx.connect_cmd(&server)).await?;
+    let mut peer = server.accept().await?;
+    handshake(&mut peer, &w).await?;
+    // The welcome is the last frame the client receives: its deadline runs
+    // from there, not from when the driver reports the session open.
     let silent_since = Instant::now();
     peer.black_hole();
+    let opened = driver.result(r, cx.step()).await?;
+    check!(
+        opened["ok"] == json!(true),
+        "the client did not report its session open: {}",
+        opened["error"]
+    );
     let limit = Duration::from_millis(interval + grace);
     let closed = peer.wait_closed(limit + cx.ms(1500)).await;
     let waited = silent_since.elapsed();

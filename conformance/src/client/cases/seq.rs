@@ -33,8 +33,8 @@ pub(crate) const CASES: &[ClientCaseDef] = &[
     },
     ClientCaseDef {
         id: "client.dedupe.drop",
-        title: "A message whose (channel, id) was already delivered is dropped; messages with an empty id are not",
-        requirements: &["DEDUP-CLIENT-DROP"],
+        title: "A message whose (channel, id) was already delivered is dropped, and the tracked position still advances over it (no resubscribe); messages with an empty id are not dropped",
+        requirements: &["DEDUP-CLIENT-DROP", "DEDUP-CLIENT-ADVANCE"],
         axes: Axes::Each,
         run: |cx| Box::pin(dedupe(cx)),
         ..BASE
@@ -211,27 +211,19 @@ async fn dedupe(cx: ClientCtx) -> Result<(), CaseError> {
             .send(message("room", "e1", seq, id, json!({"n": seq})))
             .await?;
     }
-    // A client that tracks only delivered positions takes 4 for a gap
-    // after dropping 3; the spec lets it resubscribe, so serve the replay.
+    // DEDUP-CLIENT-ADVANCE: seq 3 is dropped but advances the position, so
+    // 4 is the next message, not a gap. A client that tracks only what it
+    // delivered resubscribes from 2, and would drop 3 again in the replay.
     let extra = s.peer.collect(cx.ms(300)).await?;
-    for b in extra.iter().filter_map(|e| e.body.as_ref()) {
-        if let Body::Subscribe(sub) = b {
-            let from = sub.resume.as_ref().map(|p| p.seq).unwrap_or(0);
-            cx.note(format!(
-                "the client resubscribed from seq {from}: replaying"
-            ));
-            let rec = recovery(
-                v2::RecoveryStatus::Recovered,
-                v2::RecoveryReason::Unspecified,
-                6 - from.min(6),
-            );
-            s.peer.send(subscribe_ack(sub, "e1", 6, rec)).await?;
-            for (seq, id) in MSGS.iter().filter(|(seq, _)| *seq > from) {
-                s.peer
-                    .send(message("room", "e1", *seq, id, json!({"n": seq})))
-                    .await?;
-            }
-        }
+    if let Some(Body::Subscribe(sub)) = extra
+        .iter()
+        .filter_map(|e| e.body.as_ref())
+        .find(|b| matches!(b, Body::Subscribe(_)))
+    {
+        return Err(fail(format!(
+            "after dropping seq 3 as a duplicate of id `a` the client took seq 4 for a gap and resubscribed with resume {:?}: a dropped duplicate advances the tracked position (DEDUP-CLIENT-ADVANCE)",
+            sub.resume
+        )));
     }
     let got = delivered_up_to(&cx, &mut s, "room", 6).await?;
     check!(

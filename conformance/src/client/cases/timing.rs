@@ -78,6 +78,14 @@ pub(crate) const CASES: &[ClientCaseDef] = &[
         ..BASE
     },
     ClientCaseDef {
+        id: "client.backoff.short-session",
+        title: "A session closed before heartbeat_interval_ms is a failed attempt: after repeated 1001/4200-4299 closes of short sessions the delays grow to the backoff schedule",
+        requirements: &["CLIENT-BACKOFF-SHORT-SESSION", "CLOSE-RECONNECT-NOW"],
+        axes: Axes::Once,
+        run: |cx| Box::pin(short_session(cx)),
+        ..BASE
+    },
+    ClientCaseDef {
         id: "client.backoff.max-attempts",
         title: "After the configured number of failed attempts the client stops with a terminal error",
         requirements: &["CLIENT-BACKOFF-JITTER"],
@@ -184,9 +192,9 @@ async fn reconnect_now(cx: ClientCtx) -> Result<(), CaseError> {
     let window = cx.scaled(400);
     let mut cmd = cx.connect_cmd(&server);
     cmd["options"]["reconnect_now_max_ms"] = json!(window);
-    // Every session stays open for heartbeat_interval_ms, so no reading of
-    // CLIENT-BACKOFF-JITTER counts it as a failed attempt: each close must
-    // be followed by a reconnect within the window.
+    // Every session stays open for heartbeat_interval_ms, so none is a
+    // failed attempt (CLIENT-BACKOFF-SHORT-SESSION): each close must be
+    // followed by a reconnect within the window.
     let interval = cx.scaled(100);
     let w = Welcome {
         heartbeat_interval_ms: interval,
@@ -238,12 +246,13 @@ async fn other_codes(cx: ClientCtx) -> Result<(), CaseError> {
     let mut s = cx.session().await?;
     subscribed(&cx, &mut s, "room", "e1", 0).await?;
     let cap = cx.scaled(800);
-    // 1014 is left out: tungstenite, the Rust client's WebSocket stack,
-    // refuses it as a close code (it predates its IANA registration).
+    // 1014 (Bad Gateway) was registered after RFC 6455; WebSocket stacks
+    // that predate it report a protocol error (1002, terminal) instead.
     for code in [
         Some(1011u16),
         Some(1012),
         Some(1013),
+        Some(1014),
         Some(3000),
         Some(4400),
         Some(4999),
@@ -446,6 +455,56 @@ async fn reset(cx: ClientCtx) -> Result<(), CaseError> {
     check!(
         long.iter().all(|d| *d <= Duration::from_millis(base) + cx.ms(SLACK_MS)),
         "after sessions open longer than heartbeat_interval_ms the delays were {long:?}; the count must reset, so each is at most base {base} ms"
+    );
+    Ok(())
+}
+
+async fn short_session(cx: ClientCtx) -> Result<(), CaseError> {
+    let mut server = cx.server().await?;
+    let mut driver = cx.driver().await?;
+    let (base, cap, now_max) = (cx.scaled(100), cx.scaled(800), cx.scaled(100));
+    let mut cmd = cx.connect_cmd(&server);
+    cmd["options"]["backoff_base_ms"] = json!(base);
+    cmd["options"]["backoff_cap_ms"] = json!(cap);
+    cmd["options"]["reconnect_now_max_ms"] = json!(now_max);
+    // No session lives long enough to count as stable.
+    let w = Welcome {
+        heartbeat_interval_ms: cx.scaled(60_000),
+        ..Welcome::default()
+    };
+    let (mut peer, _) = cx.open(&mut server, &mut driver, cmd, w.clone()).await?;
+    cx.note("every session is closed right after its welcome with a reconnect-now code");
+    let mut delays = Vec::new();
+    for (n, code) in [4201u16, 1001, 4200, 4299, 4201, 1001, 4200]
+        .into_iter()
+        .enumerate()
+    {
+        peer.close(code, "conformance: reconnect").await;
+        let since = Instant::now();
+        // The first close follows the first session: the reconnect-now
+        // window; every later one follows a failed attempt: the backoff.
+        let ceiling = if n == 0 { now_max } else { cap.min(base << n) };
+        peer = server
+            .accept_within(cx.ms(ceiling + 1000))
+            .await?
+            .ok_or_else(|| fail(format!("the client did not reconnect after {code}")))?;
+        let delay = peer.accepted_at.saturating_duration_since(since);
+        check!(
+            delay <= Duration::from_millis(ceiling) + cx.ms(SLACK_MS),
+            "after a close with {code} ending a short session (attempt {n}) the client waited {delay:?}; the ceiling is {ceiling} ms"
+        );
+        delays.push(delay);
+        handshake(&mut peer, &w).await?;
+    }
+    cx.note(format!("delays: {delays:?}"));
+    // A client that counts a welcome as success reconnects within the
+    // reconnect-now window every time: a storm against a node that accepts
+    // and closes. A correct one stays under now_max + slack every time
+    // with probability below 0.001.
+    let longest = delays.iter().max().copied().unwrap_or_default();
+    check!(
+        longest > Duration::from_millis(now_max) + cx.ms(SLACK_MS),
+        "after 7 sessions closed before heartbeat_interval_ms the delays {delays:?} all stayed within the reconnect-now window of {now_max} ms: short sessions must count as failed attempts (CLIENT-BACKOFF-SHORT-SESSION)"
     );
     Ok(())
 }

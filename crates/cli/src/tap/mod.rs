@@ -402,7 +402,7 @@ async fn tap(args: TapArgs) -> anyhow::Result<i32> {
                     Some(Ok(WsMessage::Text(t))) => (bytes::Bytes::from(t), true),
                     Some(Ok(WsMessage::Binary(b))) => (b, false),
                     Some(Ok(WsMessage::Close(f))) => {
-                        let (code, reason) = f.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                        let (code, reason) = f.map_or((1005, String::new()), |f| (ws.get_ref().close_code(u16::from(f.code)), f.reason.to_string()));
                         tap.note(&format!("server closed: {code} {reason}"));
                         break if expecting || !matches!(code, 1000 | 1001 | 1005) { EXIT_MISMATCH } else { EXIT_OK };
                     }
