@@ -6,6 +6,7 @@
 //! differ only in how frames reach the wire.
 
 pub(crate) mod http;
+mod linger;
 pub(crate) mod sse;
 pub(crate) mod tls;
 pub(crate) mod ws;

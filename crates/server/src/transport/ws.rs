@@ -24,12 +24,15 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{text_response, Body as HttpBody};
+use super::linger::Lingering;
 use super::{ConnGuard, Shared, Transport};
 use crate::frame::Wire;
 use crate::session::driver::{self, Cold, FrameSink, FrameSource, Inbound, CLOSE_WAIT};
 use crate::session::{self, Close};
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+// LINGER: the socket outlives the connection briefly so a close frame
+// is not destroyed by a reset (see `linger`).
+type Ws = WebSocketStream<Lingering<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// Frames fed to tungstenite accumulate up to this many bytes before a
 /// socket write; `flush` writes the rest. A drained queue thus costs one
@@ -112,7 +115,7 @@ pub(crate) fn upgrade(
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max));
             let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
+                Lingering::new(TokioIo::new(upgraded)),
                 Role::Server,
                 Some(config),
             )
