@@ -17,6 +17,10 @@ use crate::features::Feature;
 use crate::frame::{SharedFrame, WIRE_FORMS};
 use crate::metrics::Histogram;
 
+/// A stream that brought nothing for this long has nothing in flight
+/// either (position check, [`Guard::note_top`]).
+const STREAM_QUIET: Duration = Duration::from_secs(1);
+
 /// A numbered message with its shared frame.
 pub(super) type Held = (Arc<Numbered>, Arc<SharedFrame>);
 
@@ -48,6 +52,12 @@ pub(super) struct State {
     top: u64,
     /// A fill task is running for the hole before `parked`.
     filling: bool,
+    /// When the engine's stream last brought a message (not one read back
+    /// by a fill).
+    streamed: Option<Instant>,
+    /// The engine's position at the previous position check (see
+    /// [`Guard::note_top`]).
+    checked: Option<(Arc<str>, u64)>,
 }
 
 struct Sub {
@@ -217,6 +227,12 @@ impl Guard<'_> {
         self.drain(on_hole);
     }
 
+    /// Counts a message that came by the engine's stream (before
+    /// [`Guard::accept`]; messages read back by a fill are not counted).
+    pub fn streamed(&mut self) {
+        self.st.streamed = Some(Instant::now());
+    }
+
     /// Takes a numbered message from the engine's stream: delivers it in
     /// order, drops one already delivered, parks one ahead of a hole (and
     /// calls `on_hole` when no fill is running yet).
@@ -320,23 +336,50 @@ impl Guard<'_> {
     /// position past the last delivered message means the stream lost the
     /// newest ones, which no later message would reveal; one in another
     /// epoch with messages means it lost the start of a new epoch.
+    ///
+    /// While the stream delivers, the position acted on is the one of the
+    /// previous check, a check interval ago: what the engine had numbered
+    /// then and the stream has not delivered since is lost. The current
+    /// position may be ahead only because messages are in flight (a
+    /// saturated channel's stream trails its numbering by many messages),
+    /// and filling those from a short history would find them trimmed and
+    /// close the channel's sessions (4201) for messages still on their way.
+    /// When the stream brought nothing for [`STREAM_QUIET`], nothing is in
+    /// flight either: the current position is acted on at once.
     pub fn note_top(&mut self, position: &Position, on_hole: impl FnOnce()) {
-        let Some((epoch, _)) = &self.st.last else {
+        if self.st.last.is_none() {
             return;
-        };
-        if *epoch != position.epoch && position.seq > 0 {
-            // The stream lost the first messages of a new epoch (a shared
-            // engine that lost its state while this node was reconnecting):
-            // switch to it and fill from its seq 1.
-            self.new_epoch(&position.epoch);
         }
+        let previous = self
+            .st
+            .checked
+            .replace((position.epoch.clone(), position.seq));
+        let quiet = self
+            .st
+            .streamed
+            .is_none_or(|at| at.elapsed() >= STREAM_QUIET);
+        let (top_epoch, top) = match previous {
+            _ if quiet => (position.epoch.clone(), position.seq),
+            Some(previous) => previous,
+            None => return,
+        };
         let Some((epoch, last)) = &self.st.last else {
             return;
         };
-        if *epoch != position.epoch || position.seq <= *last || position.seq <= self.st.top {
+        let last_seq = *last;
+        if *epoch != top_epoch {
+            // The stream lost the first messages of a new epoch (a shared
+            // engine that lost its state while this node was reconnecting),
+            // unless it delivered that epoch's messages since: switch to it
+            // and fill from its seq 1.
+            if top == 0 || position.epoch != top_epoch {
+                return;
+            }
+            self.new_epoch(&top_epoch);
+        } else if top <= last_seq || top <= self.st.top {
             return;
         }
-        self.st.top = position.seq;
+        self.st.top = top;
         if !self.st.filling {
             self.st.filling = true;
             on_hole();

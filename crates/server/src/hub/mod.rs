@@ -247,7 +247,9 @@ impl Hub {
     }
 
     /// Position check, about once a second: compares each channel's last
-    /// delivered position with the engine's, so that the loss of a
+    /// delivered position with the engine's (the position at the previous
+    /// check while the stream delivers: what is in flight is not lost), so
+    /// that the loss of a
     /// channel's newest messages from the stream (which no later message
     /// reveals) is filled too.
     pub(crate) async fn check_positions(&self) {
@@ -327,8 +329,9 @@ impl EngineSink for Hub {
         };
         let frame = message_frame(&message);
         frame.prepare(ch.wires(), &crate::frame::ALL_WIRES);
-        ch.lock()
-            .accept(message, frame, &mut || self.schedule_fill(&ch));
+        let mut st = ch.lock();
+        st.streamed();
+        st.accept(message, frame, &mut || self.schedule_fill(&ch));
     }
 
     fn presence(&self, change: PresenceChange) {

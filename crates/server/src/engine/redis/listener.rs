@@ -1,5 +1,7 @@
 //! The pub/sub side: one RESP3 connection per node, subscribed to the
-//! topics of the channels with local subscribers only. It resubscribes
+//! topics of the channels with local subscribers only. It is the one
+//! source of numbered messages for the node's hub, its own publishes
+//! included, so they arrive in numbering order. It resubscribes
 //! by itself after reconnecting (a keepalive makes it reconnect even when
 //! idle); what was published meanwhile reaches the hub's position check
 //! and hole filling, not the clients as a gap.
@@ -170,8 +172,12 @@ impl Inner {
         let mut f = Fields::new(record.clone());
         let kind = f.bytes()?;
         let node = f.text()?;
-        if node == self.node {
-            return Ok(None); // delivered here when it happened
+        // Presence changes and ephemerals of this node were delivered here
+        // when they happened; numbered messages were not: every node,
+        // this one included, takes them from this one stream, in the
+        // order Redis numbered them (see `publish`).
+        if node == self.node && &kind[..] != b"m" {
+            return Ok(None);
         }
         let Some(sink) = self.sink() else {
             return Ok(None);

@@ -1,14 +1,12 @@
 //! Publishing: one call of `publish.lua` numbers, stores, dedupes and
-//! streams the message; this node's hub gets it at once, other nodes by
-//! pub/sub.
-
-use std::sync::Arc;
+//! streams the message; every node's hub, this one's included, gets it by
+//! pub/sub (see `listener`: one ordered stream per node).
 
 use super::config::Keys;
 use super::wire::Fields;
 use super::{scripts, Inner};
 use crate::engine::resume::MAX_SEQ;
-use crate::engine::{EngineError, Numbered, Position, PublishRequest, Published};
+use crate::engine::{EngineError, Position, PublishRequest, Published};
 
 /// The dedupe key of (user, id): length-prefixed, so that no two pairs
 /// share a key whatever characters they hold.
@@ -46,27 +44,19 @@ impl Inner {
             seq: f.number()?,
         };
         let duplicate = f.flag()?;
-        let ts = f.number()?;
+        let _ts = f.number()?;
         let evicted = f.number()?;
         if evicted > 0 {
             self.dedupe_evicted_early
                 .fetch_add(evicted, std::sync::atomic::Ordering::Relaxed);
         }
-        if !duplicate {
-            // This node's subscribers get it now; the pub/sub copy is for
-            // the other nodes (the listener skips this node's own).
-            if let Some(sink) = self.sink() {
-                sink.numbered(Arc::new(Numbered {
-                    channel: req.channel,
-                    epoch: position.epoch.clone(),
-                    seq: position.seq,
-                    id: req.id,
-                    ts,
-                    publisher: req.publisher,
-                    payload: req.payload,
-                }));
-            }
-        }
+        // SEQ-GAPFREE: no delivery to this node's hub from here. Replies
+        // of concurrent publishes reach their tasks in any order, and
+        // local copies handed over here interleaved with other nodes'
+        // copies from pub/sub; under load a message could trail its
+        // successor by more than the hub's reorder wait, and by then be
+        // trimmed from a short history, so the hub closed the channel's
+        // sessions with 4201. The pub/sub copy comes in numbering order.
         Ok(Published {
             position,
             duplicate,
