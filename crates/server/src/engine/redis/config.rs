@@ -96,7 +96,11 @@ fn client(config: &EngineConfig) -> Result<redis::Client, EngineError> {
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
-    let info = info.set_redis_settings(settings);
+    // TCP_NODELAY, as Redis sets on its side: commands of concurrent
+    // requests share a connection, and Nagle would hold a small command
+    // back until the previous one is acknowledged.
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
     let client = match &config.tls_ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| {
