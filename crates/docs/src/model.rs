@@ -62,6 +62,10 @@ pub struct FieldDoc {
     pub type_name: String,
     /// Anchor of the type's documentation when it is a message or enum.
     pub type_anchor: Option<String>,
+    /// The page of that anchor when it is not the one this field is shown
+    /// with: Courier's `types` for a payload field of a Courier type
+    /// (`courier.v2.StreamPosition`).
+    pub type_page: Option<&'static str>,
     /// `implicit`, `optional`, `message`, `repeated` or `map` (see [`presence_text`]).
     pub presence: &'static str,
     /// Name of the oneof group, for real (not synthetic) oneofs.
@@ -181,7 +185,7 @@ impl Model {
         };
         for file in (defs.files.iter()).filter(|f| packages.contains(&f.package.as_str())) {
             for m in &file.messages {
-                collect_message(&mut model, m);
+                collect_message(&mut model, m, packages);
             }
             model.enums.extend(file.enums.iter().map(enum_doc));
         }
@@ -250,12 +254,22 @@ fn clean_comment(raw: &str) -> String {
 }
 
 /// Adds `m`, then its nested messages, then its nested enums.
-fn collect_message(model: &mut Model, m: &defs::Message) {
+fn collect_message(model: &mut Model, m: &defs::Message, packages: &[&str]) {
     let name = nested(&m.scope, &m.name);
     let fields = (m.fields.iter())
         .map(|f| {
             let oneof = f.oneof.map(|i| m.oneofs[i].name.clone());
             let (type_name, type_anchor) = field_type(&f.value, f.card);
+            let (type_anchor, type_page) = match &f.value {
+                Value::Enum(r) | Value::Message(r)
+                    if !packages.contains(&r.scope.package.as_str()) =>
+                {
+                    // Documented on Courier's types page, or nowhere.
+                    let courier = r.scope.package.starts_with("courier.");
+                    (type_anchor.filter(|_| courier), courier.then_some("types"))
+                }
+                _ => (type_anchor, None),
+            };
             let presence = match f.card {
                 Cardinality::Map(_) => "map",
                 Cardinality::Repeated => "repeated",
@@ -270,6 +284,7 @@ fn collect_message(model: &mut Model, m: &defs::Message) {
                 payload: f.value == Value::Payload,
                 type_name,
                 type_anchor,
+                type_page,
                 presence,
                 oneof,
                 deprecated: f.deprecated,
@@ -295,7 +310,7 @@ fn collect_message(model: &mut Model, m: &defs::Message) {
         name,
     });
     for n in &m.messages {
-        collect_message(model, n);
+        collect_message(model, n, packages);
     }
     model.enums.extend(m.enums.iter().map(enum_doc));
 }

@@ -53,6 +53,23 @@ fn payload_definitions_get_their_own_page() {
             m.name()
         );
     }
+    // Every link into the page itself lands on an element of the page; a
+    // Courier type a payload uses (`courier.v2.StreamPosition`) links to
+    // Courier's types page, which defines it.
+    for link in page.split("href=\"payloads.html#").skip(1) {
+        let anchor = &link[..link.find('"').unwrap()];
+        assert!(
+            page.contains(&format!("id=\"{anchor}\"")),
+            "broken link #{anchor}"
+        );
+    }
+    assert!(page.contains("href=\"types.html#type-StreamPosition\""));
+    let types = &files
+        .iter()
+        .find(|f| f.path == "types.html")
+        .unwrap()
+        .contents;
+    assert!(types.contains("id=\"type-StreamPosition\""));
     let index = &files
         .iter()
         .find(|f| f.path == "index.html")
