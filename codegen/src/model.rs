@@ -1,10 +1,10 @@
 //! One model of the definitions, read once from a descriptor set: files,
 //! messages, fields with the value and cardinality that decide their form in
 //! JSON, MessagePack and Protobuf under the encoding policy
-//! (`docs/spec/encoding.md`), enums, oneofs, maps, comments, deprecation and
-//! the version each element first appeared in. The Rust policy
-//! (`policy.rs`), the TypeScript generator (`ts/`) and `courier docs` all
-//! render from it, as prost-build's and tonic-build's generators share one
+//! (`docs/spec/encoding.md`), enums, oneofs, maps, comments, deprecation,
+//! reserved numbers and names, source lines and the version each element
+//! first appeared in. The Rust policy (`policy.rs`), the TypeScript
+//! generator (`ts/`), `courier docs` and `courier compat` all render from it, as prost-build's and tonic-build's generators share one
 //! service model; nothing else walks descriptors.
 
 use prost_types::field_descriptor_proto::{Label, Type};
@@ -78,6 +78,10 @@ pub struct Message {
     pub deprecated: bool,
     /// First protocol version that has it (0 until [`Model::date`]).
     pub since: u32,
+    /// 1-based line of its definition in [`Message::file`] (0: unknown).
+    pub line: i32,
+    /// Its `reserved` numbers and names.
+    pub reserved: Reserved,
     /// Every field in declaration order, oneof members included.
     pub fields: Vec<Field>,
     /// The real oneofs (not proto3 `optional`'s synthetic ones) in
@@ -87,6 +91,23 @@ pub struct Message {
     pub messages: Vec<Message>,
     /// Nested enums.
     pub enums: Vec<Enum>,
+}
+
+/// `reserved` numbers (as inclusive ranges, for messages and enums alike)
+/// and names.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    /// Inclusive `(first, last)` ranges.
+    pub numbers: Vec<(i32, i32)>,
+    /// Reserved names.
+    pub names: Vec<String>,
+}
+
+impl Reserved {
+    /// Whether `n` is reserved.
+    pub fn number(&self, n: i32) -> bool {
+        self.numbers.iter().any(|&(a, b)| a <= n && n <= b)
+    }
 }
 
 /// A real `oneof`.
@@ -119,6 +140,8 @@ pub struct Field {
     pub deprecated: bool,
     /// First protocol version that has it (0 until [`Model::date`]).
     pub since: u32,
+    /// 1-based source line (0: unknown).
+    pub line: i32,
 }
 
 /// What one value of a field holds, as the encoding policy sees it.
@@ -198,6 +221,10 @@ pub struct Enum {
     pub doc: String,
     /// First protocol version that has it (0 until [`Model::date`]).
     pub since: u32,
+    /// 1-based source line (0: unknown).
+    pub line: i32,
+    /// Its `reserved` numbers and names.
+    pub reserved: Reserved,
     /// Values in declaration order.
     pub values: Vec<EnumValue>,
 }
@@ -210,6 +237,8 @@ pub struct EnumValue {
     pub doc: String,
     pub deprecated: bool,
     pub since: u32,
+    /// 1-based source line (0: unknown).
+    pub line: i32,
 }
 
 impl Model {
@@ -434,8 +463,7 @@ struct FileCx<'a> {
 impl FileCx<'_> {
     /// The leading comment at `path`, one line per line, trimmed.
     fn doc(&self, path: &[i32]) -> String {
-        let info = self.file.source_code_info.as_ref();
-        let Some(loc) = info.and_then(|i| i.location.iter().find(|l| l.path == path)) else {
+        let Some(loc) = self.location(path) else {
             return String::new();
         };
         let lines: Vec<&str> = (loc.leading_comments().lines())
@@ -447,6 +475,17 @@ impl FileCx<'_> {
         lines[start..end.map_or(start, |e| e + 1)].join("\n")
     }
 
+    /// The 1-based line of the element at `path` (0 when unknown).
+    fn line(&self, path: &[i32]) -> i32 {
+        (self.location(path).and_then(|l| l.span.first())).map_or(0, |l| l + 1)
+    }
+
+    /// The source location of the element at `path`.
+    fn location(&self, path: &[i32]) -> Option<&prost_types::source_code_info::Location> {
+        let info = self.file.source_code_info.as_ref()?;
+        info.location.iter().find(|l| l.path == path)
+    }
+
     fn enumeration(&self, e: &EnumDescriptorProto, scope: &Scope, path: &[i32]) -> Enum {
         Enum {
             name: e.name().to_string(),
@@ -454,6 +493,12 @@ impl FileCx<'_> {
             file: self.file.name().to_string(),
             doc: self.doc(path),
             since: 0,
+            line: self.line(path),
+            // EnumReservedRange is end-inclusive.
+            reserved: Reserved {
+                numbers: (e.reserved_range.iter().map(|r| (r.start(), r.end()))).collect(),
+                names: e.reserved_name.clone(),
+            },
             values: (e.value.iter().enumerate())
                 .map(|(i, v)| EnumValue {
                     name: v.name().to_string(),
@@ -461,6 +506,7 @@ impl FileCx<'_> {
                     doc: self.doc(&[path, &[ENUM_VALUE, i as i32]].concat()),
                     deprecated: v.options.as_ref().is_some_and(|o| o.deprecated()),
                     since: 0,
+                    line: self.line(&[path, &[ENUM_VALUE, i as i32]].concat()),
                 })
                 .collect(),
         }
@@ -479,6 +525,12 @@ impl FileCx<'_> {
             doc: self.doc(path),
             deprecated: m.options.as_ref().is_some_and(|o| o.deprecated()),
             since: 0,
+            line: self.line(path),
+            // DescriptorProto's ReservedRange is end-exclusive.
+            reserved: Reserved {
+                numbers: (m.reserved_range.iter().map(|r| (r.start(), r.end() - 1))).collect(),
+                names: m.reserved_name.clone(),
+            },
             fields: vec![],
             oneofs: vec![],
             messages: vec![],
@@ -526,6 +578,7 @@ impl FileCx<'_> {
                 doc: self.doc(&[path, &[MSG_FIELD, i as i32]].concat()),
                 deprecated: f.options.as_ref().is_some_and(|o| o.deprecated()),
                 since: 0,
+                line: self.line(&[path, &[MSG_FIELD, i as i32]].concat()),
             });
         }
         for (i, n) in m.nested_type.iter().enumerate() {

@@ -70,8 +70,8 @@ fn compare(args: &CompatArgs) -> anyhow::Result<i32> {
     // `courier.v1` compares with `courier.v2`: when each side is one
     // package and they differ, names are compared relative to it.
     let strip = old.packages.len() == 1 && new.packages.len() == 1 && old.packages != new.packages;
-    let old_model = old.model(strip);
-    let new_model = new.model(strip);
+    let old_model = old.model(strip)?;
+    let new_model = new.model(strip)?;
     let findings = rules::check(&old_model, &new_model);
     let count = |e: Enc| findings.iter().filter(|f| f.breaks.contains(&e)).count();
     if args.json {
@@ -184,20 +184,16 @@ impl Side {
         })
     }
 
-    fn model(&self, strip: bool) -> model::Schema {
-        let files: Vec<_> = self
-            .set
-            .file
-            .iter()
-            .filter(|f| self.names.contains(f.name()))
-            .collect();
+    fn model(&self, strip: bool) -> anyhow::Result<model::Schema> {
+        let defs = courier_codegen::model::Model::new(&self.set)?;
         let display = |name: &str| {
             self.shown
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or(name.to_string(), |(_, d)| d.clone())
         };
-        model::build(&files, strip, &display)
+        let named = |name: &str| self.names.contains(name);
+        Ok(model::build(&defs, &named, strip, &display))
     }
 }
 

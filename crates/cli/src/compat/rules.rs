@@ -6,7 +6,7 @@
 //! range-checked (ENC-INT-FORM, ENC-INT53), `bytes` as base64/`bin`, a
 //! oneof as a map under its name, and map keys as strings.
 
-use prost_types::field_descriptor_proto::Type;
+use courier_codegen::model::Scalar;
 
 use super::model::{Enum, Field, Kind, Loc, Message, Schema};
 
@@ -166,10 +166,10 @@ fn message(out: &mut Out<'_>, msg: &str, old: &Message, new: &Message) {
             }
             (None, None) => {
                 let mut breaks = Vec::new();
-                if !new.reserved_names.contains(&of.name) {
+                if !new.reserved.names.contains(&of.name) {
                     breaks.extend_from_slice(NAMED);
                 }
-                if !new.reserves_number(of.number) {
+                if !new.reserved.number(of.number) {
                     breaks.push(Enc::Protobuf);
                 }
                 out.add(
@@ -189,7 +189,7 @@ fn message(out: &mut Out<'_>, msg: &str, old: &Message, new: &Message) {
     }
     // New fields on numbers or names the old version reserved.
     for nf in &new.fields {
-        if old.by_number(nf.number).is_none() && old.reserves_number(nf.number) {
+        if old.by_number(nf.number).is_none() && old.reserved.number(nf.number) {
             out.add(
                 &nf.loc,
                 format!("{msg}.{}", nf.name),
@@ -200,7 +200,7 @@ fn message(out: &mut Out<'_>, msg: &str, old: &Message, new: &Message) {
                 PROTO,
             );
         }
-        if old.by_name(&nf.name).is_none() && old.reserved_names.contains(&nf.name) {
+        if old.by_name(&nf.name).is_none() && old.reserved.names.contains(&nf.name) {
             out.add(
                 &nf.loc,
                 format!("{msg}.{}", nf.name),
@@ -352,17 +352,16 @@ fn oneof_check(out: &mut Out<'_>, subject: &str, old: &Field, new: &Field, scope
 
 /// The JSON/MessagePack value class of a scalar: integers by the range a
 /// reader accepts (64-bit ones are limited to 2^53-1, ENC-INT53).
-fn named_class(t: Type) -> &'static str {
+fn named_class(t: Scalar) -> &'static str {
     match t {
-        Type::Int32 | Type::Sint32 | Type::Sfixed32 => "int32",
-        Type::Uint32 | Type::Fixed32 => "uint32",
-        Type::Int64 | Type::Sint64 | Type::Sfixed64 => "int53",
-        Type::Uint64 | Type::Fixed64 => "uint53",
-        Type::Float | Type::Double => "float",
-        Type::Bool => "bool",
-        Type::String => "string",
-        Type::Bytes => "bytes",
-        _ => "other",
+        Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => "int32",
+        Scalar::Uint32 | Scalar::Fixed32 => "uint32",
+        Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 => "int53",
+        Scalar::Uint64 | Scalar::Fixed64 => "uint53",
+        Scalar::Float | Scalar::Double => "float",
+        Scalar::Bool => "bool",
+        Scalar::String => "string",
+        Scalar::Bytes => "bytes",
     }
 }
 
@@ -379,7 +378,7 @@ fn why_kind(old: &Kind, new: &Kind, breaks: &[Enc], map_key: bool) -> String {
             {
                 "JSON/MessagePack readers reject integers outside their type's range (ENC-INT-FORM)"
             }
-            (Kind::Scalar(a), Kind::Scalar(b)) if [a, b].iter().any(|t| **t == Type::Bytes) => {
+            (Kind::Scalar(a), Kind::Scalar(b)) if [a, b].iter().any(|t| **t == Scalar::Bytes) => {
                 "bytes travel as base64 in JSON and `bin` in MessagePack (ENC-BYTES)"
             }
             (Kind::Enum(_), _) | (_, Kind::Enum(_)) => {
@@ -408,13 +407,13 @@ fn why_kind(old: &Kind, new: &Kind, breaks: &[Enc], map_key: bool) -> String {
 
 /// The Protobuf wire type of a scalar (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32;
 /// zigzag varints as 10 since they do not mix with plain varints).
-fn wire_type(t: Type) -> u8 {
+fn wire_type(t: Scalar) -> u8 {
     match t {
-        Type::Int32 | Type::Int64 | Type::Uint32 | Type::Uint64 | Type::Bool | Type::Enum => 0,
-        Type::Sint32 | Type::Sint64 => 10,
-        Type::Fixed64 | Type::Sfixed64 | Type::Double => 1,
-        Type::Fixed32 | Type::Sfixed32 | Type::Float => 5,
-        _ => 2,
+        Scalar::Int32 | Scalar::Int64 | Scalar::Uint32 | Scalar::Uint64 | Scalar::Bool => 0,
+        Scalar::Sint32 | Scalar::Sint64 => 10,
+        Scalar::Fixed64 | Scalar::Sfixed64 | Scalar::Double => 1,
+        Scalar::Fixed32 | Scalar::Sfixed32 | Scalar::Float => 5,
+        Scalar::String | Scalar::Bytes => 2,
     }
 }
 
@@ -435,13 +434,12 @@ fn kind_change(old: &Kind, new: &Kind) -> Vec<Enc> {
         (Kind::Scalar(a), Kind::Scalar(b)) => {
             matches!(
                 (a, b),
-                (Type::String, Type::Bytes) | (Type::Bytes, Type::String)
+                (Scalar::String, Scalar::Bytes) | (Scalar::Bytes, Scalar::String)
             )
         }
         // An enum is an int32 on the wire.
-        (Kind::Enum(_), Kind::Scalar(Type::Int32)) | (Kind::Scalar(Type::Int32), Kind::Enum(_)) => {
-            true
-        }
+        (Kind::Enum(_), Kind::Scalar(Scalar::Int32))
+        | (Kind::Scalar(Scalar::Int32), Kind::Enum(_)) => true,
         _ => false,
     };
     if !proto_ok {
@@ -480,10 +478,10 @@ fn enumeration(out: &mut Out<'_>, name: &str, old: &Enum, new: &Enum) {
             ),
             (None, None) => {
                 let mut breaks = Vec::new();
-                if !new.reserved_names.contains(vname) {
+                if !new.reserved.names.contains(vname) {
                     breaks.extend_from_slice(NAMED);
                 }
-                if !new.reserves_number(*number) {
+                if !new.reserved.number(*number) {
                     breaks.push(Enc::Protobuf);
                 }
                 out.add(
@@ -496,7 +494,7 @@ fn enumeration(out: &mut Out<'_>, name: &str, old: &Enum, new: &Enum) {
         }
     }
     for (vname, number, loc) in &new.values {
-        if by_number(old, *number).is_none() && old.reserves_number(*number) {
+        if by_number(old, *number).is_none() && old.reserved.number(*number) {
             out.add(
                 loc,
                 format!("{name}.{vname}"),
@@ -504,7 +502,7 @@ fn enumeration(out: &mut Out<'_>, name: &str, old: &Enum, new: &Enum) {
                 PROTO,
             );
         }
-        if by_name(old, vname).is_none() && old.reserved_names.contains(vname) {
+        if by_name(old, vname).is_none() && old.reserved.names.contains(vname) {
             out.add(
                 loc,
                 format!("{name}.{vname}"),
