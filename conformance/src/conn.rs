@@ -5,9 +5,9 @@
 //! A driver task (module `driver`) owns the socket and keeps reading it,
 //! so every connection a case holds answers `ping` on its own.
 //!
-//! The opening handshake is done here rather than by tungstenite's client,
-//! because the suite must observe what a strict client refuses: an upgrade
-//! that selects no subprotocol (VER-ACCEPT-THEN-CLOSE).
+//! The connection itself (URL, TCP, TLS, the upgrade that still accepts a
+//! 101 selecting no subprotocol, VER-ACCEPT-THEN-CLOSE) is courier-client's
+//! `handshake`, the one the client and the docs' recorder use too.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -15,23 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use courier_client::handshake;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{v2, Codec, Encoding, Subprotocol, WireEnvelope};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::{
-    frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig,
+    frame::coding::CloseCode, CloseFrame, WebSocketConfig,
 };
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::case::{fail, CaseError};
 use crate::driver::{Cmd, Driver, Incoming, Shared};
 pub use crate::transcript::{Entry, Transcript};
-
-/// A byte stream the WebSocket runs over (plain TCP, or TLS for `wss://`).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Socket and TLS settings of a connection.
 #[derive(Debug, Clone)]
@@ -128,66 +123,53 @@ impl Conn {
         step: Duration,
         options: &ConnectOptions,
     ) -> Result<Conn, CaseError> {
-        let (io, host, path) = open_stream(url, options).await?;
-        let mut io = io;
-        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
-        );
-        if !offers.is_empty() {
-            req.push_str(&format!(
-                "Sec-WebSocket-Protocol: {}\r\n",
-                offers.join(", ")
-            ));
-        }
-        req.push_str("\r\n");
+        // The workspace's one upgrade (courier-client's `handshake`), which
+        // accepts a 101 without a subprotocol so its close can be checked.
+        let endpoint = endpoint(url, options)?;
+        let path = &endpoint.url.path;
         transcript.record(
             label,
             "send",
             "handshake",
             format!("GET {path} Sec-WebSocket-Protocol: {}", offers.join(", ")),
         );
-        let head = tokio::time::timeout(step, async {
-            io.write_all(req.as_bytes()).await?;
-            read_head(&mut io).await
+        let mut config = WebSocketConfig::default();
+        // Big enough for any legal server frame (LIMIT-SERVER-FRAME) of any
+        // reasonable deployment, small enough to bound a hostile one.
+        config.max_message_size = Some(16 << 20);
+        let addr = &endpoint.url.authority;
+        let up = tokio::time::timeout(step, async {
+            let stream = handshake::dial_with(&endpoint, options.recv_buffer)
+                .await
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            handshake::upgrade(stream, &endpoint.url, offers, config)
+                .await
+                .map_err(|e| format!("{url}: handshake failed: {e}"))
         })
         .await
-        .map_err(|_| fail(format!("{url}: no handshake response within {step:?}")))?
-        .map_err(|e| fail(format!("{url}: handshake failed: {e}")))?;
-        let status = head.lines().next().unwrap_or("").to_string();
-        let header = |name: &str| {
-            head.lines().skip(1).find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
+        .map_err(|_| fail(format!("{url}: no handshake response within {step:?}")))?;
+        let up = match up {
+            Ok(up) => up,
+            Err(e) => {
+                transcript.record(label, "recv", "handshake", e.clone());
+                return Err(fail(e));
+            }
         };
-        let selected_header = header("sec-websocket-protocol");
+        let selected_header = up.selected;
         transcript.record(
             label,
             "recv",
             "handshake",
             format!(
-                "{status}; Sec-WebSocket-Protocol: {}",
+                "{}; Sec-WebSocket-Protocol: {}",
+                up.status_line,
                 selected_header.as_deref().unwrap_or("(none)")
             ),
         );
-        if status.split_whitespace().nth(1) != Some("101") {
-            return Err(fail(format!("upgrade refused: `{status}`")));
-        }
-        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-        if header("sec-websocket-accept").as_deref() != Some(accept.as_str()) {
-            return Err(fail("handshake response has a wrong Sec-WebSocket-Accept"));
-        }
         let selected = selected_header
             .as_deref()
             .and_then(|s| s.parse::<Subprotocol>().ok());
-        let mut config = WebSocketConfig::default();
-        // Big enough for any legal server frame (LIMIT-SERVER-FRAME) of any
-        // reasonable deployment, small enough to bound a hostile one.
-        config.max_message_size = Some(16 << 20);
-        let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await;
+        let ws = up.ws;
         let shared = Arc::new(Shared::default());
         shared.auto_pong.store(options.auto_pong, Ordering::Relaxed);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -304,7 +286,8 @@ impl Conn {
                 "the server's numbering made this case impossible: the suite would have had to send {what}, which ENC-INT53 forbids (a value derived from the positions or acks the server sent; see the seq.* cases)"
             )));
         }
-        let bytes = Codec::new(sp)
+        let codec = Codec::new(sp);
+        let bytes = codec
             .encode(env)
             .map_err(|e| fail(format!("suite cannot encode envelope: {e}")))?;
         self.transcript.record(
@@ -317,11 +300,7 @@ impl Conn {
             },
             describe(sp, env),
         );
-        let msg = if sp.encoding.is_text() {
-            Message::Text(String::from_utf8_lossy(&bytes).into_owned().into())
-        } else {
-            Message::Binary(bytes)
-        };
+        let msg = courier_client::raw::to_message(bytes, &codec);
         self.command(|tx| Cmd::Send(msg, tx)).await
     }
 
@@ -579,66 +558,16 @@ pub(crate) fn hex_preview(bytes: &[u8]) -> String {
     format!("{} bytes: {shown}{more}", bytes.len())
 }
 
-/// Connects the byte stream for `ws://host:port/path`.
-async fn open_stream(
-    url: &str,
-    options: &ConnectOptions,
-) -> Result<(Box<dyn Io>, String, String), CaseError> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
-        (false, r)
-    } else if let Some(r) = url.strip_prefix("wss://") {
-        (true, r)
-    } else {
-        return Err(fail(format!("`{url}` is not a ws:// or wss:// URL")));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let default_port = if tls { 443 } else { 80 };
-    let addr = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:{default_port}")
-    };
-    let cannot = |e: std::io::Error| fail(format!("cannot connect to {addr}: {e}"));
-    let sock_addr = tokio::net::lookup_host(&addr)
-        .await
-        .map_err(cannot)?
-        .next()
-        .ok_or_else(|| fail(format!("{addr} resolves to nothing")))?;
-    let socket = if sock_addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
+/// The endpoint of `url`, trusting the web roots and the profile's
+/// `tls_ca_file` for `wss://`.
+fn endpoint(url: &str, options: &ConnectOptions) -> Result<handshake::Endpoint, CaseError> {
+    let mut config = courier_client::ClientConfig::new(url);
+    if let Some(path) = &options.tls_ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| fail(format!("tls_ca_file {}: {e}", path.display())))?;
+        config
+            .add_root_certificates_pem(&pem)
+            .map_err(|e| fail(format!("tls_ca_file {}: {e}", path.display())))?;
     }
-    .map_err(cannot)?;
-    if let Some(size) = options.recv_buffer {
-        socket.set_recv_buffer_size(size).map_err(cannot)?;
-    }
-    let tcp = socket.connect(sock_addr).await.map_err(cannot)?;
-    let _ = tcp.set_nodelay(true);
-    if tls {
-        return crate::tls::wrap(tcp, authority, options.tls_ca_file.as_deref())
-            .await
-            .map(|s| (s, authority.to_string(), path));
-    }
-    Ok((Box::new(tcp), authority.to_string(), path))
-}
-
-/// Reads the HTTP response head byte by byte, so no WebSocket frame bytes
-/// that follow it are consumed (a 4002 close may arrive right behind it).
-async fn read_head(io: &mut Box<dyn Io>) -> std::io::Result<String> {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 16 * 1024 {
-            return Err(std::io::Error::other("response head over 16 KiB"));
-        }
-        let b = io.read_u8().await?;
-        head.push(b);
-    }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+    handshake::Endpoint::from_config(&config).map_err(|e| fail(e.to_string()))
 }

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::case::{fail, CaseError};
-use crate::conn::{describe, hex_preview, Closed, Io};
+use crate::conn::{describe, hex_preview, Closed};
 use crate::transcript::Transcript;
 
 /// Envelopes queued for the case before the driver stops reading (and the
@@ -59,7 +59,8 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct Driver {
-    pub ws: WebSocketStream<Box<dyn Io>>,
+    pub ws:
+        WebSocketStream<courier_client::handshake::CloseCodes<courier_client::handshake::Stream>>,
     pub label: String,
     pub transcript: Arc<Transcript>,
     pub codec: Option<Codec>,

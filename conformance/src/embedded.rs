@@ -125,6 +125,13 @@ impl Embedded {
     pub async fn start(toml: &str) -> Result<Arc<Embedded>, EmbeddedError> {
         let config =
             ServerConfig::from_toml_str(toml).map_err(|e| EmbeddedError::Config(e.to_string()))?;
+        Embedded::start_config(config).await
+    }
+
+    /// Starts a server from `config` (listen on port 0 for a free one). The
+    /// workspace's one in-process server starter: the suite's no-URL run
+    /// and the docs' live transcripts (`courier-docs`) both start here.
+    pub async fn start_config(config: ServerConfig) -> Result<Arc<Embedded>, EmbeddedError> {
         let server = courier_server::start(config.clone())
             .await
             .map_err(|e| EmbeddedError::Start(e.to_string()))?;
@@ -134,6 +141,11 @@ impl Embedded {
             addr,
             server: Mutex::new(Some(server)),
         }))
+    }
+
+    /// The server's name and version, as `welcome` reports it.
+    pub fn server_name(&self) -> &str {
+        &self.config.server_name
     }
 
     /// The WebSocket URL.

@@ -42,7 +42,6 @@ pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod sse;
-pub mod tls;
 pub mod tokens;
 pub mod trace;
 pub mod transcript;

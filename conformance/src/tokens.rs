@@ -1,5 +1,7 @@
 //! Obtaining credentials of each kind a case needs from the profile's token
 //! source: fixed strings, a command, a URL, or HS256 JWTs minted in process.
+//! [`mint`] is the workspace's one JWT minter: the suite's `hs256` source
+//! and the docs' transcripts (`courier-docs`) both sign with it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,16 +21,47 @@ pub enum TokenError {
 }
 
 /// Claims of a minted token, as the reference server reads them.
-#[derive(serde::Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    iat: u64,
-    exp: u64,
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Claims<'a> {
+    /// The user.
+    pub sub: &'a str,
+    /// Issued at (seconds since the epoch).
+    pub iat: u64,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Audience, when the server checks one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
+    pub aud: Option<&'a str>,
+    /// Issuer, when the server checks one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    scope: &'a str,
+    pub iss: Option<&'a str>,
+    /// Space-separated scopes (channel rules grant by scope).
+    pub scope: &'a str,
+}
+
+impl<'a> Claims<'a> {
+    /// Claims for `sub` with `scope`, issued now and valid for `ttl_s` seconds.
+    pub fn new(sub: &'a str, scope: &'a str, ttl_s: u64) -> Claims<'a> {
+        let now = now_secs();
+        Claims {
+            sub,
+            iat: now,
+            exp: now + ttl_s,
+            aud: None,
+            iss: None,
+            scope,
+        }
+    }
+}
+
+/// Signs `claims` as an HS256 JWT with `secret`.
+pub fn mint(secret: &str, claims: &Claims<'_>) -> Result<String, TokenError> {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| TokenError::Failed(e.to_string()))
 }
 
 /// Gets one token of `kind`. `None` in the result means "send an empty
@@ -119,12 +152,7 @@ pub async fn fetch(source: &TokenSource, kind: TokenKind) -> Result<String, Toke
                 iss: issuer.as_deref(),
                 scope,
             };
-            jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
-            )
-            .map_err(|e| TokenError::Failed(e.to_string()))
+            mint(key, &claims)
         }
     }
 }

@@ -1,7 +1,12 @@
-//! The WebSocket opening handshake, done here rather than by tungstenite's
-//! client so that a response selecting no subprotocol is still accepted and
-//! its 4002 close can be read (VER-CLIENT-VERIFY, VER-ACCEPT-THEN-CLOSE).
-//! `wss://` runs the TLS handshake first (`tls.rs`).
+//! The one low-level Courier connection of the workspace: `ws://`/`wss://`
+//! URLs, TCP (and TLS, `tls.rs`), and the WebSocket opening handshake with
+//! the subprotocol offer. The client, the conformance suite and the docs'
+//! transcript recorder all connect through here.
+//!
+//! The upgrade is done here rather than by tungstenite's client so that a
+//! response selecting no subprotocol is still accepted and its 4002 close
+//! can be read (VER-CLIENT-VERIFY, VER-ACCEPT-THEN-CLOSE): the client
+//! surfaces it, the suite checks it, the docs show it.
 
 use std::sync::Arc;
 
@@ -13,8 +18,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::close_codes::CloseCodes;
-use crate::tls::{self, Stream};
+pub use crate::close_codes::CloseCodes;
+use crate::tls;
+pub use crate::tls::Stream;
+use crate::{ClientConfig, ClientError};
 
 /// Largest HTTP response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -57,6 +64,19 @@ pub enum HandshakeError {
     /// The server answered something other than a valid 101.
     #[error("handshake refused: {0}")]
     Refused(String),
+}
+
+impl Endpoint {
+    /// The endpoint of `config`'s URL with its trust settings.
+    pub fn from_config(config: &ClientConfig) -> Result<Endpoint, ClientError> {
+        let url = parse_url(&config.url).map_err(|e| ClientError::Config(e.to_string()))?;
+        let tls = if url.tls {
+            Some(tls::client_config(config)?)
+        } else {
+            None
+        };
+        Ok(Endpoint { url, tls })
+    }
 }
 
 /// Parses `ws://host[:port][/path]` (port 80) and
@@ -109,6 +129,8 @@ pub struct Upgraded {
     pub ws: WebSocketStream<CloseCodes<Stream>>,
     /// `Sec-WebSocket-Protocol` of the response, if any.
     pub selected: Option<String>,
+    /// The response's status line (`HTTP/1.1 101 Switching Protocols`).
+    pub status_line: String,
 }
 
 /// Connects (TLS first for `wss://`) and upgrades, offering `offers`.
@@ -117,17 +139,33 @@ pub async fn connect(
     offers: &[Subprotocol],
     config: WebSocketConfig,
 ) -> Result<Upgraded, HandshakeError> {
-    let url = &endpoint.url;
-    let mut stream = dial(endpoint).await?;
+    let offers: Vec<&str> = offers.iter().map(|p| p.name()).collect();
+    let stream = dial(endpoint).await?;
+    upgrade(stream, &endpoint.url, &offers, config).await
+}
+
+/// Upgrades `stream` to a WebSocket for `url`, offering the subprotocol
+/// names `offers` in order (none: no `Sec-WebSocket-Protocol` header; a
+/// name may be one no server knows, for the suite's negotiation cases).
+pub async fn upgrade(
+    mut stream: Stream,
+    url: &WsUrl,
+    offers: &[&str],
+    config: WebSocketConfig,
+) -> Result<Upgraded, HandshakeError> {
     let key = generate_key();
-    let protocols: Vec<&str> = offers.iter().map(|p| p.name()).collect();
-    let request = format!(
+    let mut request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
-        url.path,
-        url.host,
-        protocols.join(", ")
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+        url.path, url.host,
     );
+    if !offers.is_empty() {
+        request.push_str(&format!(
+            "Sec-WebSocket-Protocol: {}\r\n",
+            offers.join(", ")
+        ));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;
     // TLS buffers records; the request must leave before we wait for the answer.
     stream.flush().await?;
@@ -143,13 +181,47 @@ pub async fn connect(
     let mut rest = head.rest;
     let stream = CloseCodes::new(stream, &mut rest);
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Client, Some(config)).await;
-    Ok(Upgraded { ws, selected })
+    Ok(Upgraded {
+        ws,
+        selected,
+        status_line: head.status_line,
+    })
 }
 
 /// Opens the TCP connection (and TLS for `wss://`/`https://`).
-pub(crate) async fn dial(endpoint: &Endpoint) -> Result<Stream, HandshakeError> {
+pub async fn dial(endpoint: &Endpoint) -> Result<Stream, HandshakeError> {
+    dial_with(endpoint, None).await
+}
+
+/// [`dial`], with `recv_buffer` shrinking the socket's receive buffer so
+/// that a reader that stops pushes back on the server after kilobytes (the
+/// suite's slow-consumer cases).
+pub async fn dial_with(
+    endpoint: &Endpoint,
+    recv_buffer: Option<u32>,
+) -> Result<Stream, HandshakeError> {
     let url = &endpoint.url;
-    let tcp = TcpStream::connect(&url.authority).await?;
+    let tcp = match recv_buffer {
+        None => TcpStream::connect(&url.authority).await?,
+        Some(size) => {
+            let addr = tokio::net::lookup_host(&url.authority)
+                .await?
+                .next()
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{} resolves to nothing", url.authority),
+                    )
+                })?;
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_recv_buffer_size(size)?;
+            socket.connect(addr).await?
+        }
+    };
     tcp.set_nodelay(true)?;
     Ok(match &endpoint.tls {
         Some(tls) => tls::connect(tcp, &url.hostname, tls.clone()).await?,

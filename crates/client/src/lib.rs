@@ -53,7 +53,7 @@ mod error;
 mod event;
 #[cfg(feature = "faults")]
 pub mod faults;
-mod handshake;
+pub mod handshake;
 pub mod raw;
 pub mod reconnect;
 mod session;

@@ -4,16 +4,15 @@
 //! Nothing is hand-written, so the transcripts cannot drift from what the
 //! server does.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use courier_client::{handshake, raw};
+use courier_conformance::embedded::Embedded;
+use courier_conformance::tokens;
 use courier_protocol::v2::{self, envelope::Body};
 use courier_protocol::{wire, Codec, Subprotocol};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::client::generate_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -103,8 +102,7 @@ async fn record() -> Result<(Vec<Transcript>, String), TranscriptError> {
     };
     config.auth.hs256_secret = Some(SECRET.into());
     config.auth.allow_anonymous = Some(false);
-    let server_name = config.server_name.clone();
-    let server = courier_server::start(config)
+    let server = Embedded::start_config(config)
         .await
         .map_err(|e| TranscriptError::Server(e.to_string()))?;
     let url = server.ws_url();
@@ -117,38 +115,13 @@ async fn record() -> Result<(Vec<Transcript>, String), TranscriptError> {
     server.shutdown().await;
     conn.read_until_close(&mut closing).await?;
     out.push(closing);
-    Ok((out, server_name))
-}
-
-/// Reads an HTTP response head (up to the blank line), at most 16 KiB.
-async fn read_head(io: &mut TcpStream) -> std::io::Result<String> {
-    let mut head = Vec::with_capacity(512);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 16 * 1024 || io.read(&mut byte).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "bad upgrade response",
-            ));
-        }
-        head.push(byte[0]);
-    }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+    Ok((out, server.server_name().to_string()))
 }
 
 /// A JWT for `sub` valid for `ttl_s` seconds.
-fn token(sub: &str, ttl_s: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let claims = serde_json::json!({ "sub": sub, "exp": now + ttl_s, "scope": "chat" });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap_or_default()
+fn token(sub: &str, ttl_s: u64) -> Result<String, TranscriptError> {
+    tokens::mint(SECRET, &tokens::Claims::new(sub, "chat", ttl_s))
+        .map_err(|e| TranscriptError::Unexpected(e.to_string()))
 }
 
 fn env(body: Body) -> v2::Envelope {
@@ -185,54 +158,38 @@ fn transcript(id: &str, title: &str, description: &str) -> Transcript {
 
 /// One client connection that records what it sends and receives.
 struct Conn {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<handshake::CloseCodes<handshake::Stream>>,
     codec: Codec,
 }
 
 impl Conn {
-    /// Opens a connection offering `offers`; notes what the server chose.
-    /// The upgrade is written by hand because tungstenite's client refuses
-    /// a 101 without a subprotocol, which is how a server answers offers it
-    /// cannot serve (VER-ACCEPT-THEN-CLOSE) and what the transcript shows.
+    /// Opens a connection offering `offers`; notes what the server chose
+    /// (the shared upgrade accepts a 101 without a subprotocol, which is how
+    /// a server answers offers it cannot serve, VER-ACCEPT-THEN-CLOSE, and
+    /// what the transcript shows).
     async fn open(
         url: &str,
         offers: &[&str],
         t: &mut Transcript,
     ) -> Result<(Conn, Option<String>), TranscriptError> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| TranscriptError::Unexpected(format!("not a ws:// URL: {url}")))?;
-        let (host, path) = rest
-            .split_once('/')
-            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-        let mut io = TcpStream::connect(host).await?;
-        let key = generate_key();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
-            offers.join(", ")
-        );
-        let head = tokio::time::timeout(WAIT, async {
-            io.write_all(request.as_bytes()).await?;
-            read_head(&mut io).await
+        let unexpected = |e: String| TranscriptError::Unexpected(e);
+        let endpoint = handshake::Endpoint {
+            url: handshake::parse_url(url).map_err(|e| unexpected(e.to_string()))?,
+            tls: None,
+        };
+        let up = tokio::time::timeout(WAIT, async {
+            let stream = handshake::dial(&endpoint).await?;
+            handshake::upgrade(stream, &endpoint.url, offers, Default::default()).await
         })
         .await
-        .map_err(|_| TranscriptError::Timeout("the upgrade response".into()))??;
-        let status = head.lines().next().unwrap_or_default().to_string();
-        if status.split_whitespace().nth(1) != Some("101") {
-            return Err(TranscriptError::Unexpected(format!(
-                "upgrade refused: {status}"
-            )));
-        }
-        let chosen = head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("sec-websocket-protocol")
-                .then(|| v.trim().to_string())
-        });
+        .map_err(|_| TranscriptError::Timeout("the upgrade response".into()))?
+        .map_err(|e| unexpected(e.to_string()))?;
+        let chosen = up.selected;
         note(
             t,
             format!(
-                "WebSocket `GET {path}` offering `Sec-WebSocket-Protocol: {}`; the server answers `101 Switching Protocols` with {}.",
+                "WebSocket `GET {}` offering `Sec-WebSocket-Protocol: {}`; the server answers `101 Switching Protocols` with {}.",
+                endpoint.url.path,
                 offers.join(", "),
                 chosen.as_deref().map_or("no subprotocol".to_string(), |c| format!("`{c}`"))
             ),
@@ -241,10 +198,9 @@ impl Conn {
             .as_deref()
             .and_then(|c| c.parse::<Subprotocol>().ok())
             .unwrap_or(Subprotocol::ALL[0]);
-        let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
         Ok((
             Conn {
-                ws,
+                ws: up.ws,
                 codec: Codec::new(sp),
             },
             chosen,
@@ -257,12 +213,7 @@ impl Conn {
             .encode(&e)
             .map_err(|err| TranscriptError::Unexpected(err.to_string()))?;
         t.steps.push(self.step("c2s", "→", &e, &bytes));
-        let msg = if self.codec.subprotocol().encoding.is_text() {
-            Message::text(String::from_utf8_lossy(&bytes).into_owned())
-        } else {
-            Message::binary(bytes)
-        };
-        self.ws.send(msg).await?;
+        self.ws.send(raw::to_message(bytes, &self.codec)).await?;
         Ok(())
     }
 
@@ -364,7 +315,7 @@ impl Conn {
         t: &mut Transcript,
     ) -> Result<Conn, TranscriptError> {
         let (mut c, _) = Conn::open(url, offers, t).await?;
-        c.send(t, hello(token(user, 3600))).await?;
+        c.send(t, hello(token(user, 3600)?)).await?;
         match c.recv(t).await?.body {
             Some(Body::Welcome(_)) => Ok(c),
             other => Err(TranscriptError::Unexpected(format!(
@@ -408,7 +359,7 @@ async fn auth_and_refresh(url: &str) -> Result<Transcript, TranscriptError> {
         &mut t,
         env(Body::Refresh(v2::Refresh {
             id: "r-1".into(),
-            token: token("alice", 7200),
+            token: token("alice", 7200)?,
         })),
     )
     .await?;
@@ -424,7 +375,7 @@ async fn auth_and_refresh(url: &str) -> Result<Transcript, TranscriptError> {
     c.recv(&mut t).await?;
     drop(c);
     let (mut c, _) = Conn::open(url, &["courier.v2.json"], &mut t).await?;
-    let mut forged = token("mallory", 3600);
+    let mut forged = token("mallory", 3600)?;
     forged.push('x');
     c.send(&mut t, hello(forged)).await?;
     c.read_until_close(&mut t).await?;
