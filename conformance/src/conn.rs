@@ -290,7 +290,7 @@ impl Conn {
         let bytes = codec
             .encode(env)
             .map_err(|e| fail(format!("suite cannot encode envelope: {e}")))?;
-        self.transcript.record(
+        self.transcript.record_frame(
             &self.label,
             "send",
             if sp.encoding.is_text() {
@@ -299,6 +299,7 @@ impl Conn {
                 "binary"
             },
             describe(sp, env),
+            &bytes,
         );
         let msg = courier_client::raw::to_message(bytes, &codec);
         self.command(|tx| Cmd::Send(msg, tx)).await

@@ -220,11 +220,12 @@ impl Driver {
                 ))));
             }
         };
-        self.transcript.record(
+        self.transcript.record_frame(
             &self.label,
             "recv",
             kind,
             describe(codec.subprotocol(), &env),
+            &bytes,
         );
         match &env.body {
             Some(Body::Ping(p)) => {
@@ -238,17 +239,14 @@ impl Driver {
                         body: Some(Body::Pong(v2::Pong { ts: p.ts })),
                     };
                     if let Ok(frame) = codec.encode(&pong) {
-                        self.transcript.record(
+                        self.transcript.record_frame(
                             &self.label,
                             "send",
                             kind,
                             describe(codec.subprotocol(), &pong),
+                            &frame,
                         );
-                        let m = if text {
-                            Message::Text(String::from_utf8_lossy(&frame).into_owned().into())
-                        } else {
-                            Message::Binary(frame)
-                        };
+                        let m = courier_client::raw::to_message(frame, &codec);
                         let _ = self.ws.send(m).await;
                     }
                     return None;

@@ -1,7 +1,9 @@
 //! The record of one case: every frame sent and received on each of its
 //! connections (decoded to JSON for the reports), the case's notes, and the
 //! closes the server initiated, so that a failure caused by a close nobody
-//! asked for is reported as such first.
+//! asked for is reported as such first. The workspace's one transcript: the
+//! docs' live session transcripts (`courier-docs`) are recorded in it too,
+//! keeping each frame's bytes.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -22,12 +24,17 @@ pub struct Entry {
     pub kind: &'static str,
     /// The frame decoded to JSON, or a description.
     pub text: String,
+    /// The frame's bytes, in a transcript that keeps them
+    /// ([`Transcript::keeping_frames`]).
+    #[serde(skip)]
+    pub bytes: Option<bytes::Bytes>,
 }
 
 /// The frames of one case, in the order they were sent and received.
 #[derive(Debug)]
 pub struct Transcript {
     start: Instant,
+    keep_frames: bool,
     entries: Mutex<Kept>,
     closes: Mutex<Vec<ServerClose>>,
 }
@@ -105,8 +112,19 @@ const TAIL_ENTRIES: usize = 1200;
 impl Transcript {
     /// An empty transcript starting now.
     pub fn new() -> Arc<Transcript> {
+        Transcript::with(false)
+    }
+
+    /// An empty transcript that keeps every frame whole, with its bytes
+    /// (for a short scripted session shown as is: the docs' transcripts).
+    pub fn keeping_frames() -> Arc<Transcript> {
+        Transcript::with(true)
+    }
+
+    fn with(keep_frames: bool) -> Arc<Transcript> {
         Arc::new(Transcript {
             start: Instant::now(),
+            keep_frames,
             entries: Mutex::new(Kept::default()),
             closes: Mutex::new(Vec::new()),
         })
@@ -114,8 +132,32 @@ impl Transcript {
 
     /// Records one entry.
     pub fn record(&self, conn: &str, dir: &'static str, kind: &'static str, text: String) {
-        let mut text = text;
-        if text.len() > 600 {
+        self.push(conn, dir, kind, text, None);
+    }
+
+    /// Records one data frame: `text` describes it; its bytes are kept when
+    /// the transcript keeps frames.
+    pub fn record_frame(
+        &self,
+        conn: &str,
+        dir: &'static str,
+        kind: &'static str,
+        text: String,
+        bytes: &bytes::Bytes,
+    ) {
+        let bytes = self.keep_frames.then(|| bytes.clone());
+        self.push(conn, dir, kind, text, bytes);
+    }
+
+    fn push(
+        &self,
+        conn: &str,
+        dir: &'static str,
+        kind: &'static str,
+        mut text: String,
+        bytes: Option<bytes::Bytes>,
+    ) {
+        if text.len() > 600 && !self.keep_frames {
             let mut cut = 600;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
@@ -129,6 +171,7 @@ impl Transcript {
             dir,
             kind,
             text,
+            bytes,
         };
         let mut k = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if k.head.len() < HEAD_ENTRIES {
@@ -160,6 +203,7 @@ impl Transcript {
                 dir: "note",
                 kind: "note",
                 text,
+                bytes: None,
             });
         }
         out.extend(k.tail.iter().cloned());

@@ -106,7 +106,7 @@ pub struct Reference {
     pub examples: Vec<ExampleDoc>,
     pub cases: Vec<cases::CaseRef>,
     pub payloads: Option<model::Model>,
-    pub transcripts: Vec<transcript::Transcript>,
+    pub transcripts: Vec<transcript::Scenario>,
     /// Name and version of the server the transcripts were recorded from.
     pub server_name: String,
     /// The AsyncAPI documents as YAML, by version.

@@ -2,23 +2,23 @@
 //! server, show what they claim: checked by structure, since ids, epochs
 //! and timestamps differ per run.
 
-use courier_docs::transcript::{self, Step, Transcript};
+use courier_docs::transcript::{self, Scenario, Step};
 use serde_json::Value;
 
-fn types(t: &Transcript) -> Vec<(&'static str, String)> {
+fn types(t: &Scenario) -> Vec<(&'static str, String)> {
     t.steps
         .iter()
         .filter_map(|s| s.type_name.clone().map(|n| (s.dir, n)))
         .collect()
 }
 
-fn find<'a>(ts: &'a [Transcript], id: &str) -> &'a Transcript {
+fn find<'a>(ts: &'a [Scenario], id: &str) -> &'a Scenario {
     ts.iter()
         .find(|t| t.id == id)
         .unwrap_or_else(|| panic!("no transcript {id}"))
 }
 
-fn received(t: &Transcript, type_name: &str) -> Vec<Value> {
+fn received(t: &Scenario, type_name: &str) -> Vec<Value> {
     t.steps
         .iter()
         .filter(|s| s.dir == "s2c" && s.type_name.as_deref() == Some(type_name))
@@ -53,6 +53,14 @@ fn transcripts_record_each_scenario_from_the_live_server() {
         h.steps
             .iter()
             .any(|s| s.text.starts_with("close frame: code 4002")),
+        "{:#?}",
+        h.steps
+    );
+
+    assert!(
+        (h.steps.iter()).any(|s| s.note.as_deref().is_some_and(|n| n.contains(
+            "offering `Sec-WebSocket-Protocol: courier.v9.json`; the server answers `101 Switching Protocols` with no subprotocol"
+        ))),
         "{:#?}",
         h.steps
     );
