@@ -99,9 +99,20 @@ pub(crate) async fn open(
     let frame = codec
         .encode(&hello)
         .map_err(|e| OpenError::Transient(e.to_string()))?;
-    ws.send(to_ws(frame, &codec))
-        .await
-        .map_err(|e| OpenError::Transient(e.to_string()))?;
+    if fault!(PingBeforeHello) {
+        let ping = v2::Envelope {
+            body: Some(Body::Ping(v2::Ping { ts: 1 })),
+        };
+        if let Ok(f) = codec.encode(&ping) {
+            let _ = ws.send(to_ws(f, &codec)).await;
+        }
+    }
+    let sends = if fault!(HelloTwice) { 2 } else { 1 };
+    for _ in 0..sends {
+        ws.send(to_ws(frame.clone(), &codec))
+            .await
+            .map_err(|e| OpenError::Transient(e.to_string()))?;
+    }
     let mut notice = None;
     loop {
         let (bytes, text) = match ws.next().await {

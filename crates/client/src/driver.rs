@@ -510,7 +510,7 @@ impl Driver {
 
     /// AUTH-REFRESH-EARLY: when to fetch a new token.
     fn refresh_instant(&self, expires_at_ms: Option<u64>) -> Option<Instant> {
-        let expires = expires_at_ms?;
+        let expires = expires_at_ms.filter(|_| !fault!(NoEarlyRefresh))?;
         let margin = self.cfg.refresh_margin.as_millis() as u64;
         let wait = expires.saturating_sub(margin).saturating_sub(unix_ms());
         Some(Instant::now() + Duration::from_millis(wait))

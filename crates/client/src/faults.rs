@@ -4,7 +4,10 @@
 //! process; `courier-conformance`'s `trace::CLIENT_MUTANTS` lists the cases
 //! that must catch each. ORDER-UNSUBSCRIBE-FINAL has no fault here: the API
 //! consumes a `Subscription` to unsubscribe, so nothing can be delivered to
-//! it afterwards.
+//! it afterwards. Faults the TypeScript client has and this one does not yet
+//! (`clients` in the table): drop-unacked-publishes, reject-unknown-reply,
+//! retry-forbidden, only-ping-is-alive, frame-limit-is-max-message,
+//! send-server-type.
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -55,6 +58,20 @@ pub enum Fault {
     IgnoreReauth,
     /// Closes with 1001 when the application closes (CLOSE-CLIENT-NORMAL).
     CloseWithGoingAway,
+    /// Waits the backoff cap after 1001 and 4200–4299 (CLOSE-RECONNECT-NOW).
+    ReconnectNowWaits,
+    /// Never refreshes credentials before `token_expires_at_ms` (AUTH-REFRESH-EARLY).
+    NoEarlyRefresh,
+    /// Gives every `rpc_request` the same id (RPC-ID-UNIQUE).
+    ReuseRpcId,
+    /// Stops for good after 1011–1014, 3000–3999 and 4400–4999 (CLOSE-RANGES).
+    TerminalOnOtherCodes,
+    /// Backs off with the cap's window after 4100–4199 from the first attempt (CLOSE-BACKOFF).
+    BackoffAtCap,
+    /// Sends `hello` twice (HELLO-ONCE).
+    HelloTwice,
+    /// Sends a `ping` before `hello` (HELLO-FIRST).
+    PingBeforeHello,
 }
 
 /// Every fault with its kebab-case name.
@@ -86,6 +103,13 @@ pub const ALL: &[(&str, Fault)] = &[
     ("keep-token-after-expiry", Fault::KeepTokenAfterExpiry),
     ("ignore-reauth", Fault::IgnoreReauth),
     ("close-with-going-away", Fault::CloseWithGoingAway),
+    ("reconnect-now-waits", Fault::ReconnectNowWaits),
+    ("no-early-refresh", Fault::NoEarlyRefresh),
+    ("reuse-rpc-id", Fault::ReuseRpcId),
+    ("terminal-on-other-codes", Fault::TerminalOnOtherCodes),
+    ("backoff-at-cap", Fault::BackoffAtCap),
+    ("hello-twice", Fault::HelloTwice),
+    ("ping-before-hello", Fault::PingBeforeHello),
 ];
 
 /// A name that is no fault.

@@ -60,8 +60,10 @@ pub enum Next {
 /// [`courier_protocol::close::reaction`] defines it; 1002 and 1007 are
 /// terminal whatever that table says.
 pub fn reaction(code: u16) -> Reaction {
+    let other = matches!(code, 1011..=1014 | 3000..=3999 | 4400..=4999);
     match code {
         1002 | 1007 => Reaction::Terminal,
+        _ if other && fault!(TerminalOnOtherCodes) => Reaction::Terminal,
         _ => close::reaction(code),
     }
 }
@@ -134,6 +136,9 @@ impl Backoff {
         if reaction == Reaction::Terminal && !fault!(ReconnectAfterTerminal) {
             return Next::Terminal;
         }
+        if (4100..=4199).contains(&close.code) && fault!(BackoffAtCap) {
+            self.failures = self.failures.max(62);
+        }
         self.next_attempt(reaction, close.retry_after)
     }
 
@@ -157,6 +162,7 @@ impl Backoff {
             // CLOSE-RETRY-AFTER: exactly the server's hint.
             (Some(d), _) => d,
             // CLOSE-RECONNECT-NOW: 0–1 s on the first attempt, then the backoff schedule.
+            (None, Reaction::ReconnectResume) if fault!(ReconnectNowWaits) => self.cap,
             (None, Reaction::ReconnectResume) if n == 0 => {
                 let max = self.reconnect_now_max;
                 self.jitter(max)

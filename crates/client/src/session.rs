@@ -346,7 +346,11 @@ impl Session {
             }
             return;
         }
-        let id = self.request_id("c");
+        let id = if fault!(ReuseRpcId) && matches!(kind, CallKind::Rpc { .. }) {
+            "c-1".to_string()
+        } else {
+            self.request_id("c")
+        };
         let body = match &kind {
             CallKind::Rpc { method, payload } => Body::RpcRequest(v2::RpcRequest {
                 id: id.clone(),
