@@ -546,6 +546,52 @@ async fn load_against_a_served_server_reports_nothing_missing() {
     assert_eq!(served.stop("TERM").await.code(), Some(0));
 }
 
+/// `courier load --idle` (the soak of crates/server/benches/endurance.sh)
+/// keeps its subscribers alive: each answers the server's `ping` at once.
+/// Its reader once held the `pong` until the next frame arrived, one
+/// heartbeat interval late, and the server closed every idle subscriber
+/// with 4200 (HB-DEADLINE) after interval + grace.
+#[tokio::test]
+async fn idle_load_subscribers_answer_every_heartbeat() {
+    let mut served = Served::start(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            // Longer than the 1 s the generator waits (to read the server's
+            // RSS) before its idle subscribers start reading.
+            ("COURIER_HEARTBEAT_INTERVAL_MS", "1500"),
+            ("COURIER_HEARTBEAT_GRACE_MS", "1000"),
+        ],
+    )
+    .await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        courier()
+            .args(["load", "--url", &served.ws_url])
+            .args(["-n", "5", "--idle", "6", "--timeout", "30", "--json"])
+            .output(),
+    )
+    .await
+    .expect("load finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    // Four heartbeat intervals idle, each ping answered in time (with the
+    // pong held until the next ping, all five were closed after 2.5 s).
+    assert_eq!(report["errors"], 0, "{report}");
+    let (_, metrics) = http_get(&served.addr, "/metrics").await;
+    let silent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("courier_disconnects_total{code=\"4200\"} "))
+        .map_or(0, |v| v.trim().parse().unwrap_or(u64::MAX));
+    assert_eq!(silent, 0, "no session closed for silence: {metrics}");
+    assert_eq!(served.stop("TERM").await.code(), Some(0));
+}
+
 /// A user's first `courier load` against a default `courier serve`: the
 /// closed loop outruns the default 100 msg/s limit and the server closes
 /// the publisher with 4101. The run ends at once (not after the timeout),

@@ -91,15 +91,17 @@ impl RawSocket {
         }
     }
 
-    /// Calls `each` on every complete frame buffered, then reads more.
+    /// Calls `each` on every complete frame buffered or, when none is, reads more.
     /// Returns `Ok(false)` when the peer closed the socket, and stops early
     /// when `each` returns `false`.
     pub(super) async fn read(
         &mut self,
         mut each: impl FnMut(Frame<'_>) -> bool,
     ) -> std::io::Result<bool> {
+        let mut parsed = false;
         while let Some((frame, n)) = parse(&self.buf[self.start..self.end]) {
             self.start += n;
+            parsed = true;
             if !each(frame) {
                 return Ok(true);
             }
@@ -113,6 +115,13 @@ impl RawSocket {
             if self.end == self.buf.len() {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
+        }
+        // Return before blocking on the socket when frames were handled: the
+        // caller sends their replies (a `pong`) first. Waiting for more bytes
+        // here held an idle subscriber's pong until the next ping, one
+        // heartbeat interval late, and the server closed it with 4200.
+        if parsed {
+            return Ok(true);
         }
         let n = self.tcp.read(&mut self.buf[self.end..]).await?;
         self.end += n;
