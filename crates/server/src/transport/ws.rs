@@ -106,7 +106,8 @@ pub(crate) fn upgrade(
                 .read_buffer_size(c.ws_read_buffer_bytes as usize)
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max));
-            let (read_side, sink) = ws_socket::split(Lingering::new(TokioIo::new(upgraded)), text);
+            let (read_side, sink) =
+                ws_socket::split(Lingering::new(TokioIo::new(upgraded)), text);
             let stream =
                 WebSocketStream::from_raw_socket(read_side, Role::Server, Some(config)).await;
             Some((sink, WsSource { stream }))
