@@ -10,7 +10,6 @@ mod linger;
 pub(crate) mod sse;
 pub(crate) mod tls;
 pub(crate) mod ws;
-mod ws_socket;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,13 +1,15 @@
 //! The WebSocket transport: the upgrade (subprotocol negotiation, Origin),
 //! then one task per connection running the session core over the
-//! connection's frames: tokio-tungstenite reads over hyper's upgrade, the
-//! session's frames are written pre-framed (`ws_socket`).
+//! connection's frames (tokio-tungstenite over hyper's upgrade).
 
+use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use courier_protocol::{close, Codec, Subprotocol};
-use futures_util::StreamExt;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
@@ -16,13 +18,13 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{text_response, Body as HttpBody};
 use super::linger::Lingering;
-use super::ws_socket::{self, ReadSide};
 use super::{ConnGuard, Shared, Transport};
 use crate::frame::Wire;
 use crate::session::driver::{self, Cold, FrameSink, FrameSource, Inbound, CLOSE_WAIT};
@@ -30,8 +32,13 @@ use crate::session::{self, Close};
 
 // LINGER: the socket outlives the connection briefly so a close frame
 // is not destroyed by a reset (see `linger`).
-type Io = Lingering<TokioIo<hyper::upgrade::Upgraded>>;
-type WsSink = ws_socket::WsSink<Io>;
+type Ws = WebSocketStream<Lingering<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// Frames fed to tungstenite accumulate up to this many bytes before a
+/// socket write; `flush` writes the rest. A drained queue thus costs one
+/// syscall per 16 KiB instead of one per frame. The buffer is allocated on
+/// first use, so idle connections do not pay for it.
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Answers `GET /ws`: validates the upgrade, negotiates the subprotocol and
 /// spawns the connection.
@@ -104,13 +111,17 @@ pub(crate) fn upgrade(
             };
             let config = WebSocketConfig::default()
                 .read_buffer_size(c.ws_read_buffer_bytes as usize)
+                .write_buffer_size(WRITE_BUFFER)
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max));
-            let (read_side, sink) =
-                ws_socket::split(Lingering::new(TokioIo::new(upgraded)), text);
-            let stream =
-                WebSocketStream::from_raw_socket(read_side, Role::Server, Some(config)).await;
-            Some((sink, WsSource { stream }))
+            let ws = WebSocketStream::from_raw_socket(
+                Lingering::new(TokioIo::new(upgraded)),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            let (sink, stream) = ws.split();
+            Some((WsSink { sink, text }, WsSource { stream }))
         });
         if let Some((sink, source)) = halves.await {
             run(shared, sink, source, selected, guard).await;
@@ -186,9 +197,64 @@ pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
     driver::run(session, sink, source).await;
 }
 
+/// The writing half of a WebSocket: session frames as text (JSON) or
+/// binary messages.
+struct WsSink {
+    sink: SplitSink<Ws, Message>,
+    text: bool,
+}
+
+impl WsSink {
+    fn message(&self, bytes: Bytes) -> io::Result<Message> {
+        if self.text {
+            let text = Utf8Bytes::try_from(bytes).map_err(io::Error::other)?;
+            Ok(Message::Text(text))
+        } else {
+            Ok(Message::Binary(bytes))
+        }
+    }
+}
+
+impl FrameSink for WsSink {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sink.poll_ready_unpin(cx).map_err(io::Error::other)
+    }
+
+    fn start_send(&mut self, frame: Bytes) -> io::Result<()> {
+        let message = self.message(frame)?;
+        self.sink
+            .start_send_unpin(message)
+            .map_err(io::Error::other)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sink.poll_flush_unpin(cx).map_err(io::Error::other)
+    }
+
+    fn close<'a>(&'a mut self, notice: Option<Bytes>, code: u16, reason: &'a str) -> Cold<'a, ()> {
+        Box::pin(async move {
+            if let Some(notice) = notice {
+                let Ok(message) = self.message(notice) else {
+                    return;
+                };
+                if self.sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = self
+                .sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                })))
+                .await;
+        })
+    }
+}
+
 /// The reading half of a WebSocket.
 struct WsSource {
-    stream: WebSocketStream<ReadSide<Io>>,
+    stream: SplitStream<Ws>,
 }
 
 impl FrameSource for WsSource {
