@@ -507,14 +507,15 @@ async fn serve_with_tls_talks_to_the_rust_client_over_wss() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn load_against_a_served_server_reports_nothing_missing() {
-    let mut served = Served::start(&["--listen", "127.0.0.1:0"], &[]).await;
+/// Runs `courier load --json` against `url` with `args` (bounded: 30 s
+/// inside, 60 s outside), expects success and returns its JSON report.
+async fn load_report(url: &str, args: &[&str]) -> serde_json::Value {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         courier()
-            .args(["load", "--url", &served.ws_url])
-            .args(["-n", "20", "-m", "50", "--timeout", "30", "--json"])
+            .args(["load", "--url", url])
+            .args(args)
+            .args(["--timeout", "30", "--json"])
             .output(),
     )
     .await
@@ -526,7 +527,13 @@ async fn load_against_a_served_server_reports_nothing_missing() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    serde_json::from_str(&stdout).expect("JSON report")
+}
+
+#[tokio::test]
+async fn load_against_a_served_server_reports_nothing_missing() {
+    let mut served = Served::start(&["--listen", "127.0.0.1:0"], &[]).await;
+    let report = load_report(&served.ws_url, &["-n", "20", "-m", "50"]).await;
     assert_eq!(report["subscribers"], 20, "{report}");
     assert_eq!(report["publishes"], 50, "{report}");
     assert_eq!(report["delivered"], 20 * 50, "{report}");
@@ -563,23 +570,7 @@ async fn idle_load_subscribers_answer_every_heartbeat() {
         ],
     )
     .await;
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        courier()
-            .args(["load", "--url", &served.ws_url])
-            .args(["-n", "5", "--idle", "6", "--timeout", "30", "--json"])
-            .output(),
-    )
-    .await
-    .expect("load finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let report = load_report(&served.ws_url, &["-n", "5", "--idle", "6"]).await;
     // Four heartbeat intervals idle, each ping answered in time (with the
     // pong held until the next ping, all five were closed after 2.5 s).
     assert_eq!(report["errors"], 0, "{report}");
