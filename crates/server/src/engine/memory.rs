@@ -105,7 +105,10 @@ struct Channel {
     history: VecDeque<(Instant, Arc<Numbered>)>,
     /// The publishes of the current epoch still remembered for dedupe.
     dedupe: DedupeRecord,
-    members: Vec<Member>,
+    /// By session id, with the membership version of the join: joins
+    /// and leaves take constant time however many members a channel has,
+    /// and a query (rarer) sorts by that version for join order.
+    members: HashMap<Arc<str>, (u64, Member)>,
     members_version: u64,
 }
 
@@ -175,7 +178,7 @@ impl MemoryEngine {
                     history_ttl,
                     history: VecDeque::new(),
                     dedupe: DedupeRecord::default(),
-                    members: Vec::new(),
+                    members: HashMap::new(),
                     members_version: 0,
                 }))
             })
@@ -372,11 +375,14 @@ impl Engine for MemoryEngine {
 
     fn join<'a>(&'a self, channel: &'a str, member: Member) -> EngineFuture<'a, ()> {
         let change = self.with_channel(channel, |ch| {
-            if ch.members.iter().any(|m| m.session_id == member.session_id) {
+            if ch.members.contains_key(&member.session_id) {
                 return None;
             }
-            ch.members.push(member.clone());
             ch.members_version += 1;
+            ch.members.insert(
+                member.session_id.clone(),
+                (ch.members_version, member.clone()),
+            );
             Some(PresenceChange {
                 channel: channel.into(),
                 joined: true,
@@ -392,11 +398,7 @@ impl Engine for MemoryEngine {
 
     fn leave<'a>(&'a self, channel: &'a str, session_id: &'a str) -> EngineFuture<'a, ()> {
         let change = self.with_existing(channel, |ch| {
-            let i = ch
-                .members
-                .iter()
-                .position(|m| &*m.session_id == session_id)?;
-            let member = ch.members.remove(i);
+            let (_, member) = ch.members.remove(session_id)?;
             ch.members_version += 1;
             Some(PresenceChange {
                 channel: channel.into(),
@@ -412,9 +414,14 @@ impl Engine for MemoryEngine {
     }
 
     fn members<'a>(&'a self, channel: &'a str) -> EngineFuture<'a, Members> {
-        let members = self.with_existing(channel, |ch| Members {
-            members: ch.members.clone(),
-            version: ch.members_version,
+        let members = self.with_existing(channel, |ch| {
+            // PRESENCE-QUERY: in join order.
+            let mut joined: Vec<_> = ch.members.values().collect();
+            joined.sort_unstable_by_key(|(version, _)| *version);
+            Members {
+                members: joined.into_iter().map(|(_, m)| m.clone()).collect(),
+                version: ch.members_version,
+            }
         });
         ready(Ok(members.unwrap_or_default()))
     }

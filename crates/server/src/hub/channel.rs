@@ -3,7 +3,7 @@
 //! attached (their frames held until the ack) and presence replies being
 //! answered (their events held until the reply).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,13 +13,21 @@ use courier_protocol::{close, v2};
 
 use super::Outbox;
 use crate::engine::{Engine, EngineError, Numbered, Position};
-use crate::features::Feature;
+use crate::features::{Feature, EPHEMERAL, PRESENCE};
 use crate::frame::{SharedFrame, WIRE_FORMS};
 use crate::metrics::Histogram;
 
 /// A stream that brought nothing for this long has nothing in flight
 /// either (position check, [`Guard::note_top`]).
 const STREAM_QUIET: Duration = Duration::from_secs(1);
+
+/// The features whose events are broadcast to a channel's subscribers.
+const RECEIVED: [Feature; 2] = [PRESENCE, EPHEMERAL];
+
+/// The key of `outbox` in [`State::index`].
+fn key(outbox: &Arc<Outbox>) -> usize {
+    Arc::as_ptr(outbox) as usize
+}
 
 /// A numbered message with its shared frame.
 pub(super) type Held = (Arc<Numbered>, Arc<SharedFrame>);
@@ -29,6 +37,9 @@ pub(super) struct Channel {
     /// Bit [`crate::frame::Wire::slot`] set when a subscriber uses that
     /// form: frames are encoded for these before the lock is taken.
     wires: AtomicU8,
+    /// Bit [`Feature::bit`] set when a subscriber receives that feature's
+    /// events (presence, ephemeral): without one, no event is built.
+    receivers: AtomicU8,
     /// Resolved once the engine streams this channel to the node.
     watched: tokio::sync::OnceCell<()>,
     /// The hub's delivery-latency histogram.
@@ -40,8 +51,17 @@ pub(super) struct Channel {
 pub(super) struct State {
     /// Set when the channel left the hub's map; holders look it up again.
     pub dead: bool,
+    /// In attach order, swapped on removal: delivery walks a dense array.
     subs: Vec<Sub>,
+    /// Each subscriber's position in `subs`, by its outbox's address: a
+    /// subscribe or a leave finds its entry without a walk over every
+    /// subscriber (10,000 subscribes to one channel would otherwise cost
+    /// 50 million comparisons).
+    index: HashMap<usize, usize>,
     counts: [u32; WIRE_FORMS],
+    /// Subscribers that receive presence events and ephemerals (in the
+    /// order of [`RECEIVED`]), so that an event nobody receives costs no walk.
+    receiving: [u32; RECEIVED.len()],
     /// The epoch and seq of the last message delivered; unknown until the
     /// first subscriber's ack gives the position.
     last: Option<(Arc<str>, u64)>,
@@ -77,6 +97,7 @@ impl Channel {
         Channel {
             name,
             wires: AtomicU8::new(0),
+            receivers: AtomicU8::new(0),
             watched: tokio::sync::OnceCell::new(),
             delivery,
             state: Mutex::new(State::default()),
@@ -92,6 +113,11 @@ impl Channel {
 
     pub fn wires(&self) -> u8 {
         self.wires.load(Ordering::Relaxed)
+    }
+
+    /// Whether any subscriber receives `feature`'s events.
+    pub fn has_receivers(&self, feature: Feature) -> bool {
+        self.receivers.load(Ordering::Relaxed) & (1 << feature.bit) != 0
     }
 
     /// Resolves once the engine streams this channel here (one `watch` for
@@ -128,10 +154,8 @@ impl State {
         self.subs.is_empty()
     }
 
-    fn find(&mut self, outbox: &Arc<Outbox>) -> Option<usize> {
-        self.subs
-            .iter()
-            .position(|s| Arc::ptr_eq(&s.outbox, outbox))
+    fn find(&self, outbox: &Arc<Outbox>) -> Option<usize> {
+        self.index.get(&key(outbox)).copied()
     }
 }
 
@@ -143,6 +167,16 @@ impl Guard<'_> {
             .filter(|i| self.st.counts[*i] > 0)
             .fold(0u8, |m, i| m | (1 << i));
         self.ch.wires.store(mask, Ordering::Relaxed);
+        let mut mask = 0u8;
+        for (i, feature) in RECEIVED.iter().enumerate() {
+            if outbox.receives(*feature) {
+                self.st.receiving[i] = self.st.receiving[i].saturating_add_signed(delta);
+            }
+            if self.st.receiving[i] > 0 {
+                mask |= 1 << feature.bit;
+            }
+        }
+        self.ch.receivers.store(mask, Ordering::Relaxed);
     }
 
     /// Registers `outbox` as pending (frames held until [`Guard::activate`]);
@@ -157,6 +191,8 @@ impl Guard<'_> {
             self.st.subs[i].held.get_or_insert_with(Vec::new);
             return Some(false);
         }
+        let at = self.st.subs.len();
+        self.st.index.insert(key(outbox), at);
         self.st.subs.push(Sub {
             outbox: outbox.clone(),
             after: 0,
@@ -169,10 +205,13 @@ impl Guard<'_> {
 
     /// Removes `outbox`; false when it was not subscribed.
     pub fn remove(&mut self, outbox: &Arc<Outbox>) -> bool {
-        let Some(i) = self.st.find(outbox) else {
+        let Some(i) = self.st.index.remove(&key(outbox)) else {
             return false;
         };
         self.st.subs.swap_remove(i);
+        if let Some(moved) = self.st.subs.get(i).map(|s| key(&s.outbox)) {
+            self.st.index.insert(moved, i);
+        }
         self.count(outbox, -1);
         true
     }
@@ -417,6 +456,9 @@ impl Guard<'_> {
         except: &str,
         version: Option<u64>,
     ) {
+        if !self.ch.has_receivers(feature) {
+            return;
+        }
         for sub in &mut self.st.subs {
             if sub.held.is_some()
                 || !sub.outbox.receives(feature)
@@ -473,5 +515,104 @@ fn push_at(outbox: &Outbox, frame: &SharedFrame, now: Instant) {
         // Shared frames are message, presence_event and ephemeral, which
         // every version has.
         Err(e) => tracing::warn!(error = %e, "dropping a shared frame that cannot be encoded"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use courier_protocol::{Encoding, Subprotocol, Version};
+
+    use super::*;
+    use crate::features::Features;
+    use crate::frame::Wire;
+
+    fn outbox(id: &str, features: Features) -> Arc<Outbox> {
+        let wire = Wire::WebSocket(Subprotocol::new(Version::V2, Encoding::MsgPack));
+        Arc::new(Outbox::new(id.into(), wire, features, 64))
+    }
+
+    fn message(seq: u64) -> (Arc<Numbered>, Arc<SharedFrame>) {
+        let m = Arc::new(Numbered {
+            channel: "c".into(),
+            epoch: "e".into(),
+            seq,
+            id: format!("p{seq}").into(),
+            ts: 0,
+            publisher: "s".into(),
+            payload: Bytes::from_static(&[0xc0]),
+        });
+        let frame = super::super::message_frame(&m);
+        (m, frame)
+    }
+
+    /// Stands for the subscribe_ack (any envelope the wire encodes).
+    fn ack() -> v2::Envelope {
+        v2::Envelope {
+            body: Some(v2::envelope::Body::Pong(v2::Pong { ts: 0 })),
+        }
+    }
+
+    fn queued(o: &Outbox) -> usize {
+        let mut buf = VecDeque::new();
+        o.take(&mut buf);
+        buf.len()
+    }
+
+    /// Removing a subscriber from the middle moves the last one into its
+    /// place: every other subscriber is still found (a second subscribe
+    /// is idempotent, a remove succeeds once) and still receives.
+    #[test]
+    fn the_index_follows_removals_from_the_middle() {
+        let ch = Channel::new("c".into(), Arc::default());
+        let subs: Vec<_> = (0..5)
+            .map(|i| outbox(&format!("s{i}"), Features::default()))
+            .collect();
+        let position = Position {
+            epoch: "e".into(),
+            seq: 0,
+        };
+        let mut st = ch.lock();
+        for o in &subs {
+            assert_eq!(st.attach(o), Some(true));
+            st.activate(o, ack(), Vec::new(), &position, || {});
+        }
+        assert!(st.remove(&subs[1]));
+        assert!(!st.remove(&subs[1]));
+        for (i, o) in subs.iter().enumerate() {
+            assert_eq!(queued(o), 1, "the ack of s{i}");
+            if i != 1 {
+                assert_eq!(st.attach(o), Some(false), "s{i} is still found");
+                st.activate(o, ack(), Vec::new(), &position, || {});
+            }
+        }
+        let (m, frame) = message(1);
+        st.accept(m, frame, &mut || {});
+        for (i, o) in subs.iter().enumerate() {
+            let expected = if i == 1 { 0 } else { 2 }; // a fresh ack, the message
+            assert_eq!(queued(o), expected, "s{i}");
+        }
+        for o in subs.iter().filter(|o| !Arc::ptr_eq(o, &subs[1])) {
+            assert!(st.remove(o));
+        }
+        assert!(st.is_empty());
+    }
+
+    /// Presence events are built and walked only while a subscriber
+    /// receives them.
+    #[test]
+    fn receivers_follow_the_features_of_subscribers() {
+        let ch = Channel::new("c".into(), Arc::default());
+        let plain = outbox("a", Features::default());
+        let watcher = outbox("b", Features::default().with(PRESENCE));
+        let mut st = ch.lock();
+        st.attach(&plain);
+        assert!(!ch.has_receivers(PRESENCE));
+        st.attach(&watcher);
+        assert!(ch.has_receivers(PRESENCE));
+        assert!(!ch.has_receivers(EPHEMERAL));
+        st.remove(&watcher);
+        assert!(!ch.has_receivers(PRESENCE));
     }
 }

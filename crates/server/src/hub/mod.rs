@@ -338,6 +338,11 @@ impl EngineSink for Hub {
         let Some(ch) = self.get(&change.channel) else {
             return;
         };
+        // A subscriber added meanwhile is held until its ack, and held
+        // subscribers get no events: reading the flag unlocked loses none.
+        if !ch.has_receivers(PRESENCE) {
+            return;
+        }
         let action = if change.joined {
             v2::PresenceAction::Join
         } else {
@@ -361,6 +366,9 @@ impl EngineSink for Hub {
 
     fn ephemeral(&self, channel: &str, publisher: &str, payload: Bytes) {
         let Some(ch) = self.get(channel) else { return };
+        if !ch.has_receivers(EPHEMERAL) {
+            return;
+        }
         let frame = SharedFrame::new(v2::Envelope {
             body: Some(Body::Ephemeral(v2::Ephemeral {
                 channel: channel.to_string(),
