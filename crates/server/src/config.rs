@@ -109,13 +109,12 @@ pub struct ServerConfig {
     /// clients send none; set it in production to stop cross-site WebSocket
     /// hijacking. A refused origin gets HTTP 403.
     pub allowed_origins: Vec<String>,
-    /// Read buffer per WebSocket connection, in bytes. Default 512: it is
-    /// held by every connection for its whole life (tungstenite's 128 KiB
-    /// default costs ~137 KB per idle connection); 512 bytes hold several
-    /// typical client frames per read, and fan-out throughput is the same
-    /// as with 2 KiB (docs/benchmarks.md). An inbound frame larger than the
-    /// buffer takes one read per 512 bytes: raise it for clients that send
-    /// large frames often.
+    /// Bytes one WebSocket read takes from the socket at most, 256 to
+    /// 16 384. Default 4 096. The reads go to a buffer on the stack of each
+    /// read, so the setting costs no memory per connection: a connection
+    /// holds read storage only for a frame that has not fully arrived
+    /// (docs/benchmarks.md). Larger reads mean fewer system calls for
+    /// clients that send many or large frames.
     pub ws_read_buffer_bytes: u32,
     /// How long shutdown waits for clients to drain after the 1001 close
     /// before dropping them. Default 5 000 ms.
@@ -318,7 +317,7 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             max_connections_per_ip: 4096,
             allowed_origins: Vec::new(),
-            ws_read_buffer_bytes: 512,
+            ws_read_buffer_bytes: 4096,
             shutdown_grace_ms: 5_000,
             http_body_timeout_ms: 10_000,
             slow_consumer_grace_ms: 5_000,
@@ -517,8 +516,8 @@ impl ServerConfig {
                 "must be greater than 0 (LIMIT-ALL-ENFORCED)",
             );
         }
-        if self.ws_read_buffer_bytes < 256 {
-            return invalid("ws_read_buffer_bytes", "must be at least 256");
+        if !(256..=16_384).contains(&self.ws_read_buffer_bytes) {
+            return invalid("ws_read_buffer_bytes", "must be from 256 to 16384");
         }
         self.engine.validate()
     }

@@ -71,6 +71,9 @@ pub(crate) trait FrameSink: Send + Unpin {
     fn start_send(&mut self, frame: Bytes) -> io::Result<()>;
     /// Writes what was taken.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// The writer wrote everything and waits for more: frees the write
+    /// storage the last burst grew, so an idle connection holds none.
+    fn release(&mut self) {}
     /// Ends the connection: the encoded `disconnect` notice when the
     /// session has an encoding, then the transport's own close with `code`
     /// and `reason` (at most 123 bytes).
@@ -142,8 +145,12 @@ pub(crate) async fn close_early<W: FrameSink, R: FrameSource>(
 }
 
 /// Runs an open session until its connection ends, then leaves its channels.
+///
+/// The session is boxed: it is a few hundred bytes, and each future it
+/// passes through on the way here would otherwise reserve room for it in
+/// every connection's task.
 pub(crate) async fn run<W: FrameSink, R: FrameSource>(
-    mut session: Session,
+    mut session: Box<Session>,
     sink: W,
     mut source: R,
 ) {
@@ -289,8 +296,10 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
     loop {
         // A flag rather than the request: the request stays in the outbox
         // (the first one wins), and the flag keeps it out of the write's state.
-        let (close, oldest) = outbox.take(&mut buf);
-        let mut closing = close.is_some();
+        let (mut closing, oldest) = {
+            let (close, oldest) = outbox.take(&mut buf);
+            (close.is_some(), oldest)
+        };
         if !buf.is_empty() {
             let n = buf.len() as u64;
             let bytes: usize = buf.iter().map(Bytes::len).sum();
@@ -331,6 +340,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         // Idle: an idle session holds no queue storage (`Outbox::take`
         // left the queue's own storage with it; this frees the writer's).
         buf = VecDeque::new();
+        sink.release();
         outbox.changed().await;
     }
 }

@@ -24,7 +24,7 @@ pub(crate) struct Hello {
 }
 
 /// AUTH-*, FEATURE-NEGOTIATION: the open session, its `welcome` queued.
-pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, Close> {
+pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Box<Session>, Close> {
     let identity = env
         .auth
         .authenticate(&hello.token, crate::now_ms())
@@ -60,7 +60,7 @@ pub(crate) fn open(env: &Arc<Env>, wire: Wire, hello: Hello) -> Result<Session, 
         }
     }
     outbox.send(&w);
-    Ok(Session::new(env.clone(), outbox, identity))
+    Ok(Box::new(Session::new(env.clone(), outbox, identity)))
 }
 
 /// WELCOME-FIELDS.

@@ -10,6 +10,8 @@ mod linger;
 pub(crate) mod sse;
 pub(crate) mod tls;
 pub(crate) mod ws;
+mod ws_read;
+mod ws_socket;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,15 +1,11 @@
 //! The WebSocket transport: the upgrade (subprotocol negotiation, Origin),
 //! then one task per connection running the session core over the
-//! connection's frames (tokio-tungstenite over hyper's upgrade).
+//! connection's frames over hyper's upgraded socket: RFC 6455 frames read
+//! by `ws_read`, the session's frames written pre-framed by `ws_socket`.
 
-use std::io;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use courier_protocol::{close, Codec, Subprotocol};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
@@ -17,28 +13,20 @@ use hyper::header::{
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
 use super::http::{text_response, Body as HttpBody};
 use super::linger::Lingering;
+use super::ws_read::{self, ReadState};
+use super::ws_socket;
 use super::{ConnGuard, Shared, Transport};
 use crate::frame::Wire;
+use crate::session;
 use crate::session::driver::{self, Cold, FrameSink, FrameSource, Inbound, CLOSE_WAIT};
-use crate::session::{self, Close};
 
 // LINGER: the socket outlives the connection briefly so a close frame
 // is not destroyed by a reset (see `linger`).
-type Ws = WebSocketStream<Lingering<TokioIo<hyper::upgrade::Upgraded>>>;
-
-/// Frames fed to tungstenite accumulate up to this many bytes before a
-/// socket write; `flush` writes the rest. A drained queue thus costs one
-/// syscall per 16 KiB instead of one per frame. The buffer is allocated on
-/// first use, so idle connections do not pay for it.
-const WRITE_BUFFER: usize = 16 * 1024;
+type Io = Lingering<TokioIo<hyper::upgrade::Upgraded>>;
+type WsSink = ws_socket::WsSink<Io>;
 
 /// Answers `GET /ws`: validates the upgrade, negotiates the subprotocol and
 /// spawns the connection.
@@ -88,9 +76,8 @@ pub(crate) fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let text = selected.is_some_and(|sp| sp.encoding.is_text());
     let fut = async move {
-        // The socket is built in a cold box: the stream, as a local of this
-        // task, would otherwise keep its size reserved for the whole
-        // connection after being moved into the split halves.
+        // Built in a cold box: its locals would otherwise stay reserved in
+        // the connection's task for its whole life.
         let halves: Cold<'_, Option<(WsSink, WsSource)>> = Box::pin(async {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
@@ -109,19 +96,10 @@ pub(crate) fn upgrade(
                 Some(crate::faults::Fault::StricterFrameLimit) => max - max / 8,
                 _ => max,
             };
-            let config = WebSocketConfig::default()
-                .read_buffer_size(c.ws_read_buffer_bytes as usize)
-                .write_buffer_size(WRITE_BUFFER)
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max));
-            let ws = WebSocketStream::from_raw_socket(
-                Lingering::new(TokioIo::new(upgraded)),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            let (sink, stream) = ws.split();
-            Some((WsSink { sink, text }, WsSource { stream }))
+            let read = ReadState::new(max, c.ws_read_buffer_bytes as usize);
+            let (socket, sink) =
+                ws_socket::split(Lingering::new(TokioIo::new(upgraded)), text, read);
+            Some((sink, WsSource { socket }))
         });
         if let Some((sink, source)) = halves.await {
             run(shared, sink, source, selected, guard).await;
@@ -197,110 +175,28 @@ pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
     driver::run(session, sink, source).await;
 }
 
-/// The writing half of a WebSocket: session frames as text (JSON) or
-/// binary messages.
-struct WsSink {
-    sink: SplitSink<Ws, Message>,
-    text: bool,
-}
-
-impl WsSink {
-    fn message(&self, bytes: Bytes) -> io::Result<Message> {
-        if self.text {
-            let text = Utf8Bytes::try_from(bytes).map_err(io::Error::other)?;
-            Ok(Message::Text(text))
-        } else {
-            Ok(Message::Binary(bytes))
-        }
-    }
-}
-
-impl FrameSink for WsSink {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sink.poll_ready_unpin(cx).map_err(io::Error::other)
-    }
-
-    fn start_send(&mut self, frame: Bytes) -> io::Result<()> {
-        let message = self.message(frame)?;
-        self.sink
-            .start_send_unpin(message)
-            .map_err(io::Error::other)
-    }
-
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sink.poll_flush_unpin(cx).map_err(io::Error::other)
-    }
-
-    fn close<'a>(&'a mut self, notice: Option<Bytes>, code: u16, reason: &'a str) -> Cold<'a, ()> {
-        Box::pin(async move {
-            if let Some(notice) = notice {
-                let Ok(message) = self.message(notice) else {
-                    return;
-                };
-                if self.sink.send(message).await.is_err() {
-                    return;
-                }
-            }
-            let _ = self
-                .sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                })))
-                .await;
-        })
-    }
-}
-
 /// The reading half of a WebSocket.
 struct WsSource {
-    stream: SplitStream<Ws>,
+    socket: ws_socket::Shared<Io>,
 }
 
 impl FrameSource for WsSource {
     const INBOUND: bool = true;
 
     async fn next(&mut self) -> Inbound {
-        match self.stream.next().await {
-            None => Inbound::Closed(close::ABNORMAL),
-            Some(Err(e)) => match read_error(e) {
-                Some(close) => Inbound::Broken(close),
-                None => Inbound::Closed(close::ABNORMAL),
-            },
-            Some(Ok(Message::Text(t))) => Inbound::Frame {
-                bytes: Bytes::from(t),
-                text: true,
-            },
-            Some(Ok(Message::Binary(b))) => Inbound::Frame {
-                bytes: b,
-                text: false,
-            },
-            Some(Ok(Message::Close(c))) => {
-                let code = c.map(|c| u16::from(c.code)).unwrap_or(close::NORMAL);
-                // Let tungstenite flush its close reply before leaving.
+        let inbound = std::future::poll_fn(|cx| ws_read::poll_next(&self.socket, cx)).await;
+        if let Inbound::Closed(code) = inbound {
+            if code != close::ABNORMAL {
+                // The peer's close was answered: let the reply go out and
+                // the peer close the TCP connection before leaving.
                 let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, self.drain()));
                 let _ = wait.await;
-                Inbound::Closed(code)
             }
-            Some(Ok(_)) => Inbound::Control,
         }
+        inbound
     }
 
     async fn drain(&mut self) {
-        while let Some(Ok(_)) = self.stream.next().await {}
-    }
-}
-
-/// Maps a transport read error to a close, or `None` when the peer is gone.
-fn read_error(e: WsError) -> Option<Close> {
-    match e {
-        // CLOSE-OVERSIZE: tungstenite stops at the frame header, before
-        // reading the payload.
-        WsError::Capacity(c) => Some((close::MESSAGE_TOO_BIG, format!("frame too large: {c}"))),
-        WsError::Utf8(_) => Some((close::BAD_FRAME, "text frame is not valid UTF-8".into())),
-        // The peer vanished without a close frame: nothing to answer.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(p) => Some((close::BAD_FRAME, format!("WebSocket protocol error: {p}"))),
-        _ => None,
+        std::future::poll_fn(|cx| ws_read::poll_drain(&self.socket, cx)).await
     }
 }
