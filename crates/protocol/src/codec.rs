@@ -140,7 +140,10 @@ impl Codec {
                 // One allocation for typical envelopes instead of a doubling
                 // series (the codec benchmark's publish frame is ~220 bytes).
                 let mut out = Vec::with_capacity(256);
-                serde_json::to_writer(&mut out, envelope).map_err(|e| ser(e.to_string()))?;
+                // Payloads are transcoded into `out` from their MessagePack
+                // bytes (`wire::json_frame`), not through serde.
+                crate::wire::json_frame::to_writer(&mut out, envelope)
+                    .map_err(|e| ser(e.to_string()))?;
                 Bytes::from(out)
             }
             Encoding::MsgPack => {

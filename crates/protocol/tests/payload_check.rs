@@ -6,7 +6,9 @@
 mod common;
 
 use courier_protocol::wire::msgpack::{self, Item, ReadError};
-use courier_protocol::wire::payload::{from_json, to_json, validate, PayloadError, MAX_DEPTH};
+use courier_protocol::wire::payload::{
+    from_json, to_json, validate, write_json_text, PayloadError, MAX_DEPTH,
+};
 use proptest::prelude::*;
 
 /// The rules, read item by item: one value of the data model (unique
@@ -198,20 +200,28 @@ fn each_rule_has_its_error() {
     }
 }
 
-/// The JSON view (`to_json`, used to relay to JSON sessions) and the writer
-/// (`from_json`) apply `validate`'s depth bound exactly: a 65th level that
-/// the view let through once could not be converted back (payload fuzz
-/// target, fuzz/regressions/payload).
+/// The JSON view (`to_json`), the JSON text JSON frames carry
+/// (`write_json_text`) and the writer (`from_json`) apply `validate`'s depth
+/// bound exactly: a 65th level that the view let through once could not be
+/// converted back (payload fuzz target, fuzz/regressions/payload).
 #[test]
 fn json_view_and_writer_share_the_depth_bound() {
     let deepest = nested(MAX_DEPTH, &[0xc0]);
     let view = to_json(&deepest).expect("64 levels have a JSON view");
     assert_eq!(from_json(&view).expect("and convert back"), deepest);
+    let mut text = Vec::new();
+    write_json_text(&mut text, &deepest).expect("64 levels have JSON text");
+    assert_eq!(text, serde_json::to_vec(&view).unwrap());
     for too_deep in [nested(MAX_DEPTH, &[0x90]), nested(MAX_DEPTH + 1, &[0xc0])] {
         assert!(validate(&too_deep).is_err());
         assert!(
             to_json(&too_deep).is_err(),
             "no JSON view beyond {MAX_DEPTH} levels"
+        );
+        assert_eq!(
+            write_json_text(&mut Vec::new(), &too_deep),
+            Err(PayloadError::TooDeep),
+            "no JSON text beyond {MAX_DEPTH} levels"
         );
     }
 }

@@ -5,6 +5,8 @@
 //! these by path; applications rarely call them directly, except
 //! [`to_payload`] / [`from_payload`] for typed payloads.
 
+pub(crate) mod json_frame;
+mod json_text;
 pub mod maps;
 pub mod msgpack;
 pub mod nulls;

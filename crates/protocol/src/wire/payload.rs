@@ -92,8 +92,20 @@ pub fn to_json(payload: &[u8]) -> Result<serde_json::Value, PayloadError> {
     serde_json::to_value(Embedded(payload)).map_err(|e| PayloadError::Typed(e.to_string()))
 }
 
+/// Writes a payload as the JSON text a JSON frame embeds (byte strings as
+/// base64 strings), appending to `out`: what [`to_json`] holds, as text,
+/// without a value tree. After an error `out` may hold part of the text.
+pub fn write_json_text(out: &mut Vec<u8>, payload: &[u8]) -> Result<(), PayloadError> {
+    super::json_text::write_json_text(out, payload)
+}
+
 /// Serializes payload bytes as the embedded value (serde `with` helper).
 pub fn serialize<S: Serializer>(payload: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    // Inside the JSON codec the payload goes to its formatter as bytes, to
+    // be transcoded straight into the frame (`json_frame`).
+    if super::json_frame::claim_payload() {
+        return s.serialize_bytes(payload);
+    }
     Embedded(payload).serialize(s)
 }
 

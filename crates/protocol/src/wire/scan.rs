@@ -25,7 +25,7 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<(), PayloadError> {
 /// What went wrong, as two bytes: the hot loop passes this around instead
 /// of the 32-byte [`PayloadError`], which would go through memory.
 #[derive(Clone, Copy)]
-enum Fail {
+pub(super) enum Fail {
     Truncated,
     Marker(u8),
     Trailing,
@@ -211,22 +211,22 @@ impl Stack {
     }
 }
 
-/// A cursor over the payload bytes.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// A cursor over the payload bytes (shared with the JSON transcoder).
+pub(super) struct Cursor<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
     #[inline(always)]
-    fn byte(&mut self) -> Result<u8, Fail> {
+    pub(super) fn byte(&mut self) -> Result<u8, Fail> {
         let b = *self.buf.get(self.pos).ok_or(Fail::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
     #[inline(always)]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
         let s = self.buf.get(self.pos..).and_then(|rest| rest.get(..n));
         let s = s.ok_or(Fail::Truncated)?;
         self.pos += n;
@@ -235,7 +235,7 @@ impl<'a> Cursor<'a> {
 
     /// A big-endian unsigned integer of `n` (1, 2, 4 or 8) bytes.
     #[inline(always)]
-    fn be(&mut self, n: usize) -> Result<u64, Fail> {
+    pub(super) fn be(&mut self, n: usize) -> Result<u64, Fail> {
         Ok(self
             .take(n)?
             .iter()
@@ -278,7 +278,7 @@ fn half_word(s: &[u8], at: usize) -> u64 {
 /// last word instead of looping over a tail), inline. `<[u8]>::is_ascii`
 /// is an out-of-line call, which cost more than the test for short keys.
 #[inline(always)]
-fn check_utf8(s: &[u8]) -> Result<(), Fail> {
+pub(super) fn check_utf8(s: &[u8]) -> Result<(), Fail> {
     let n = s.len();
     let acc = if n >= 8 {
         let mut acc = word(s, n - 8);
