@@ -242,12 +242,14 @@ fn special(x: u64) -> u64 {
     (control | quote | backslash | x) & HIGH
 }
 
+#[inline(always)]
 fn load8(s: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&s[at..at + 8]);
     u64::from_le_bytes(b)
 }
 
+#[inline(always)]
 fn load4(s: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&s[at..at + 4]);
