@@ -274,10 +274,6 @@ impl<W: FrameSink> FrameSink for FaultySink<W> {
         self.inner.poll_flush(cx)
     }
 
-    fn release(&mut self) {
-        self.inner.release();
-    }
-
     fn close<'a>(&'a mut self, notice: Option<Bytes>, code: u16, reason: &'a str) -> Cold<'a, ()> {
         let code = match self.fault {
             // Breaks CLOSE-OVERSIZE.

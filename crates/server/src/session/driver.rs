@@ -69,11 +69,10 @@ pub(crate) trait FrameSink: Send + Unpin {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Takes a frame (after `poll_ready`).
     fn start_send(&mut self, frame: Bytes) -> io::Result<()>;
+    /// Room for `frames` frames of `bytes` bytes in all, about to be sent.
+    fn reserve(&mut self, _frames: usize, _bytes: usize) {}
     /// Writes what was taken.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// The writer wrote everything and waits for more: frees the write
-    /// storage the last burst grew, so an idle connection holds none.
-    fn release(&mut self) {}
     /// Ends the connection: the encoded `disconnect` notice when the
     /// session has an encoding, then the transport's own close with `code`
     /// and `reason` (at most 123 bytes).
@@ -303,6 +302,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         if !buf.is_empty() {
             let n = buf.len() as u64;
             let bytes: usize = buf.iter().map(Bytes::len).sum();
+            sink.reserve(buf.len(), bytes);
             let result = tokio::select! {
                 r = write_frames(&mut sink, &mut buf, batching) => r.map(|_| true),
                 // Abandoned: whole frames stay buffered, the close follows them.
@@ -340,7 +340,6 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         // Idle: an idle session holds no queue storage (`Outbox::take`
         // left the queue's own storage with it; this frees the writer's).
         buf = VecDeque::new();
-        sink.release();
         outbox.changed().await;
     }
 }
