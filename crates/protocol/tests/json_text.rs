@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::strategies::{v1_envelope, v2_envelope};
+use common::strategies::{config, v1_envelope, v2_envelope};
 use courier_protocol::wire::msgpack::ReadError;
 use courier_protocol::wire::payload::{
     to_json, validate, write_json_text, Embedded, PayloadError, MAX_DEPTH,
@@ -173,19 +173,6 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
             ),
         ]
     })
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    // PROPTEST_CASES overrides the (CI-sized) default for longer local runs.
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
 }
 
 proptest! {

@@ -4,26 +4,13 @@
 
 mod common;
 
-use common::strategies::{v1_envelope, v2_envelope};
+use common::strategies::{config, v1_envelope, v2_envelope};
 use courier_protocol::{v1, v2, Codec, Encoding, Subprotocol, Version};
 use proptest::prelude::*;
 use prost::Message as _;
 
 fn codec(version: Version, encoding: Encoding) -> Codec {
     Codec::new(Subprotocol::new(version, encoding))
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    // PROPTEST_CASES overrides the (CI-sized) default for longer local runs.
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
 }
 
 proptest! {

@@ -22,7 +22,7 @@ use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 use super::msgpack;
 use super::payload::{PayloadError, MAX_DEPTH};
-use super::scan::{check_utf8, Cursor, Fail};
+use super::scan::{check_utf8, Cursor, Fail, Stack};
 
 /// Writes the JSON text of the payload value at the start of `bytes` into
 /// `w`. What the serde route did, this does too: the value is checked as it
@@ -37,11 +37,7 @@ use super::scan::{check_utf8, Cursor, Fail};
 pub(crate) fn transcode<W: ?Sized + io::Write>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
     let mut f = CompactFormatter;
     let mut c = Cursor { buf: bytes, pos: 0 };
-    let mut stack = Stack {
-        inline: [Level::ROOT; INLINE_LEVELS],
-        spill: Vec::new(),
-        depth: 0,
-    };
+    let mut stack = Stack::new(Level::ROOT);
     // The level being written: the root holds one item and no brackets.
     let mut cur = Level::ROOT;
     loop {
@@ -345,37 +341,4 @@ impl Level {
         map: false,
         first: true,
     };
-}
-
-/// Levels kept inline, as in `scan.rs`: deeper payloads (rare) spill to
-/// the heap rather than every call initialising `MAX_DEPTH` levels.
-const INLINE_LEVELS: usize = 8;
-
-/// The enclosing levels of the one being written.
-struct Stack {
-    inline: [Level; INLINE_LEVELS],
-    spill: Vec<Level>,
-    depth: usize,
-}
-
-impl Stack {
-    #[inline(always)]
-    fn push(&mut self, l: Level) {
-        if self.depth < INLINE_LEVELS {
-            self.inline[self.depth] = l;
-        } else {
-            self.spill.push(l);
-        }
-        self.depth += 1;
-    }
-
-    #[inline(always)]
-    fn pop(&mut self) -> Level {
-        self.depth -= 1;
-        if self.depth < INLINE_LEVELS {
-            self.inline[self.depth]
-        } else {
-            self.spill.pop().unwrap_or(Level::ROOT)
-        }
-    }
 }

@@ -182,31 +182,45 @@ impl<'a> Keys<'a> {
 /// `MAX_DEPTH` array would cost a 1 KiB initialisation on every call.
 const INLINE_LEVELS: usize = 8;
 
-/// The enclosing levels of the one being read.
-struct Stack {
-    inline: [Open; INLINE_LEVELS],
-    spill: Vec<Open>,
-    depth: usize,
+/// The enclosing levels of the one being read (here) or written (the JSON
+/// transcoder): the one stack of both passes over payload markers.
+pub(super) struct Stack<T: Copy> {
+    inline: [T; INLINE_LEVELS],
+    spill: Vec<T>,
+    /// Levels held.
+    pub(super) depth: usize,
+    /// What `pop` returns when the stack is empty (never, for a caller
+    /// that checks `depth` first).
+    bottom: T,
 }
 
-impl Stack {
+impl<T: Copy> Stack<T> {
+    pub(super) fn new(bottom: T) -> Self {
+        Stack {
+            inline: [bottom; INLINE_LEVELS],
+            spill: Vec::new(),
+            depth: 0,
+            bottom,
+        }
+    }
+
     #[inline(always)]
-    fn push(&mut self, o: Open) {
+    pub(super) fn push(&mut self, l: T) {
         if self.depth < INLINE_LEVELS {
-            self.inline[self.depth] = o;
+            self.inline[self.depth] = l;
         } else {
-            self.spill.push(o);
+            self.spill.push(l);
         }
         self.depth += 1;
     }
 
     #[inline(always)]
-    fn pop(&mut self) -> Open {
+    pub(super) fn pop(&mut self) -> T {
         self.depth -= 1;
         if self.depth < INLINE_LEVELS {
             self.inline[self.depth]
         } else {
-            self.spill.pop().unwrap_or(Open::NONE)
+            self.spill.pop().unwrap_or(self.bottom)
         }
     }
 }
@@ -302,11 +316,7 @@ pub(super) fn check_utf8(s: &[u8]) -> Result<(), Fail> {
 
 fn scan(bytes: &[u8]) -> Result<(), Fail> {
     let mut c = Cursor { buf: bytes, pos: 0 };
-    let mut stack = Stack {
-        inline: [Open::NONE; INLINE_LEVELS],
-        spill: Vec::new(),
-        depth: 0,
-    };
+    let mut stack = Stack::new(Open::NONE);
     let mut keys = Keys {
         inline: [&[]; INLINE_KEYS],
         len: 0,

@@ -251,3 +251,17 @@ pub fn v2_envelope() -> impl Strategy<Value = v2::Envelope> {
 pub fn v1_envelope() -> impl Strategy<Value = v2::Envelope> {
     common_body(false).prop_map(wrap)
 }
+
+/// The proptest configuration of the protocol tests: `cases` per property
+/// (sized for CI), `PROPTEST_CASES` overriding it for longer local runs.
+pub fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
