@@ -269,8 +269,18 @@ fn seeds(target: &str) -> Result<Vec<(String, Vec<u8>)>> {
                 .expect("ws seed")
                 .1
                 .clone();
+            let upgrade = ws.clone();
             ws.extend(masked_text(br#"{"type":"hello"}"#));
             out.push(("ws-hello".to_string(), ws));
+            // The server's own RFC 6455 reader: a hello in two fragments
+            // with a ping between them, a pong, then a close with a reason.
+            let mut control = upgrade;
+            control.extend(masked(0x01, br#"{"type":"#));
+            control.extend(masked(0x89, b"ping"));
+            control.extend(masked(0x80, br#""hello"}"#));
+            control.extend(masked(0x8a, b""));
+            control.extend(masked(0x88, b"\x03\xe8bye"));
+            out.push(("ws-fragments-control".to_string(), control));
             for (_, (name, enc, bytes, _)) in frames {
                 if enc == "json" && name.contains("publish") {
                     let body = String::from_utf8_lossy(&bytes).into_owned();
@@ -318,7 +328,13 @@ fn session_input(index: u8, frames: &[(&Vec<u8>, bool)]) -> Vec<u8> {
 
 /// A client WebSocket text frame (FIN, masked with a zero key, < 126 bytes).
 fn masked_text(payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x81, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    masked(0x81, payload)
+}
+
+/// A client frame (first byte `first`: FIN and opcode) of at most 125
+/// bytes, masked with a zero key so its payload reads as is.
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first, 0x80 | payload.len() as u8, 0, 0, 0, 0];
     out.extend_from_slice(payload);
     out
 }
