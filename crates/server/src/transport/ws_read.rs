@@ -483,6 +483,22 @@ mod tests {
         assert_eq!(broken(p.next().await).0, close::MESSAGE_TOO_BIG);
     }
 
+    /// A peer that sends pings and never reads holds a bounded queue of
+    /// pongs, not one per ping.
+    #[tokio::test]
+    async fn pings_from_a_peer_that_never_reads_are_bounded() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let (socket, _sink) = split(server, false, ReadState::new(1024, 512));
+        let ping = frame(0x89, &[7; 100]);
+        for _ in 0..2_000 {
+            client.write_all(&ping).await.unwrap();
+            let got = std::future::poll_fn(|cx| poll_next(&socket, cx)).await;
+            assert!(matches!(got, Inbound::Control));
+        }
+        let queued = lock(&socket).unwritten();
+        assert!(queued <= 32 * 1024 + 127, "{queued} bytes of pongs queued");
+    }
+
     #[test]
     fn unmasking_matches_the_bytewise_definition() {
         let key = [1, 2, 3, 250];

@@ -32,6 +32,7 @@ const WRITE_LIMIT: usize = 32 * 1024;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
+const OP_PONG: u8 = 0xA;
 
 /// Appends a final (unfragmented), unmasked server frame (RFC 6455 5.2).
 fn put_frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
@@ -99,8 +100,15 @@ impl<S: AsyncWrite + Unpin> State<S> {
     /// Queues a control frame the reader answers with, behind the frames
     /// queued (at most [`WRITE_LIMIT`] bytes: RFC 6455 5.5.1 lets a close
     /// reply wait for the message being sent). Nothing follows a close.
+    /// A pong is dropped while [`WRITE_LIMIT`] bytes wait for the socket:
+    /// a peer that sends pings and never reads would otherwise grow the
+    /// queue without bound (RFC 6455 5.5.3 lets an endpoint answer only
+    /// the most recent of several pings).
     pub(super) fn control(&mut self, frame: &[u8]) {
         if self.closed || frame.is_empty() {
+            return;
+        }
+        if frame[0] & 0x0f == OP_PONG && self.unwritten() >= WRITE_LIMIT {
             return;
         }
         self.closed = frame[0] & 0x0f == OP_CLOSE;
