@@ -22,7 +22,7 @@ use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 use super::msgpack;
 use super::payload::{PayloadError, MAX_DEPTH};
-use super::scan::{check_utf8, Cursor, Fail, Stack};
+use super::scan::{check_utf8, half_word, word, Cursor, Fail, Stack};
 
 /// Writes the JSON text of the payload value at the start of `bytes` into
 /// `w`. What the serde route did, this does too: the value is checked as it
@@ -238,35 +238,21 @@ fn special(x: u64) -> u64 {
     (control | quote | backslash | x) & HIGH
 }
 
-#[inline(always)]
-fn load8(s: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-
-#[inline(always)]
-fn load4(s: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&s[at..at + 4]);
-    u64::from(u32::from_le_bytes(b))
-}
-
 /// Whether `s` is ASCII with nothing to escape, a word at a time (the last
 /// word overlaps instead of a byte loop over the tail).
 #[inline(always)]
 fn plain(s: &[u8]) -> bool {
     let n = s.len();
     let flags = if n >= 8 {
-        let mut acc = special(load8(s, n - 8));
+        let mut acc = special(word(s, n - 8));
         let mut i = 0;
         while i + 8 < n {
-            acc |= special(load8(s, i));
+            acc |= special(word(s, i));
             i += 8;
         }
         acc
     } else if n >= 4 {
-        special(load4(s, 0) | (load4(s, n - 4) << 32))
+        special(half_word(s, 0) | (half_word(s, n - 4) << 32))
     } else {
         s.iter().fold(0, |acc, &b| {
             acc | u64::from(ESCAPE[usize::from(b)] | (b & 0x80))

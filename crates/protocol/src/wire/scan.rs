@@ -273,15 +273,17 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Eight bytes at `at` as one word, for tests of whether any byte matches
+/// (byte order does not matter to them); shared with the JSON transcoder.
 #[inline(always)]
-fn word(s: &[u8], at: usize) -> u64 {
+pub(super) fn word(s: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&s[at..at + 8]);
     u64::from_ne_bytes(b)
 }
 
 #[inline(always)]
-fn half_word(s: &[u8], at: usize) -> u64 {
+pub(super) fn half_word(s: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&s[at..at + 4]);
     u64::from(u32::from_ne_bytes(b))
