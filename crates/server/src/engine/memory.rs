@@ -1,7 +1,8 @@
 //! The in-memory engine, the default: per-channel epoch and seq, a history
 //! ring, the dedupe record (`dedupe.rs`) and the presence members of one
 //! process, each channel behind its own mutex. Its stream goes straight to
-//! this node's hub, called after the channel's lock is released.
+//! this node's hub, in numbering order, after the channel's state lock is
+//! released.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,7 +84,7 @@ impl HistoryPolicy {
 /// ```
 pub struct MemoryEngine {
     policy: HistoryPolicy,
-    channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>,
+    channels: RwLock<HashMap<Arc<str>, Arc<Slot>>>,
     epoch_prefix: String,
     epoch_counter: AtomicU64,
     sink: OnceLock<Weak<dyn EngineSink>>,
@@ -92,6 +93,16 @@ pub struct MemoryEngine {
     fingerprints: Fingerprinter,
     /// Records forgotten by DEDUP-MAX before their window ended.
     dedupe_evicted_early: AtomicU64,
+}
+
+/// A channel's state, and the turn its publishes take to reach the hub.
+struct Slot {
+    state: Mutex<Channel>,
+    /// Held by a publish from numbering until the hub took the message,
+    /// so the stream hands each channel's messages over in numbering order
+    /// (see [`Engine::publish`] below). Separate from `state` so that
+    /// recovery, presence and the hub's reads never wait for a fan-out.
+    stream: Mutex<()>,
 }
 
 struct Channel {
@@ -154,7 +165,7 @@ impl MemoryEngine {
         self.sink.get().and_then(Weak::upgrade)
     }
 
-    fn get(&self, channel: &str) -> Option<Arc<Mutex<Channel>>> {
+    fn get(&self, channel: &str) -> Option<Arc<Slot>> {
         self.channels
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -162,7 +173,7 @@ impl MemoryEngine {
             .cloned()
     }
 
-    fn get_or_create(&self, channel: &str) -> Arc<Mutex<Channel>> {
+    fn get_or_create(&self, channel: &str) -> Arc<Slot> {
         if let Some(c) = self.get(channel) {
             return c;
         }
@@ -170,17 +181,20 @@ impl MemoryEngine {
         map.entry(Arc::from(channel))
             .or_insert_with_key(|name| {
                 let (history_size, history_ttl) = self.policy.for_channel(name);
-                Arc::new(Mutex::new(Channel {
-                    dead: false,
-                    epoch: self.new_epoch(),
-                    seq: 0,
-                    history_size,
-                    history_ttl,
-                    history: VecDeque::new(),
-                    dedupe: DedupeRecord::default(),
-                    members: HashMap::new(),
-                    members_version: 0,
-                }))
+                Arc::new(Slot {
+                    state: Mutex::new(Channel {
+                        dead: false,
+                        epoch: self.new_epoch(),
+                        seq: 0,
+                        history_size,
+                        history_ttl,
+                        history: VecDeque::new(),
+                        dedupe: DedupeRecord::default(),
+                        members: HashMap::new(),
+                        members_version: 0,
+                    }),
+                    stream: Mutex::new(()),
+                })
             })
             .clone()
     }
@@ -188,30 +202,43 @@ impl MemoryEngine {
     /// Runs `f` on the live, pruned state of `channel`, creating it if needed.
     fn with_channel<R>(&self, channel: &str, mut f: impl FnMut(&mut Channel) -> R) -> R {
         loop {
-            let handle = self.get_or_create(channel);
-            let mut state = handle.lock().unwrap_or_else(|e| e.into_inner());
-            if !state.dead {
-                let now = Instant::now();
-                state.prune(now, self.dedupe_cutoff(now));
-                return f(&mut state);
+            if let Some(r) = self.with_live(&self.get_or_create(channel), &mut f) {
+                return r;
             }
         }
+    }
+
+    /// Runs `f` on the pruned state of `slot`, unless the sweeper removed
+    /// it meanwhile (the caller looks the channel up again).
+    fn with_live<R>(&self, slot: &Slot, f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+        let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.dead {
+            return None;
+        }
+        let now = Instant::now();
+        state.prune(now, self.dedupe_cutoff(now));
+        Some(f(&mut state))
     }
 
     /// Runs `f` on `channel` if it exists.
     fn with_existing<R>(&self, channel: &str, f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
         let handle = self.get(channel)?;
-        let mut state = handle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = handle.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.dead {
             return None;
         }
         Some(f(&mut state))
     }
 
-    fn number(&self, req: PublishRequest) -> (Published, Option<Arc<Numbered>>) {
+    /// Numbers and stores `req` in `slot` (`None`: swept meanwhile).
+    fn number(
+        &self,
+        slot: &Slot,
+        req: &PublishRequest,
+    ) -> Option<(Published, Option<Arc<Numbered>>)> {
         let now = Instant::now();
         let max = self.policy.dedupe_max_per_channel as usize;
-        self.with_channel(&req.channel, |ch| {
+        self.with_live(slot, |ch| {
             if let Some(seq) = ch.dedupe.find(&self.fingerprints, &req.user, &req.id) {
                 // DEDUP-ACK-ORIGINAL / DEDUP-DELIVER-ONCE. The record holds
                 // the current epoch only (a new epoch clears it).
@@ -329,13 +356,26 @@ impl Engine for MemoryEngine {
     }
 
     fn publish(&self, request: PublishRequest) -> EngineFuture<'_, Published> {
-        let (published, message) = self.number(request);
-        // Streamed after the lock is released: the hub encodes the frame
-        // and reorders concurrent publishes by seq.
-        if let (Some(message), Some(sink)) = (message, self.sink()) {
-            sink.numbered(message);
+        loop {
+            let slot = self.get_or_create(&request.channel);
+            // SEQ-GAPFREE, stream order (module docs of `engine`): the
+            // channel's turn is held from numbering until the hub took the
+            // message, so concurrent publishes reach it in numbering order.
+            // Handed over in any order, a message whose thread was
+            // preempted could trail its successor past the hub's reorder
+            // wait, find itself trimmed from a short history (or a channel
+            // without one) and have the channel's sessions closed with 4201
+            // for a loss that never happened. The state lock is released
+            // meanwhile: only this channel's publishes wait.
+            let _turn = slot.stream.lock().unwrap_or_else(|e| e.into_inner());
+            let Some((published, message)) = self.number(&slot, &request) else {
+                continue;
+            };
+            if let (Some(message), Some(sink)) = (message, self.sink()) {
+                sink.numbered(message);
+            }
+            return ready(Ok(published));
         }
-        ready(Ok(published))
     }
 
     fn recover<'a>(
@@ -460,11 +500,16 @@ impl Engine for MemoryEngine {
             ..DedupeStats::default()
         };
         for handle in handles {
-            let ch = handle.lock().unwrap_or_else(|e| e.into_inner());
+            let ch = handle.state.lock().unwrap_or_else(|e| e.into_inner());
             stats.records += ch.dedupe.len() as u64;
             stats.bytes += ch.dedupe.heap_bytes() as u64;
         }
         stats
+    }
+
+    /// Handed over in the publish's own call, one at a time per channel.
+    fn stream_is_complete(&self) -> bool {
+        true
     }
 
     fn sweep(&self) {
@@ -472,7 +517,7 @@ impl Engine for MemoryEngine {
         let cutoff = self.dedupe_cutoff(now);
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, handle| {
-            let mut ch = handle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ch = handle.state.lock().unwrap_or_else(|e| e.into_inner());
             ch.prune(now, cutoff);
             // A channel with no members, history or dedupe memory holds
             // nothing a client could observe except its epoch and seq;
@@ -483,5 +528,78 @@ impl Engine for MemoryEngine {
             }
             !idle
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+
+    /// Records the seqs it is handed; the first one makes it wait, as a
+    /// publishing thread preempted between numbering and handing over.
+    struct SlowFirst {
+        seen: Mutex<Vec<u64>>,
+        first_arrived: Mutex<Option<mpsc::Sender<()>>>,
+    }
+
+    impl EngineSink for SlowFirst {
+        fn numbered(&self, message: Arc<Numbered>) {
+            if message.seq == 1 {
+                if let Some(tx) = self.first_arrived.lock().unwrap().take() {
+                    tx.send(()).unwrap();
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            self.seen.lock().unwrap().push(message.seq);
+        }
+        fn presence(&self, _: PresenceChange) {}
+        fn ephemeral(&self, _: &str, _: &str, _: Bytes) {}
+    }
+
+    fn request(id: &str) -> PublishRequest {
+        PublishRequest {
+            id: id.into(),
+            channel: "room".into(),
+            payload: Bytes::from_static(b"\xa1x"),
+            publisher: "s".into(),
+            user: "".into(),
+        }
+    }
+
+    /// Without history the hub cannot fill a hole: a message handed over
+    /// after its successor would close the channel's sessions (4201).
+    #[test]
+    fn concurrent_publishes_reach_the_sink_in_numbering_order() {
+        let engine = Arc::new(MemoryEngine::new(HistoryPolicy {
+            history_size: 0,
+            history_ttl: Duration::from_secs(60),
+            dedupe_window: Duration::from_secs(60),
+            dedupe_max_per_channel: 100,
+            overrides: Vec::new(),
+        }));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::new(SlowFirst {
+            seen: Mutex::new(Vec::new()),
+            first_arrived: Mutex::new(Some(tx)),
+        });
+        let weak: Weak<dyn EngineSink> = Arc::downgrade(&sink) as Weak<dyn EngineSink>;
+        engine.attach(weak);
+        let first = {
+            let engine = engine.clone();
+            // The memory engine does its work in the call; its future is ready.
+            thread::spawn(move || drop(engine.publish(request("a"))))
+        };
+        // Seq 1 is numbered and on its way to the sink: publish seq 2.
+        rx.recv().unwrap();
+        let second = {
+            let engine = engine.clone();
+            thread::spawn(move || drop(engine.publish(request("b"))))
+        };
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(*sink.seen.lock().unwrap(), vec![1, 2]);
     }
 }

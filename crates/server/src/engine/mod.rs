@@ -21,8 +21,13 @@
 //!   (DEDUP-MAX), and counts them in [`Engine::dedupe_stats`].
 //! - Stream: every message numbered on any node reaches [`EngineSink::numbered`]
 //!   of every node that [`Engine::watch`]es its channel, after `watch`
-//!   resolved. Order and completeness are *not* required: the hub reorders
-//!   and fills holes with [`Engine::range`].
+//!   resolved, and a channel's messages reach it in numbering order (both
+//!   engines here hand a channel's messages over one at a time, in order).
+//!   Completeness is *not* required: the hub parks what arrives after a
+//!   hole and fills the hole with [`Engine::range`]. It waits a few
+//!   milliseconds for a late message first, but one that trails its
+//!   successor longer counts as lost: if `range` no longer has it, the
+//!   channel's sessions are closed with 4201.
 //! - Recovery: [`Engine::recover`] reads the position and the resumed range
 //!   atomically with respect to numbering (RESUME-ALL-OR-NOTHING).
 
@@ -238,4 +243,14 @@ pub trait Engine: Send + Sync + 'static {
     /// Drops expired history and dedupe entries and forgets idle channels.
     /// Called about once a second.
     fn sweep(&self) {}
+
+    /// Whether the stream is complete: every message reaches
+    /// [`EngineSink::numbered`], in numbering order, before its `publish`
+    /// resolves (an in-process stream). Such a stream has no holes, so the
+    /// hub skips its once-a-second position check, which could otherwise
+    /// take a message still being handed over for a lost one. Default:
+    /// `false` (a networked stream can lose messages while it reconnects).
+    fn stream_is_complete(&self) -> bool {
+        false
+    }
 }

@@ -144,4 +144,8 @@ impl Engine for FaultyEngine {
     fn sweep(&self) {
         self.inner.sweep()
     }
+
+    fn stream_is_complete(&self) -> bool {
+        self.inner.stream_is_complete()
+    }
 }

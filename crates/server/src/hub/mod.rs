@@ -34,8 +34,10 @@ use channel::{Channel, Held};
 pub(crate) use outbox::{CloseRequest, Outbox};
 
 /// How long a hole in a channel's stream may wait for the missing message
-/// to arrive by itself before the hub reads it from the engine: messages
-/// numbered concurrently reach the hub in any order, microseconds apart.
+/// to arrive by itself before the hub reads it from the engine: engines
+/// stream in numbering order, so a hole means a loss (a stream that
+/// reconnected) or, from an engine that does not keep that order, a
+/// message microseconds behind its successor.
 const REORDER_GRACE: Duration = Duration::from_millis(20);
 /// Attempts to read a hole from the engine before the affected sessions
 /// are closed with 4201 (they reconnect and resume from history).
@@ -249,10 +251,13 @@ impl Hub {
     /// Position check, about once a second: compares each channel's last
     /// delivered position with the engine's (the position at the previous
     /// check while the stream delivers: what is in flight is not lost), so
-    /// that the loss of a
-    /// channel's newest messages from the stream (which no later message
-    /// reveals) is filled too.
+    /// that the loss of a channel's newest messages from the stream (which
+    /// no later message reveals) is filled too. Nothing to do for a
+    /// complete stream ([`Engine::stream_is_complete`]).
     pub(crate) async fn check_positions(&self) {
+        if self.engine.stream_is_complete() {
+            return;
+        }
         let channels: Vec<Arc<Channel>> = self
             .channels
             .read()
