@@ -277,6 +277,9 @@ async fn process(
 async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
     let mut buf = VecDeque::new();
     let mut writes: u8 = 0;
+    // The last write carried more than one frame: deliveries arrive in
+    // bursts, and the next wake-up waits for the rest of its burst.
+    let mut bursting = false;
     let wire = outbox.wire();
     let c = &env.config;
     // v2 sessions that enabled `batch` get queued deliveries coalesced.
@@ -301,6 +304,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         };
         if !buf.is_empty() {
             let n = buf.len() as u64;
+            bursting = n > 1;
             let bytes: usize = buf.iter().map(Bytes::len).sum();
             sink.reserve(buf.len(), bytes);
             let result = tokio::select! {
@@ -344,7 +348,12 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         // Woken by the first frame of a burst: yield once, so the runtime
         // polls the sockets and the publishers' tasks queue what they have
         // read before this writer takes the queue (more frames per write).
-        tokio::task::yield_now().await;
+        // Not after a lone frame: a message that comes alone (a quiet
+        // channel, a reply) is written at once rather than after every
+        // other woken connection had its turn.
+        if bursting {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
