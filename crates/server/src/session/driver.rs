@@ -160,14 +160,20 @@ pub(crate) async fn run<W: FrameSink, R: FrameSource>(
         // moved-from copy of each future in this task).
         let mut writer = std::pin::pin!(write_loop(&env, sink, &outbox));
         let mut reader = std::pin::pin!(read_loop(&mut session, &mut source));
+        // Reader first: the frames a read brought are handled before the
+        // writer takes the queue, so their replies share its write (a
+        // `subscribe` pipelined behind `hello` is answered in `welcome`'s
+        // write). A reader with nothing to do returns at once, and the
+        // writer is polled in the same turn.
         let peer_code = tokio::select! {
-            _ = &mut writer => None,
+            biased;
             code = &mut reader => {
                 if outbox.closing().is_none() {
                     env.metrics.disconnect(code);
                 }
                 Some(code)
             }
+            _ = &mut writer => None,
         };
         if peer_code.is_none() {
             let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, &mut reader));
