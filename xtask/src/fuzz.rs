@@ -270,7 +270,7 @@ fn seeds(target: &str) -> Result<Vec<(String, Vec<u8>)>> {
                 .1
                 .clone();
             let upgrade = ws.clone();
-            ws.extend(masked_text(br#"{"type":"hello"}"#));
+            ws.extend(masked(0x81, br#"{"type":"hello"}"#));
             out.push(("ws-hello".to_string(), ws));
             // The server's own RFC 6455 reader: a hello in two fragments
             // with a ping between them, a pong, then a close with a reason.
@@ -324,11 +324,6 @@ fn session_input(index: u8, frames: &[(&Vec<u8>, bool)]) -> Vec<u8> {
         out.extend_from_slice(&bytes[..len]);
     }
     out
-}
-
-/// A client WebSocket text frame (FIN, masked with a zero key, < 126 bytes).
-fn masked_text(payload: &[u8]) -> Vec<u8> {
-    masked(0x81, payload)
 }
 
 /// A client frame (first byte `first`: FIN and opcode) of at most 125

@@ -201,8 +201,15 @@ impl MemoryEngine {
 
     /// Runs `f` on the live, pruned state of `channel`, creating it if needed.
     fn with_channel<R>(&self, channel: &str, mut f: impl FnMut(&mut Channel) -> R) -> R {
+        self.with_slot(channel, |slot| self.with_live(slot, &mut f))
+    }
+
+    /// Runs `f` on the slot of `channel`, creating it if needed, until it
+    /// finds the slot live (`f` returns `None` for one the sweeper removed
+    /// meanwhile).
+    fn with_slot<R>(&self, channel: &str, mut f: impl FnMut(&Slot) -> Option<R>) -> R {
         loop {
-            if let Some(r) = self.with_live(&self.get_or_create(channel), &mut f) {
+            if let Some(r) = f(&self.get_or_create(channel)) {
                 return r;
             }
         }
@@ -356,8 +363,7 @@ impl Engine for MemoryEngine {
     }
 
     fn publish(&self, request: PublishRequest) -> EngineFuture<'_, Published> {
-        loop {
-            let slot = self.get_or_create(&request.channel);
+        ready(Ok(self.with_slot(&request.channel, |slot| {
             // SEQ-GAPFREE, stream order (module docs of `engine`): the
             // channel's turn is held from numbering until the hub took the
             // message, so concurrent publishes reach it in numbering order.
@@ -368,14 +374,12 @@ impl Engine for MemoryEngine {
             // for a loss that never happened. The state lock is released
             // meanwhile: only this channel's publishes wait.
             let _turn = slot.stream.lock().unwrap_or_else(|e| e.into_inner());
-            let Some((published, message)) = self.number(&slot, &request) else {
-                continue;
-            };
+            let (published, message) = self.number(slot, &request)?;
             if let (Some(message), Some(sink)) = (message, self.sink()) {
                 sink.numbered(message);
             }
-            return ready(Ok(published));
-        }
+            Some(published)
+        })))
     }
 
     fn recover<'a>(

@@ -28,12 +28,13 @@ use crate::session::Close;
 /// capped at this).
 const MAX_READ: usize = 16 * 1024;
 
+// RFC 6455 5.2 opcodes, for the reader and for the writer (`ws_socket`).
 const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
+pub(super) const OP_TEXT: u8 = 0x1;
+pub(super) const OP_BINARY: u8 = 0x2;
+pub(super) const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+pub(super) const OP_PONG: u8 = 0xA;
 
 /// What the reader keeps between reads.
 #[derive(Default)]

@@ -20,7 +20,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
-use super::ws_read::ReadState;
+use super::ws_read::{ReadState, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT};
 use crate::session::driver::{Cold, FrameSink};
 
 /// Unwritten bytes the writer may hold for the socket before `poll_ready`
@@ -28,11 +28,6 @@ use crate::session::driver::{Cold, FrameSink};
 /// detects a slow consumer (LIMIT-SLOW-CONSUMER). Copied bytes, so this is
 /// also the most a connection whose peer stopped reading holds here.
 const WRITE_LIMIT: usize = 32 * 1024;
-
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PONG: u8 = 0xA;
 
 /// Appends a final (unfragmented), unmasked server frame (RFC 6455 5.2).
 fn put_frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
@@ -108,10 +103,11 @@ impl<S: AsyncWrite + Unpin> State<S> {
         if self.closed || frame.is_empty() {
             return;
         }
-        if frame[0] & 0x0f == OP_PONG && self.unwritten() >= WRITE_LIMIT {
+        let opcode = frame[0] & 0x0f;
+        if opcode == OP_PONG && self.unwritten() >= WRITE_LIMIT {
             return;
         }
-        self.closed = frame[0] & 0x0f == OP_CLOSE;
+        self.closed = opcode == OP_CLOSE;
         self.out.extend_from_slice(frame);
     }
 }
