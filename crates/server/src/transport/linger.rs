@@ -10,7 +10,10 @@
 //! So, as nginx's `lingering_close` and other WebSocket servers do, the
 //! socket is not dropped at once: once the connection is done with it, it
 //! sends its FIN and reads and discards what the peer still sends, until
-//! the peer closes or [`LINGER_TIME`] or [`LINGER_BYTES`] is reached.
+//! the peer closes or [`LINGER_TIME`] or [`LINGER_BYTES`] is reached. A
+//! socket whose reads already reached the peer's FIN has nothing left to
+//! read and closes at once (no task per closed connection in the usual
+//! case, the client closing first).
 
 use std::io;
 use std::pin::Pin;
@@ -30,11 +33,19 @@ pub(crate) const LINGER_BYTES: usize = 1 << 20;
 /// writes pass through unchanged.
 pub(crate) struct Lingering<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     io: Option<S>,
+    /// A read returned the end of the stream: the peer's FIN came after
+    /// everything it sent, all of it was read, and a close cannot reset the
+    /// connection. The common end (the client closes first) then needs no
+    /// lingering task.
+    eof: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Lingering<S> {
     pub(crate) fn new(io: S) -> Self {
-        Self { io: Some(io) }
+        Self {
+            io: Some(io),
+            eof: false,
+        }
     }
 
     fn io(&mut self) -> &mut S {
@@ -46,6 +57,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Lingering<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Lingering<S> {
     fn drop(&mut self) {
         let Some(io) = self.io.take() else { return };
+        if self.eof {
+            return;
+        }
         // Outside a runtime (or while it shuts down) the socket is simply
         // closed: nothing is left to deliver the close frame to anyway.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -78,7 +92,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Lingering
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(self.io()).poll_read(cx, buf)
+        let room = buf.remaining();
+        let r = Pin::new(self.io()).poll_read(cx, buf);
+        if room > 0 && buf.remaining() == room && matches!(r, Poll::Ready(Ok(()))) {
+            self.eof = true;
+        }
+        r
     }
 }
 
@@ -109,5 +128,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Lingerin
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(self.io()).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket dropped with the peer's bytes unread lingers (a task reads
+    /// them); one whose reads reached the peer's FIN closes at once.
+    #[tokio::test]
+    async fn lingers_only_before_the_end_of_the_stream() {
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let (a, mut peer) = tokio::io::duplex(64);
+        peer.write_all(b"unread").await.unwrap();
+        drop(Lingering::new(a));
+        assert_eq!(tasks(), 1, "unread bytes: the socket lingers");
+        drop(peer);
+        tokio::time::timeout(LINGER_TIME, async {
+            while tasks() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the lingering ends when the peer closes");
+
+        let (a, mut peer) = tokio::io::duplex(64);
+        peer.write_all(b"read").await.unwrap();
+        peer.shutdown().await.unwrap();
+        let mut socket = Lingering::new(a);
+        let mut got = Vec::new();
+        socket.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"read");
+        drop(socket);
+        assert_eq!(tasks(), 0, "read to the end: closed at once");
     }
 }
