@@ -15,11 +15,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::head::{self, Prefixed};
+use super::ws::Socket;
 use super::{ConnGuard, Shared};
+use crate::session::driver::Cold;
+use courier_protocol::Subprotocol;
 
 /// Response body type of every route.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -71,27 +75,119 @@ pub(crate) async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let guard = shared.connection(peer);
         let shared = shared.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve(shared, tcp, peer, guard).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve(shared, stream, peer, guard).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+        // One task type per kind of socket: the task of a WebSocket session
+        // lives as long as the session, and its size is that of the largest
+        // state its future can be in.
+        match tls.clone() {
+            None => tokio::spawn(serve(shared, tcp, peer, guard)),
+            Some(acceptor) => tokio::spawn(async move {
+                // Boxed: a TLS handshake's state is kilobytes, needed once.
+                let handshake: Cold<'_, _> =
+                    Box::pin(tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)));
+                match handshake.await {
+                    Ok(Ok(stream)) => serve(shared, stream, peer, guard).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
-            }
-        });
+            }),
+        };
     }
     tracing::debug!("stopped accepting connections");
 }
 
-pub(crate) async fn serve<I>(shared: Arc<Shared>, io: I, peer: SocketAddr, guard: ConnGuard)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// Serves one accepted connection. Its first request head is read here: a
+/// plain WebSocket upgrade is answered off the socket and the task goes on
+/// as the WebSocket session (see `head`); anything else is served by hyper,
+/// the bytes read so far replayed first.
+pub(crate) async fn serve<I: Socket>(
+    shared: Arc<Shared>,
+    io: I,
+    peer: SocketAddr,
+    guard: ConnGuard,
+) {
+    // Cold: the handshake's state stays out of the task a session lives in.
+    let first: Cold<'_, First<I>> = Box::pin(first_request(&shared, io, peer));
+    match first.await {
+        First::WebSocket { io, read, selected } => {
+            let session = super::ws::open(shared, io, &read, selected, guard);
+            drop(read);
+            session.await;
+        }
+        First::Http(io) => {
+            let http: Cold<'_, ()> = Box::pin(serve_http(shared, io, peer, guard));
+            http.await;
+        }
+        First::Gone => {}
+    }
+}
+
+/// What a connection's first request turned out to be.
+enum First<I> {
+    /// A plain upgrade, answered with the `101`: the session follows, with
+    /// the bytes read behind the request head.
+    WebSocket {
+        io: I,
+        read: Vec<u8>,
+        selected: Option<Subprotocol>,
+    },
+    /// Any other request, for hyper, the bytes read so far replayed first.
+    Http(Prefixed<I>),
+    /// The peer left or stalled before a whole head, or the `101` could
+    /// not be written.
+    Gone,
+}
+
+/// Reads the first request head (within [`HEADER_TIMEOUT`]: slowloris) and
+/// answers it when it is a plain upgrade.
+async fn first_request<I: Socket>(shared: &Shared, mut io: I, peer: SocketAddr) -> First<I> {
+    let mut buf = Vec::new();
+    let read = head::read(&mut io, &mut buf, |req| plain_upgrade(shared, req));
+    let (accepted, len) = match tokio::time::timeout(HEADER_TIMEOUT, read).await {
+        Ok(Ok(Some(picked))) => picked,
+        Ok(Ok(None)) => return First::Http(Prefixed::new(buf, io)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection ended before a request");
+            return First::Gone;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "request head timed out");
+            return First::Gone;
+        }
+    };
+    let read = buf.split_off(len);
+    let written = async {
+        io.write_all(&accepted.response_head()).await?;
+        io.flush().await
+    };
+    if let Err(e) = written.await {
+        tracing::debug!(%peer, error = %e, "writing the 101 failed");
+        return First::Gone;
+    }
+    First::WebSocket {
+        io,
+        read,
+        selected: accepted.selected,
+    }
+}
+
+/// A request `serve` answers itself: `GET /ws` over HTTP/1.1, without a
+/// body, an upgrade that [`super::ws::accept`] takes, while the server
+/// takes sessions. Refusals are hyper's to answer (the route runs the same
+/// check and renders its status).
+fn plain_upgrade(shared: &Shared, req: &head::Parsed<'_, '_>) -> Option<super::ws::Accepted> {
+    let to_ws = req.path == "/ws" || req.path.starts_with("/ws?");
+    if req.method != "GET"
+        || !to_ws
+        || !req.http11
+        || req.has_body()
+        || shared.env.lifecycle.is_shutting_down()
+    {
+        return None;
+    }
+    super::ws::accept(shared, req.headers).ok()
+}
+
+async fn serve_http<I: Socket>(shared: Arc<Shared>, io: I, peer: SocketAddr, guard: ConnGuard) {
     let mut shutdown = shared.env.lifecycle.shutdown_rx();
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {

@@ -5,6 +5,7 @@
 //! Transports hand sessions to the session core (`crate::session`) and
 //! differ only in how frames reach the wire.
 
+mod head;
 pub(crate) mod http;
 mod linger;
 pub(crate) mod sse;
@@ -25,6 +26,7 @@ use tokio::sync::Notify;
 use crate::faults::Fault;
 use crate::hub::Outbox;
 use crate::session::Env;
+use head::RequestHeaders;
 
 /// Server-wide state of the transport layer.
 pub(crate) struct Shared {
@@ -82,18 +84,18 @@ impl Shared {
 
     /// Checks `Origin` against `allowed_origins`. Requests without an
     /// Origin (non-browser clients) are allowed: the check exists to stop
-    /// browsers from being used cross-site.
-    pub(crate) fn origin_allowed(&self, headers: &hyper::HeaderMap) -> bool {
+    /// browsers from being used cross-site. An Origin that is present
+    /// matches an allowed one byte for byte, ASCII case aside.
+    pub(crate) fn origin_allowed(&self, headers: &(impl RequestHeaders + ?Sized)) -> bool {
         let allowed = &self.env.config.allowed_origins;
         if allowed.is_empty() || allowed.iter().any(|a| a == "*") {
             return true;
         }
-        match headers
-            .get(hyper::header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-        {
+        match headers.header("origin") {
             None => true,
-            Some(origin) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+            Some(origin) => allowed
+                .iter()
+                .any(|a| a.as_bytes().eq_ignore_ascii_case(origin.trim_ascii())),
         }
     }
 

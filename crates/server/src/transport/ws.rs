@@ -1,19 +1,24 @@
-//! The WebSocket transport: the upgrade (subprotocol negotiation, Origin),
-//! then one task per connection running the session core over the
-//! connection's frames over hyper's upgraded socket: RFC 6455 frames read
-//! by `ws_read`, the session's frames written pre-framed by `ws_socket`.
+//! The WebSocket transport: the opening handshake (subprotocol
+//! negotiation, Origin), then the connection's task runs the session core
+//! over the connection's frames: RFC 6455 frames read by `ws_read`, the
+//! session's frames written pre-framed by `ws_socket`. The handshake is
+//! answered by `http::serve` straight off the socket for a plain upgrade
+//! (`head`), or by hyper's `/ws` route for anything else; both run
+//! [`accept`] and [`open`].
 
 use std::sync::Arc;
 
 use courier_protocol::{close, Codec, Subprotocol};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::head::RequestHeaders;
 use super::http::{text_response, Body as HttpBody};
 use super::linger::Lingering;
 use super::ws_read::{self, ReadState};
@@ -23,98 +28,167 @@ use crate::frame::Wire;
 use crate::session;
 use crate::session::driver::{self, Cold, FrameSink, FrameSource, Inbound, CLOSE_WAIT};
 
+/// What a connection's socket must be.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Socket for S {}
+
 // LINGER: the socket outlives the connection briefly so a close frame
 // is not destroyed by a reset (see `linger`).
-type Io = Lingering<TokioIo<hyper::upgrade::Upgraded>>;
-type WsSink = ws_socket::WsSink<Io>;
+type WsSink<S> = ws_socket::WsSink<Lingering<S>>;
 
-/// Answers `GET /ws`: validates the upgrade, negotiates the subprotocol and
-/// spawns the connection.
+/// An upgrade request the server takes.
+pub(crate) struct Accepted {
+    /// `Sec-WebSocket-Accept` (RFC 6455 4.2.2).
+    key: String,
+    /// The subprotocol selected, `None` when no offer is supported (the
+    /// upgrade still succeeds, then closes with 4001: VER-ACCEPT-THEN-CLOSE).
+    pub selected: Option<Subprotocol>,
+}
+
+/// Why an upgrade request is answered with an HTTP error.
+pub(crate) enum Refused {
+    NotAnUpgrade,
+    /// Not `Sec-WebSocket-Version: 13` (RFC 6455 4.4).
+    Version,
+    /// `Origin` not in `allowed_origins`.
+    Origin,
+}
+
+impl Refused {
+    fn response(self) -> Response<HttpBody> {
+        match self {
+            Refused::NotAnUpgrade => {
+                text_response(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n")
+            }
+            Refused::Version => {
+                let mut r = text_response(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "unsupported WebSocket version\n",
+                );
+                r.headers_mut()
+                    .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+                r
+            }
+            Refused::Origin => text_response(StatusCode::FORBIDDEN, "origin not allowed\n"),
+        }
+    }
+}
+
+/// Judges an upgrade request's headers and negotiates the subprotocol.
+pub(crate) fn accept(
+    shared: &Shared,
+    headers: &(impl RequestHeaders + ?Sized),
+) -> Result<Accepted, Refused> {
+    let is_upgrade = headers
+        .header("upgrade")
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    let Some(key) = headers.header("sec-websocket-key").filter(|_| is_upgrade) else {
+        return Err(Refused::NotAnUpgrade);
+    };
+    if headers
+        .header("sec-websocket-version")
+        .map(<[u8]>::trim_ascii)
+        != Some(b"13")
+    {
+        return Err(Refused::Version);
+    }
+    if !shared.origin_allowed(headers) {
+        return Err(Refused::Origin);
+    }
+    let offers: Vec<String> = headers
+        .values("sec-websocket-protocol")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+        .collect();
+    Ok(Accepted {
+        key: tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim_ascii()),
+        selected: shared.negotiate(&offers),
+    })
+}
+
+impl Accepted {
+    /// The `101` response head, for a socket answered without hyper.
+    pub(crate) fn response_head(&self) -> Vec<u8> {
+        let mut h = Vec::with_capacity(160);
+        h.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+        );
+        h.extend_from_slice(self.key.as_bytes());
+        if let Some(sp) = self.selected {
+            // VER-SUBPROTOCOL: echo the selected name.
+            h.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+            h.extend_from_slice(sp.name().as_bytes());
+        }
+        h.extend_from_slice(b"\r\n\r\n");
+        h
+    }
+}
+
+/// Answers `GET /ws` through hyper (the requests `http::serve` does not
+/// answer itself): validates the upgrade and spawns the connection.
 pub(crate) fn upgrade(
     shared: &Arc<Shared>,
     mut req: Request<Incoming>,
     guard: ConnGuard,
 ) -> Response<HttpBody> {
-    let headers = req.headers();
-    let is_upgrade = headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers.get(SEC_WEBSOCKET_KEY).filter(|_| is_upgrade) else {
-        return text_response(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
+    let accepted = match accept(shared, req.headers()) {
+        Ok(a) => a,
+        Err(refused) => return refused.response(),
     };
-    if headers.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-        let mut r = text_response(
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version\n",
-        );
-        r.headers_mut()
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return r;
-    }
-    if !shared.origin_allowed(headers) {
-        return text_response(StatusCode::FORBIDDEN, "origin not allowed\n");
-    }
-    let offers: Vec<String> = headers
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
-        .collect();
-    let selected = shared.negotiate(&offers);
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(UPGRADE, "websocket")
         .header(CONNECTION, "Upgrade")
-        .header(SEC_WEBSOCKET_ACCEPT, accept);
-    if let Some(sp) = selected {
+        .header(SEC_WEBSOCKET_ACCEPT, &accepted.key);
+    if let Some(sp) = accepted.selected {
         // VER-SUBPROTOCOL: echo the selected name.
         resp = resp.header(SEC_WEBSOCKET_PROTOCOL, sp.name());
     }
     let shared = shared.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let text = selected.is_some_and(|sp| sp.encoding.is_text());
-    let fut = async move {
-        // Built in a cold box: its locals would otherwise stay reserved in
-        // the connection's task for its whole life.
-        let halves: Cold<'_, Option<(WsSink, WsSource)>> = Box::pin(async {
-            let upgraded = match on_upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "upgrade failed");
-                    return None;
-                }
-            };
-            let c = &shared.env.config;
-            let max = c.max_message_bytes as usize;
-            // Breaks CLOSE-OVERSIZE: the frame is read before its size is judged.
-            #[cfg(feature = "faults")]
-            let max = match shared.fault {
-                Some(crate::faults::Fault::ReadOversizeFrame) => max.saturating_mul(64),
-                // Breaks LIMIT-ADVERTISED: frames at the advertised size are refused.
-                Some(crate::faults::Fault::StricterFrameLimit) => max - max / 8,
-                _ => max,
-            };
-            let read = ReadState::new(max, c.ws_read_buffer_bytes as usize);
-            let (socket, sink) =
-                ws_socket::split(Lingering::new(TokioIo::new(upgraded)), text, read);
-            Some((sink, WsSource { socket }))
-        });
-        if let Some((sink, source)) = halves.await {
-            run(shared, sink, source, selected, guard).await;
+    let selected = accepted.selected;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => open(shared, TokioIo::new(upgraded), &[], selected, guard).await,
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
-    };
-    tokio::spawn(fut);
+    });
     resp.body(super::http::empty()).expect("valid response")
+}
+
+/// The session of a WebSocket connection whose `101` was sent; `read`
+/// holds bytes the peer sent behind its request head. Built before it is
+/// awaited, so the task that awaits it holds the session's future and
+/// nothing of its set-up.
+pub(crate) fn open<S: Socket>(
+    shared: Arc<Shared>,
+    io: S,
+    read: &[u8],
+    selected: Option<Subprotocol>,
+    guard: ConnGuard,
+) -> impl std::future::Future<Output = ()> + Send {
+    let c = &shared.env.config;
+    let max = c.max_message_bytes as usize;
+    // Breaks CLOSE-OVERSIZE: the frame is read before its size is judged.
+    #[cfg(feature = "faults")]
+    let max = match shared.fault {
+        Some(crate::faults::Fault::ReadOversizeFrame) => max.saturating_mul(64),
+        // Breaks LIMIT-ADVERTISED: frames at the advertised size are refused.
+        Some(crate::faults::Fault::StricterFrameLimit) => max - max / 8,
+        _ => max,
+    };
+    let text = selected.is_some_and(|sp| sp.encoding.is_text());
+    let state = ReadState::new(max, c.ws_read_buffer_bytes as usize).with_read(read);
+    let (socket, sink) = ws_socket::split(Lingering::new(io), text, state);
+    run(shared, sink, WsSource { socket }, selected, guard)
 }
 
 /// Runs the connection, through the faulty transport layer when a fault
 /// is injected (feature `faults`).
-async fn run(
+async fn run<S: Socket>(
     shared: Arc<Shared>,
-    sink: WsSink,
-    source: WsSource,
+    sink: WsSink<S>,
+    source: WsSource<S>,
     selected: Option<Subprotocol>,
     guard: ConnGuard,
 ) {
@@ -176,11 +250,11 @@ pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
 }
 
 /// The reading half of a WebSocket.
-struct WsSource {
-    socket: ws_socket::Shared<Io>,
+struct WsSource<S: Socket> {
+    socket: ws_socket::Shared<Lingering<S>>,
 }
 
-impl FrameSource for WsSource {
+impl<S: Socket> FrameSource for WsSource<S> {
     const INBOUND: bool = true;
 
     async fn next(&mut self) -> Inbound {

@@ -101,6 +101,15 @@ impl ReadState {
         }
     }
 
+    /// Starts with `bytes` already read: what the peer sent behind its
+    /// request head.
+    pub(super) fn with_read(mut self, bytes: &[u8]) -> Self {
+        if !bytes.is_empty() {
+            self.buf.extend_from_slice(bytes);
+        }
+        self
+    }
+
     /// Parses the next whole frame from `buf`; `Ok(None)` when more bytes
     /// are needed (room for them is reserved once the header is known).
     fn parse(&mut self) -> Result<Option<Frame>, Close> {

@@ -8,6 +8,7 @@ mod channels;
 mod dedupe;
 mod faults;
 mod features;
+mod handshake;
 mod limits;
 mod negotiation;
 mod redis;
