@@ -10,7 +10,9 @@
 //! connection (a JSON frame's text is UTF-8 as the codec wrote it). Copying
 //! the payload into the buffer (~240 bytes, a few nanoseconds) was measured
 //! faster than handing the kernel a vectored write of two slices per frame:
-//! the kernel then copies one contiguous run (docs/benchmarks.md).
+//! the kernel then copies one contiguous run (docs/benchmarks.md). A frame
+//! that comes alone with nothing queued is the exception: header and shared
+//! payload go out in one vectored write, with no send buffer at all.
 
 use std::io;
 use std::pin::Pin;
@@ -29,18 +31,29 @@ use crate::session::driver::{Cold, FrameSink};
 /// also the most a connection whose peer stopped reading holds here.
 const WRITE_LIMIT: usize = 32 * 1024;
 
-/// Appends a final (unfragmented), unmasked server frame (RFC 6455 5.2).
-fn put_frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    let len = payload.len();
+/// The header of a final (unfragmented), unmasked server frame (RFC 6455
+/// 5.2) with a payload of `len` bytes: the bytes and how many are used.
+fn header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut h = [0u8; 10];
+    h[0] = 0x80 | opcode;
     if len < 126 {
-        buf.extend_from_slice(&[0x80 | opcode, len as u8]);
+        h[1] = len as u8;
+        (h, 2)
     } else if let Ok(len) = u16::try_from(len) {
-        buf.extend_from_slice(&[0x80 | opcode, 126]);
-        buf.extend_from_slice(&len.to_be_bytes());
+        h[1] = 126;
+        h[2..4].copy_from_slice(&len.to_be_bytes());
+        (h, 4)
     } else {
-        buf.extend_from_slice(&[0x80 | opcode, 127]);
-        buf.extend_from_slice(&(len as u64).to_be_bytes());
+        h[1] = 127;
+        h[2..].copy_from_slice(&(len as u64).to_be_bytes());
+        (h, 10)
     }
+}
+
+/// Appends a final, unmasked server frame.
+fn put_frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    let (h, n) = header(opcode, payload.len());
+    buf.extend_from_slice(&h[..n]);
     buf.extend_from_slice(payload);
 }
 
@@ -78,6 +91,29 @@ impl<S: AsyncWrite + Unpin> State<S> {
             self.written = 0;
         }
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes a frame that came alone straight from the shared payload
+    /// when nothing is queued: header and payload in one vectored write,
+    /// no copy and no send buffer (a quiet channel, the fixed-rate case,
+    /// a reply). What the socket does not take is queued as usual.
+    fn write_lone(&mut self, cx: &mut Context<'_>, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        let (h, n) = header(opcode, payload.len());
+        if self.unwritten() == 0 && self.io.is_write_vectored() {
+            let bufs = [io::IoSlice::new(&h[..n]), io::IoSlice::new(payload)];
+            let wrote = match Pin::new(&mut self.io).poll_write_vectored(cx, &bufs) {
+                Poll::Ready(r) => r?,
+                Poll::Pending => 0,
+            };
+            if wrote == n + payload.len() {
+                return Ok(());
+            }
+            self.out.clear();
+            self.written = wrote;
+        }
+        self.out.extend_from_slice(&h[..n]);
+        self.out.extend_from_slice(payload);
+        Ok(())
     }
 
     /// Queues frames behind the ones queued.
@@ -133,6 +169,7 @@ pub(super) fn split<S>(io: S, text: bool, read: ReadState) -> (Shared<S>, WsSink
     }));
     let sink = WsSink {
         shared: shared.clone(),
+        lone: None,
         pending: Vec::new(),
         unwritten: 0,
         opcode: if text { OP_TEXT } else { OP_BINARY },
@@ -143,6 +180,9 @@ pub(super) fn split<S>(io: S, text: bool, read: ReadState) -> (Shared<S>, WsSink
 /// The writing half: session frames as text (JSON) or binary data frames.
 pub(super) struct WsSink<S> {
     shared: Shared<S>,
+    /// The one frame taken since the last flush, not yet framed: written
+    /// from the shared payload if no other frame joins it.
+    lone: Option<Bytes>,
     /// Frames taken since the last flush, framed, handed to the socket
     /// together.
     pending: Vec<u8>,
@@ -156,6 +196,12 @@ impl<S: AsyncWrite + Unpin> WsSink<S> {
     /// the last of them as the close.
     fn flush(&mut self, cx: &mut Context<'_>, closing: bool) -> Poll<io::Result<()>> {
         let mut state = lock(&self.shared);
+        if let Some(frame) = self.lone.take() {
+            if state.closed {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            state.write_lone(cx, self.opcode, &frame)?;
+        }
         if !self.pending.is_empty() {
             if state.closed {
                 // A close is queued (ours, or the reply to the peer's): the
@@ -173,11 +219,19 @@ impl<S: AsyncWrite + Unpin> WsSink<S> {
         self.unwritten = state.unwritten();
         result
     }
+
+    /// Frames the lone frame into `pending`: another frame follows it.
+    fn unlone(&mut self) {
+        if let Some(first) = self.lone.take() {
+            put_frame(&mut self.pending, self.opcode, &first);
+        }
+    }
 }
 
 impl<S: AsyncWrite + Unpin + Send> FrameSink for WsSink<S> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.pending.len() + self.unwritten >= WRITE_LIMIT {
+        let lone = self.lone.as_ref().map_or(0, Bytes::len);
+        if self.pending.len() + lone + self.unwritten >= WRITE_LIMIT {
             if let Poll::Ready(r) = self.flush(cx, false) {
                 r?;
             }
@@ -191,11 +245,20 @@ impl<S: AsyncWrite + Unpin + Send> FrameSink for WsSink<S> {
     fn start_send(&mut self, frame: Bytes) -> io::Result<()> {
         // A text frame's payload is JSON from the codec (serde_json writes
         // UTF-8 only): no validation per delivery.
+        if self.pending.is_empty() && self.lone.is_none() {
+            self.lone = Some(frame);
+            return Ok(());
+        }
+        self.unlone();
         put_frame(&mut self.pending, self.opcode, &frame);
         Ok(())
     }
 
     fn reserve(&mut self, frames: usize, bytes: usize) {
+        if frames < 2 {
+            // A lone frame needs no send buffer.
+            return;
+        }
         let want = (bytes + 10 * frames).min(2 * WRITE_LIMIT);
         self.pending
             .reserve(want.saturating_sub(self.pending.len()));
@@ -210,6 +273,7 @@ impl<S: AsyncWrite + Unpin + Send> FrameSink for WsSink<S> {
             if let Some(notice) = notice {
                 let _ = self.start_send(notice);
             }
+            self.unlone();
             // CLOSE-REASON-REQUIRED: the caller keeps `reason` within 123
             // bytes, so the payload fits a control frame (125).
             let mut payload = Vec::with_capacity(2 + reason.len());
@@ -240,6 +304,50 @@ mod tests {
             assert_eq!(&f[..head.len()], &head[..], "len {len}");
             assert_eq!(f.len(), head.len() + len);
         }
+    }
+
+    /// Frames that come alone are written straight from their payloads
+    /// until the socket fills, then partly, then behind what is unwritten:
+    /// the peer reads every frame whole and in order.
+    #[tokio::test]
+    async fn lone_frames_through_a_socket_that_fills_arrive_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connect = tokio::spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.connect(addr).await.unwrap()
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        let mut client = connect.await.unwrap();
+        let (_shared, mut sink) = split(server, false, ReadState::default());
+        let mut expected = Vec::new();
+        let (mut direct, mut held) = (0, 0);
+        for i in 0..24_000u32 {
+            let p = Bytes::from(vec![(i % 251) as u8; 100 + (i as usize * 7) % 300]);
+            put_frame(&mut expected, OP_BINARY, &p);
+            sink.start_send(p).unwrap();
+            // One attempt, without waiting for the socket.
+            let once = std::future::poll_fn(|cx| Poll::Ready(sink.poll_flush(cx))).await;
+            match once {
+                Poll::Ready(r) => r.unwrap(),
+                Poll::Pending => held += 1,
+            }
+            if sink.unwritten == 0 {
+                direct += 1;
+            }
+        }
+        assert!(direct > 0 && held > 0, "direct {direct}, held {held}");
+        let total = expected.len();
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; total];
+            client.read_exact(&mut got).await.unwrap();
+            got
+        });
+        std::future::poll_fn(|cx| sink.poll_flush(cx))
+            .await
+            .unwrap();
+        assert!(reader.await.unwrap() == expected, "bytes differ");
     }
 
     /// Frames written through a socket that takes a few bytes per write
