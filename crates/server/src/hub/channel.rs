@@ -520,7 +520,6 @@ fn push_at(outbox: &Outbox, frame: &SharedFrame, now: Instant) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
 
     use courier_protocol::{Encoding, Subprotocol, Version};
 
@@ -555,7 +554,7 @@ mod tests {
     }
 
     fn queued(o: &Outbox) -> usize {
-        let mut buf = VecDeque::new();
+        let mut buf = crate::hub::frames::Frames::new();
         o.take(&mut buf);
         buf.len()
     }

@@ -16,6 +16,7 @@
 //! lock is taken, and shared by every recipient.
 
 mod channel;
+pub(crate) mod frames;
 pub(crate) mod outbox;
 
 use std::collections::HashMap;

@@ -4,7 +4,6 @@
 //! connection with 4100 and frees the queue, so the memory held for a slow
 //! reader never grows past the bound.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -12,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use courier_protocol::{close, v2};
 
+use super::frames::Frames;
 use crate::features::Features;
 use crate::frame::Wire;
 
@@ -24,7 +24,7 @@ pub(crate) struct CloseRequest {
 }
 
 struct Inner {
-    queue: VecDeque<Bytes>,
+    queue: Frames,
     /// When the oldest queued frame was queued (send-queue wait metric).
     oldest: Option<Instant>,
     close: Option<CloseRequest>,
@@ -70,7 +70,7 @@ impl Outbox {
     ) -> Self {
         Outbox {
             inner: Mutex::new(Inner {
-                queue: VecDeque::new(),
+                queue: Frames::new(),
                 oldest: None,
                 close: None,
                 waker: None,
@@ -151,7 +151,7 @@ impl Outbox {
         if inner.close.is_some() {
             return;
         }
-        inner.queue = VecDeque::new();
+        inner.queue.free();
         inner.close = Some(CloseRequest {
             code: close::SLOW_CONSUMER,
             reason: format!("slow consumer: more than {} frames queued", self.capacity),
@@ -208,10 +208,7 @@ impl Outbox {
     /// the pending close, if any, and when the oldest moved frame was queued. An empty queue keeps its storage and
     /// `buf` keeps its own, so a writer that frees `buf` before waiting
     /// leaves an idle session holding no queue storage at all.
-    pub(crate) fn take(
-        &self,
-        buf: &mut VecDeque<Bytes>,
-    ) -> (Option<CloseRequest>, Option<Instant>) {
+    pub(crate) fn take(&self, buf: &mut Frames) -> (Option<CloseRequest>, Option<Instant>) {
         let mut inner = self.lock();
         if !inner.queue.is_empty() {
             std::mem::swap(&mut inner.queue, buf);

@@ -6,7 +6,6 @@
 //! same request gets the same reply, error, close code and metrics over
 //! every transport.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -21,6 +20,7 @@ use courier_protocol::{close, v2, Codec, DecodeError, Version};
 use super::{Close, Env, Hello, Session};
 use crate::features::BATCH;
 use crate::frame::{assemble_batch, Wire, BATCH_ENTRY_OVERHEAD, BATCH_OVERHEAD};
+use crate::hub::frames::Frames;
 use crate::hub::{CloseRequest, Outbox};
 
 /// How long a closing connection waits for the client's close (and for
@@ -281,7 +281,7 @@ async fn process(
 
 /// The writer half: drains the outbox, then sends the disconnect and close.
 async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
-    let mut buf = VecDeque::new();
+    let mut buf = Frames::new();
     let mut writes: u8 = 0;
     // The last write carried more than one frame: deliveries arrive in
     // bursts, and the next wake-up waits for the rest of its burst.
@@ -349,7 +349,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
         }
         // Idle: an idle session holds no queue storage (`Outbox::take`
         // left the queue's own storage with it; this frees the writer's).
-        buf = VecDeque::new();
+        buf.free();
         outbox.changed().await;
         // Woken by the first frame of a burst: yield once, so the runtime
         // polls the sockets and the publishers' tasks queue what they have
@@ -426,7 +426,7 @@ struct Batching {
 /// message in flight.
 fn write_frames<'a, W: FrameSink>(
     sink: &'a mut W,
-    buf: &'a mut VecDeque<Bytes>,
+    buf: &'a mut Frames,
     batching: Option<Batching>,
 ) -> impl Future<Output = io::Result<()>> + 'a {
     std::future::poll_fn(move |cx| {
@@ -446,7 +446,7 @@ fn write_frames<'a, W: FrameSink>(
 /// The next frame to write: the queue's first, or with batching the
 /// longest run of queued frames that fits one `batch` envelope (at most
 /// `max_batch` entries, LIMIT-SERVER-FRAME).
-fn next_frame(buf: &mut VecDeque<Bytes>, batching: Option<Batching>) -> Option<Bytes> {
+fn next_frame(buf: &mut Frames, batching: Option<Batching>) -> Option<Bytes> {
     let first = buf.pop_front()?;
     let Some(b) = batching.filter(|_| !buf.is_empty()) else {
         return Some(first);
