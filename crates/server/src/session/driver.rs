@@ -150,8 +150,8 @@ pub(crate) async fn close_early<W: FrameSink, R: FrameSource>(
 /// every connection's task.
 pub(crate) async fn run<W: FrameSink, R: FrameSource>(
     mut session: Box<Session>,
-    sink: W,
-    mut source: R,
+    sink: &mut W,
+    source: &mut R,
 ) {
     let env = session.env.clone();
     let outbox = session.outbox.clone();
@@ -159,7 +159,7 @@ pub(crate) async fn run<W: FrameSink, R: FrameSource>(
         // Pinned in place (`tokio::pin!` on a binding would keep a second,
         // moved-from copy of each future in this task).
         let mut writer = std::pin::pin!(write_loop(&env, sink, &outbox));
-        let mut reader = std::pin::pin!(read_loop(&mut session, &mut source));
+        let mut reader = std::pin::pin!(read_loop(&mut session, source));
         // Reader first: the frames a read brought are handled before the
         // writer takes the queue, so their replies share its write (a
         // `subscribe` pipelined behind `hello` is answered in `welcome`'s
@@ -280,7 +280,7 @@ async fn process(
 }
 
 /// The writer half: drains the outbox, then sends the disconnect and close.
-async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
+async fn write_loop<W: FrameSink>(env: &Env, sink: &mut W, outbox: &Outbox) {
     let mut buf = Frames::new();
     let mut writes: u8 = 0;
     // The last write carried more than one frame: deliveries arrive in
@@ -314,7 +314,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
             let bytes: usize = buf.iter().map(Bytes::len).sum();
             sink.reserve(buf.len(), bytes);
             let result = tokio::select! {
-                r = write_frames(&mut sink, &mut buf, batching) => r.map(|_| true),
+                r = write_frames(sink, &mut buf, batching) => r.map(|_| true),
                 // Abandoned: whole frames stay buffered, the close follows them.
                 _ = blocked_write_abort(outbox) => Ok(false),
             };
@@ -345,7 +345,7 @@ async fn write_loop<W: FrameSink>(env: &Env, mut sink: W, outbox: &Outbox) {
             }
         }
         if let Some(c) = outbox.closing().filter(|_| closing) {
-            return send_close(env, &mut sink, Some(wire), c).await;
+            return send_close(env, sink, Some(wire), c).await;
         }
         // Idle: an idle session holds no queue storage (`Outbox::take`
         // left the queue's own storage with it; this frees the writer's).

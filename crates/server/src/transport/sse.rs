@@ -147,7 +147,7 @@ async fn connect<W: FrameSink, R: FrameSource>(
         }));
         subscribed.await;
     }
-    driver::run(session, sink, source).await;
+    driver::run(session, &mut sink, &mut source).await;
 }
 
 /// The event stream's writing side: frames are whole SSE events, sent to

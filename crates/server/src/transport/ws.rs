@@ -184,22 +184,29 @@ pub(crate) fn open<S: Socket>(
 }
 
 /// Runs the connection, through the faulty transport layer when a fault
-/// is injected (feature `faults`).
-async fn run<S: Socket>(
+/// is injected (feature `faults`). Not `async`: an async function keeps
+/// its arguments for its whole life, and the session's future already
+/// holds the sink and the source once.
+fn run<S: Socket>(
     shared: Arc<Shared>,
     sink: WsSink<S>,
     source: WsSource<S>,
     selected: Option<Subprotocol>,
     guard: ConnGuard,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     #[cfg(feature = "faults")]
     if let Some(fault) = shared.fault {
         let wire = selected.map(Wire::WebSocket);
         let (sink, source) =
             crate::faults::transport::wrap(shared.env.clone(), fault, wire, sink, source);
-        return connect(shared, sink, source, selected, guard).await;
+        // Boxed: the mutants' connections need not share the task layout.
+        let faulty: Cold<'static, ()> = Box::pin(connect(shared, sink, source, selected, guard));
+        return futures_util::future::Either::Left(faulty);
     }
-    connect(shared, sink, source, selected, guard).await
+    let session = connect(shared, sink, source, selected, guard);
+    #[cfg(feature = "faults")]
+    let session = futures_util::future::Either::Right(session);
+    session
 }
 
 pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
@@ -246,7 +253,7 @@ pub(crate) async fn connect<W: FrameSink, R: FrameSource>(
         return;
     };
     let _registered = shared.register(session.outbox.clone());
-    driver::run(session, sink, source).await;
+    driver::run(session, &mut sink, &mut source).await;
 }
 
 /// The reading half of a WebSocket.
