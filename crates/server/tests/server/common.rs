@@ -121,6 +121,12 @@ pub async fn upgrade_on<S: AsyncRead + AsyncWrite + Unpin>(
     }
     req.push_str("\r\n");
     io.write_all(req.as_bytes()).await?;
+    read_upgrade(io).await
+}
+
+/// Reads a response head byte by byte, so no frame that follows is
+/// consumed; a `101` makes the socket a client WebSocket.
+pub async fn read_upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> Result<Upgrade<S>> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];

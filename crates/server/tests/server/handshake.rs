@@ -76,32 +76,8 @@ async fn a_plain_upgrade_with_a_query() {
         "GET /ws?client=t HTTP/1.1\r\nHost: t\r\n{KEY_HEADERS}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: courier.v2.json\r\n\r\n"
     );
     tcp.write_all(req.as_bytes()).await.unwrap();
-    let up = read_upgrade(tcp).await;
+    let up = read_upgrade(tcp).await.unwrap();
     works(up).await;
-}
-
-/// Reads a response head byte by byte, then takes the socket as a client
-/// WebSocket.
-async fn read_upgrade(mut tcp: TcpStream) -> Upgrade<TcpStream> {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        assert_eq!(tcp.read(&mut b).await.unwrap(), 1, "closed: {head:?}");
-        head.push(b[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        tcp,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
-    Upgrade {
-        status,
-        head,
-        ws: Some(ws),
-    }
 }
 
 /// A client that sends its `hello` in the same write as the request head
@@ -122,7 +98,7 @@ async fn a_frame_sent_with_the_request_head_is_not_lost() {
     bytes.extend(hello.bytes().enumerate().map(|(i, b)| b ^ key[i % 4]));
     let mut tcp = TcpStream::connect(s.local_addr()).await.unwrap();
     tcp.write_all(&bytes).await.unwrap();
-    let up = read_upgrade(tcp).await;
+    let up = read_upgrade(tcp).await.unwrap();
     assert_eq!(up.status, 101);
     let mut c = Client::raw(up.ws.unwrap(), v2_json());
     match c.recv().await.unwrap().body {
