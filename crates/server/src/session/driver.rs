@@ -17,6 +17,7 @@ use bytes::Bytes;
 use courier_protocol::v2::envelope::Body;
 use courier_protocol::{close, v2, Codec, DecodeError, Version};
 
+use super::halves::{self, First};
 use super::{Close, Env, Hello, Session};
 use crate::features::BATCH;
 use crate::frame::{assemble_batch, Wire, BATCH_ENTRY_OVERHEAD, BATCH_OVERHEAD};
@@ -160,20 +161,18 @@ pub(crate) async fn run<W: FrameSink, R: FrameSource>(
         // moved-from copy of each future in this task).
         let mut writer = std::pin::pin!(write_loop(&env, sink, &outbox));
         let mut reader = std::pin::pin!(read_loop(&mut session, source));
-        // Reader first: the frames a read brought are handled before the
-        // writer takes the queue, so their replies share its write (a
-        // `subscribe` pipelined behind `hello` is answered in `welcome`'s
-        // write). A reader with nothing to do returns at once, and the
-        // writer is polled in the same turn.
-        let peer_code = tokio::select! {
-            biased;
-            code = &mut reader => {
+        // Each half polled when it was woken (`halves`), the reader first:
+        // the frames a read brought are handled before the writer takes the
+        // queue, so their replies share its write (a `subscribe` pipelined
+        // behind `hello` is answered in `welcome`'s write).
+        let peer_code = match halves::race(reader.as_mut(), writer.as_mut()).await {
+            First::Reader(code) => {
                 if outbox.closing().is_none() {
                     env.metrics.disconnect(code);
                 }
                 Some(code)
             }
-            _ = &mut writer => None,
+            First::Writer(()) => None,
         };
         if peer_code.is_none() {
             let wait: Cold<'_, _> = Box::pin(tokio::time::timeout(CLOSE_WAIT, &mut reader));

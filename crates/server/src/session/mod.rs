@@ -7,6 +7,7 @@
 
 pub(crate) mod driver;
 mod env;
+mod halves;
 mod open;
 mod requests;
 
