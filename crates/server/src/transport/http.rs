@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use courier_protocol::Subprotocol;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -23,7 +24,6 @@ use super::head::{self, Prefixed};
 use super::ws::Socket;
 use super::{ConnGuard, Shared};
 use crate::session::driver::Cold;
-use courier_protocol::Subprotocol;
 
 /// Response body type of every route.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
