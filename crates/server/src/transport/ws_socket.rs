@@ -98,8 +98,8 @@ impl<S: AsyncWrite + Unpin> State<S> {
     /// no copy and no send buffer (a quiet channel, the fixed-rate case,
     /// a reply). What the socket does not take is queued as usual.
     fn write_lone(&mut self, cx: &mut Context<'_>, opcode: u8, payload: &[u8]) -> io::Result<()> {
-        let (h, n) = header(opcode, payload.len());
         if self.unwritten() == 0 && self.io.is_write_vectored() {
+            let (h, n) = header(opcode, payload.len());
             let bufs = [io::IoSlice::new(&h[..n]), io::IoSlice::new(payload)];
             let wrote = match Pin::new(&mut self.io).poll_write_vectored(cx, &bufs) {
                 Poll::Ready(r) => r?,
@@ -111,8 +111,7 @@ impl<S: AsyncWrite + Unpin> State<S> {
             self.out.clear();
             self.written = wrote;
         }
-        self.out.extend_from_slice(&h[..n]);
-        self.out.extend_from_slice(payload);
+        put_frame(&mut self.out, opcode, payload);
         Ok(())
     }
 
